@@ -1,0 +1,60 @@
+# Liaison's two commands: `make demo` and `make test`. Everything they need is installed
+# from the project's own files: the venv from constraints.txt, Apache Kafka from Maven
+# Central through deploy/local/pom.xml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install broker topics demo test check lint typecheck stop lock clean
+
+help:
+	@echo "make demo   - set up, start the local Kafka broker, run the quick-start scenario"
+	@echo "make test   - set up, start the broker, run every test, ruff and mypy --strict"
+	@echo "make stop   - stop the local broker"
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Liaison needs Python 3.11 or newer (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+broker: install
+	$(BIN)/liaison broker start
+
+topics: broker
+	$(BIN)/liaison topics apply
+
+demo: topics
+	$(BIN)/liaison demo
+
+test: broker
+	@rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest
+	@$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
+	$(MAKE) check
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+stop:
+	@if [ -x $(BIN)/liaison ]; then $(BIN)/liaison broker stop; fi
+
+# Refresh constraints.txt from a clean venv resolved against pyproject.toml.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check '.[dev]'
+	( echo "# Exact versions for every install (make uses: pip install -c constraints.txt)."; \
+	  echo "# Regenerate with: make lock"; \
+	  .venv-lock/bin/python -m pip freeze --exclude liaison ) > constraints.txt
+	rm -rf .venv-lock
+
+clean: stop
+	rm -rf $(VENV) .liaison .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage

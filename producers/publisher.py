@@ -1,0 +1,59 @@
+"""The one publishing path every inspectorate's producer shares.
+
+``Publisher`` turns a validated event into its record and hands it to a ``RecordSink``,
+returning only when the sink says the broker acknowledged it. The sink is the seam to
+Kafka (``services/`` provides an idempotent ``acks=all`` producer); signing slots in
+between the event and the record.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import structlog
+
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.records import OutboundRecord, event_record
+from schemas.topics import Topics
+
+__all__ = ["Delivery", "Publisher", "RecordSink"]
+
+
+class Delivery(Protocol):
+    """Where the broker stored a record."""
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+class RecordSink(Protocol):
+    """Produces records; ``send`` returns once the broker has acknowledged the record."""
+
+    async def send(self, record: OutboundRecord) -> Delivery: ...
+
+
+class Publisher:
+    """Publishes events to their inspectorate's events topic through a sink."""
+
+    def __init__(self, sink: RecordSink, topics: Topics) -> None:
+        self._sink = sink
+        self._topics = topics
+        self._log = structlog.get_logger("liaison.producer")
+
+    async def publish(self, event: ConcernRaised | ExceptionalPracticeIdentified) -> Delivery:
+        """Publish ``event``; return where it was stored once Kafka acknowledged it."""
+        record = event_record(event, self._topics)
+        delivery = await self._sink.send(record)
+        self._log.info(
+            "event_published",
+            event_id=str(event.id),
+            inspectorate=event.source.value,
+            area=event.area,
+            topic=record.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+        )
+        return delivery

@@ -1,0 +1,49 @@
+"""Liaison's error tree.
+
+Every error Liaison raises on purpose derives from ``LiaisonError``::
+
+    LiaisonError
+    ├── SchemaError (ValueError)          input does not meet the event contract
+    ├── ConfigurationError (ValueError)   settings, rules or deploy files are wrong
+    └── BrokerError                       the message log cannot be reached or used
+        └── LocalBrokerError              the local development broker failed to start/stop
+
+``retriable`` says whether trying the same thing again later can help (as aiokafka's
+``KafkaError`` does).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "ConfigurationError",
+    "LiaisonError",
+    "LocalBrokerError",
+    "SchemaError",
+]
+
+
+class LiaisonError(Exception):
+    """Root of every error Liaison raises on purpose."""
+
+    retriable: bool = False
+
+
+class SchemaError(LiaisonError, ValueError):
+    """Input does not meet the event contract; retrying the same input cannot help."""
+
+
+class ConfigurationError(LiaisonError, ValueError):
+    """A setting, rule file or deploy file is wrong; fix it and start again."""
+
+
+class BrokerError(LiaisonError):
+    """The message log cannot be reached or refused an operation."""
+
+    retriable = True
+
+
+class LocalBrokerError(BrokerError):
+    """The local development broker could not be fetched, started or stopped."""
+
+    retriable = False

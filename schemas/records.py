@@ -1,0 +1,80 @@
+"""Kafka records as plain values: what producers send and consumers receive.
+
+Keeping records as data (no client objects) lets the decisions about them stay pure:
+the producer builds an ``OutboundRecord``, the router turns an ``InboundRecord`` into
+more ``OutboundRecord``s, and only ``services/`` talks to the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, encode_event
+from schemas.inspectorates import Inspectorate
+from schemas.topics import Topics
+
+__all__ = [
+    "HEADER_AREA",
+    "HEADER_EVENT_ID",
+    "HEADER_SOURCE",
+    "HEADER_TYPE",
+    "Headers",
+    "InboundRecord",
+    "OutboundRecord",
+    "event_record",
+    "header_map",
+]
+
+Headers = tuple[tuple[str, bytes], ...]
+
+HEADER_TYPE = "type"
+HEADER_SOURCE = "source"
+HEADER_AREA = "area"
+HEADER_EVENT_ID = "event_id"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    """A record to produce: topic, key (area GSS code), value bytes and headers."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """A record as consumed, with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+def header_map(headers: Sequence[tuple[str, bytes]]) -> Mapping[str, bytes]:
+    """Headers as a mapping (the last value wins when a name repeats)."""
+    return dict(headers)
+
+
+def event_record(
+    event: ConcernRaised | ExceptionalPracticeIdentified, topics: Topics
+) -> OutboundRecord:
+    """The record an inspectorate publishes for ``event``: keyed by area, to its own topic."""
+    source = Inspectorate(event.source)
+    return OutboundRecord(
+        topic=topics.events(source),
+        key=event.area.encode(),
+        value=encode_event(event),
+        headers=(
+            (HEADER_TYPE, event.type.encode()),
+            (HEADER_SOURCE, source.value.encode()),
+            (HEADER_AREA, event.area.encode()),
+            (HEADER_EVENT_ID, str(event.id).encode()),
+        ),
+    )

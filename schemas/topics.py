@@ -1,0 +1,131 @@
+"""Every topic of Liaison's public contract, with its partitions and configuration.
+
+This is the one place topic names are spelled. ``Topics(prefix)`` gives the same names
+with a prefix, so tests (and parallel demos) can share one broker without clashing; the
+contract names are those with the empty prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from schemas.inspectorates import JTAI, Inspectorate, Programme
+
+__all__ = ["EVENT_PARTITIONS", "TopicSpec", "Topics"]
+
+EVENT_PARTITIONS: Final = 3
+"""Partitions of every area-keyed topic: events, programme queues, JTAI and the feed."""
+
+_KEEP_FOREVER: Final = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
+# Revocation is judged by the broker's append time, never the signer's claim (issue 4).
+_EVENTS: Final = MappingProxyType({**_KEEP_FOREVER, "message.timestamp.type": "LogAppendTime"})
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic as code: name, partition count, topic-level configs and what it is for."""
+
+    name: str
+    partitions: int
+    purpose: str
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names of the contract, optionally behind a prefix (``""`` in production)."""
+
+    prefix: str = ""
+
+    def events(self, inspectorate: Inspectorate) -> str:
+        """``liaison.events.<inspectorate>``: one inspectorate's outbound events."""
+        return f"{self.prefix}liaison.events.{inspectorate.value}"
+
+    def programme(self, programme: Programme) -> str:
+        """``liaison.programme.<programme>``, or ``liaison.jtai`` for the JTAI programme."""
+        if programme is JTAI:
+            return self.jtai
+        return f"{self.prefix}liaison.programme.{programme.value}"
+
+    @property
+    def jtai(self) -> str:
+        """The JTAI queue."""
+        return f"{self.prefix}liaison.jtai"
+
+    @property
+    def feed(self) -> str:
+        """Every verified event, keyed by area, for analysts."""
+        return f"{self.prefix}liaison.feed.areas"
+
+    @property
+    def quarantine(self) -> str:
+        """Records that could not be accepted, with the reason."""
+        return f"{self.prefix}liaison.quarantine"
+
+    @property
+    def unrouted(self) -> str:
+        """Verified events that matched no routing rule."""
+        return f"{self.prefix}liaison.unrouted"
+
+    @property
+    def audit(self) -> str:
+        """The audit log (one partition, never deleted)."""
+        return f"{self.prefix}liaison.audit"
+
+    @property
+    def audit_checkpoints(self) -> str:
+        """Signed checkpoints of the audit log's Merkle tree."""
+        return f"{self.prefix}liaison.audit.checkpoints"
+
+    @property
+    def keys(self) -> str:
+        """Public signing keys (compacted)."""
+        return f"{self.prefix}liaison.keys"
+
+    def all_events(self) -> tuple[str, ...]:
+        """Every inspectorate's events topic, in a stable order."""
+        return tuple(self.events(inspectorate) for inspectorate in Inspectorate)
+
+    def specs(self) -> tuple[TopicSpec, ...]:
+        """Every topic of the contract with its partitions and configs."""
+        events = tuple(
+            TopicSpec(
+                self.events(inspectorate),
+                EVENT_PARTITIONS,
+                f"{inspectorate.value}'s outbound events, keyed by area GSS code",
+                _EVENTS,
+            )
+            for inspectorate in Inspectorate
+        )
+        programmes = tuple(
+            TopicSpec(
+                self.programme(programme),
+                EVENT_PARTITIONS,
+                f"inbound queue of the {programme.value} programme",
+                _KEEP_FOREVER,
+            )
+            for programme in Programme
+            if programme is not JTAI
+        )
+        one_partition_forever = MappingProxyType({**_KEEP_FOREVER, "cleanup.policy": "delete"})
+        return (
+            *events,
+            *programmes,
+            TopicSpec(self.jtai, EVENT_PARTITIONS, "the JTAI queue", _KEEP_FOREVER),
+            TopicSpec(self.feed, EVENT_PARTITIONS, "every verified event, for analysts"),
+            TopicSpec(
+                self.quarantine, 1, "records refused, with raw bytes and reason", _KEEP_FOREVER
+            ),
+            TopicSpec(self.unrouted, 1, "verified events no rule matched", _KEEP_FOREVER),
+            TopicSpec(self.audit, 1, "the audit log", one_partition_forever),
+            TopicSpec(self.audit_checkpoints, 1, "signed audit checkpoints", one_partition_forever),
+            TopicSpec(
+                self.keys,
+                1,
+                "public signing keys, owner, validity, revocation",
+                MappingProxyType({"cleanup.policy": "compact"}),
+            ),
+        )

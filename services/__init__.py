@@ -1,0 +1,6 @@
+"""Processes: settings, logging, broker wiring, the local broker, services and the CLI.
+
+Nothing imports this package back.
+"""
+
+__all__: list[str] = []

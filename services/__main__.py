@@ -1,0 +1,5 @@
+"""``python -m services`` runs the ``liaison`` command line."""
+
+from services.cli import main
+
+main()

@@ -1,0 +1,234 @@
+"""The quick-start scenario: every inspectorate publishes, the router delivers, a table shows it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from consumers.routing import route
+from producers.publisher import Publisher
+from schemas.events import (
+    ConcernRaised,
+    ExceptionalPracticeIdentified,
+    Finding,
+    JtaiRequest,
+    Theme,
+)
+from schemas.inspectorates import Agency, Inspectorate, Programme
+from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
+from services.kafka import apply_topics, end_offsets, kafka_sink, read_from
+from services.router_service import build_router
+from services.settings import Settings
+
+__all__ = ["run_demo", "scenario"]
+
+_DELIVERY_TIMEOUT_S = 60.0
+
+AnyEvent = ConcernRaised | ExceptionalPracticeIdentified
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    source: Inspectorate
+    programme: Programme
+    area: str
+    agencies: tuple[Agency, ...]
+    theme: Theme
+    summary: str
+    finding: Finding | None = None  # None: exceptional practice
+    severity: int = 2
+    jtai_rationale: str | None = None
+
+
+_S = Inspectorate
+_P = Programme
+_A = Agency
+_T = Theme
+_F = Finding
+
+_SCENARIO: tuple[_Finding, ...] = (
+    _Finding(_S.OFSTED, _P.ILACS, "E08000025", (_A.POLICE,), _T.FRONT_DOOR,
+             "Police referrals to the front door wait days for a strategy discussion.",
+             _F.AREA_FOR_PRIORITY_ACTION, 3),
+    _Finding(_S.OFSTED, _P.FOCUSED_VISIT, "E10000016", (_A.HEALTH,), _T.CHILDREN_IN_CARE,
+             "Initial health assessments for children in care are routinely late.",
+             _F.AREA_FOR_IMPROVEMENT, 2),
+    _Finding(_S.OFSTED, _P.ILACS, "E06000023", (_A.LOCAL_AUTHORITY, _A.EDUCATION),
+             _T.EARLY_HELP, "Early help hubs share a single assessment across agencies."),
+    _Finding(_S.CQC, _P.CLAS, "E08000003", (_A.LOCAL_AUTHORITY,), _T.MENTAL_HEALTH,
+             "Social workers cannot get mental health consultation for care leavers.",
+             _F.CAUSE_OF_CONCERN, 3),
+    _Finding(_S.CQC, _P.SAAS, "E08000025", (_A.POLICE, _A.HEALTH),
+             _T.CHILD_SEXUAL_ABUSE_IN_FAMILY,
+             "Forensic medical examinations are delayed by police transport arrangements.",
+             _F.CAUSE_OF_CONCERN, 4, "Two agencies fall short on the same pathway."),
+    _Finding(_S.CQC, _P.CORE_SERVICE, "E09000012", (_A.HEALTH,), _T.NEGLECT,
+             "Health visitors use a neglect screening tool shared with schools."),
+    _Finding(_S.HMICFRS, _P.NCPI, "E08000035", (_A.LOCAL_AUTHORITY,), _T.MISSING_CHILDREN,
+             "Return home interviews are not shared with the police missing team.",
+             _F.AREA_FOR_IMPROVEMENT, 2),
+    _Finding(_S.HMICFRS, _P.PEEL, "E08000025", (_A.HEALTH,), _T.DOMESTIC_ABUSE,
+             "Health partners are absent from daily domestic abuse triage meetings.",
+             _F.CAUSE_OF_CONCERN, 3),
+    _Finding(_S.HMICFRS, _P.NCPI, "E10000020", (_A.POLICE, _A.LOCAL_AUTHORITY),
+             _T.CHILD_CRIMINAL_EXPLOITATION,
+             "Joint exploitation panel tracks every child at risk across districts."),
+    _Finding(_S.HMI_PROBATION, _P.YOUTH_JUSTICE, "E06000063", (_A.CUSTODY,),
+             _T.CHILDREN_IN_CUSTODY,
+             "Resettlement plans reach the youth offending team after release.",
+             _F.AREA_FOR_IMPROVEMENT, 2),
+    _Finding(_S.HMI_PROBATION, _P.YOUTH_JUSTICE, "E08000003", (_A.POLICE,),
+             _T.SERIOUS_YOUTH_VIOLENCE,
+             "Police do not attend youth justice out-of-court disposal panels.",
+             _F.URGENT_NOTIFICATION, 4),
+    _Finding(_S.HMI_PROBATION, _P.PROBATION_SERVICE, "E06000065", (_A.PROBATION,),
+             _T.DOMESTIC_ABUSE, "Probation and children's services hold joint home visits."),
+    _Finding(_S.HMI_PRISONS, _P.CUSTODY, "E10000016", (_A.HEALTH,), _T.MENTAL_HEALTH,
+             "Children in custody wait months for a mental health assessment.",
+             _F.CAUSE_OF_CONCERN, 3),
+    _Finding(_S.HMI_PRISONS, _P.CUSTODY, "E08000035", (_A.YOUTH_JUSTICE_SERVICE,),
+             _T.CHILDREN_IN_CUSTODY,
+             "Release planning with youth justice services starts too late.",
+             _F.AREA_FOR_IMPROVEMENT, 2),
+    _Finding(_S.HMI_PRISONS, _P.CUSTODY, "E09000012", (_A.EDUCATION,), _T.OTHER,
+             "Education in custody follows each child's school curriculum."),
+)  # fmt: skip
+
+
+def scenario(now: dt.datetime) -> list[AnyEvent]:
+    """Fifteen findings, three from each inspectorate, with fresh event ids."""
+    events: list[AnyEvent] = []
+    for i, f in enumerate(_SCENARIO):
+        common = {
+            "id": uuid.uuid4(),
+            "source": f.source,
+            "occurred_at": now - dt.timedelta(minutes=len(_SCENARIO) - i),
+            "area": f.area,
+            "programme": f.programme,
+            "subject_agencies": f.agencies,
+            "theme": f.theme,
+            "summary": f.summary,
+        }
+        if f.finding is None:
+            events.append(ExceptionalPracticeIdentified.model_validate(common))
+        else:
+            jtai = (
+                JtaiRequest(requested=True, rationale=f.jtai_rationale)
+                if f.jtai_rationale
+                else None
+            )
+            events.append(
+                ConcernRaised.model_validate(
+                    {
+                        **common,
+                        "finding": f.finding,
+                        "severity": f.severity,
+                        "immediate_risk": f.severity == 4,  # noqa: PLR2004
+                        "jtai": jtai,
+                    }
+                )
+            )
+    return events
+
+
+def _expected(settings: Settings, events: Sequence[AnyEvent]) -> dict[str, set[str]]:
+    topics = settings.topics
+    expected: dict[str, set[str]] = {}
+    for event in events:
+        destinations = {topics.programme(d.programme) for d in route(event)}
+        expected[str(event.id)] = destinations or {topics.unrouted}
+    return expected
+
+
+def _arrivals(records: Sequence[InboundRecord], wanted: set[str]) -> dict[str, list[InboundRecord]]:
+    seen: defaultdict[str, list[InboundRecord]] = defaultdict(list)
+    for record in records:
+        event_id = header_map(record.headers).get(HEADER_EVENT_ID, b"").decode()
+        if event_id in wanted:
+            seen[event_id].append(record)
+    return seen
+
+
+def _short(topic: str, prefix: str) -> str:
+    """``liaison.programme.ncpi`` -> ``ncpi``; ``liaison.jtai`` -> ``JTAI``."""
+    name = topic.removeprefix(prefix)
+    if name == "liaison.jtai":
+        return "JTAI"
+    return name.removeprefix("liaison.programme.").removeprefix("liaison.")
+
+
+async def run_demo(settings: Settings, console: Console) -> int:
+    """Run the scenario against the broker in ``settings``; 0 when every delivery matched."""
+    topics = settings.topics
+    started = time.monotonic()
+    reports = await apply_topics(settings, topics.specs())
+    created = sum(r.created for r in reports)
+    console.print(f"Topics: {len(reports)} in the contract, {created} created now.")
+    destinations = [
+        *(topics.programme(p) for p in Programme),
+        topics.unrouted,
+    ]
+    destinations = sorted(set(destinations))
+    start = await end_offsets(settings, destinations)
+
+    router = build_router(settings)
+    await router.start()
+    try:
+        events = scenario(dt.datetime.now(dt.UTC))
+        console.print(f"Publishing {len(events)} events, three from each inspectorate ...")
+        async with kafka_sink(settings) as sink:
+            publisher = Publisher(sink, topics)
+            for event in events:
+                await publisher.publish(event)
+        expected = _expected(settings, events)
+        wanted = set(expected)
+        total = sum(len(v) for v in expected.values())
+        console.print(f"Router delivering {total} records to programme queues ...")
+
+        def all_arrived(records: Sequence[InboundRecord]) -> bool:
+            return sum(len(v) for v in _arrivals(records, wanted).values()) >= total
+
+        records = await read_from(settings, start, until=all_arrived, timeout_s=_DELIVERY_TIMEOUT_S)
+    finally:
+        await router.stop()
+
+    arrivals = _arrivals(records, wanted)
+    table = Table(title="Liaison demo: what went where", expand=False)
+    for column in ("from", "area", "finding", "theme", "about", "delivered to"):
+        table.add_column(column, overflow="fold")
+    ok = True
+    for event in events:
+        got_topics = sorted(r.topic for r in arrivals.get(str(event.id), []))
+        good = sorted(expected[str(event.id)]) == got_topics
+        ok = ok and good
+        table.add_row(
+            event.source.value,
+            event.area,
+            "concern" if isinstance(event, ConcernRaised) else "good practice",
+            event.theme.value,
+            ", ".join(a.value for a in event.subject_agencies),
+            ", ".join(_short(t, topics.prefix) for t in got_topics) or "nothing",
+            style=None if good else "red",
+        )
+    console.print(table)
+    delivered = sum(len(v) for v in arrivals.values())
+    took = time.monotonic() - started
+    if ok:
+        console.print(
+            f"[green]OK[/green]: {len(events)} events from {len({e.source for e in events})}"
+            f" inspectorates, {delivered} deliveries, each where the rules send it and never"
+            f" back to its publisher ({took:.1f} s)."
+        )
+        return 0
+    console.print(
+        f"[red]FAILED[/red]: expected {total} deliveries, saw {delivered} within"
+        f" {_DELIVERY_TIMEOUT_S:.0f} s; rows in red differ."
+    )
+    return 1

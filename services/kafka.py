@@ -1,0 +1,255 @@
+"""aiokafka wiring: the idempotent producer sink and topic administration."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from producers.publisher import Delivery
+from schemas.errors import BrokerError
+from schemas.records import InboundRecord, OutboundRecord
+from schemas.topics import TopicSpec
+from services.settings import Settings
+
+__all__ = [
+    "KafkaSink",
+    "Position",
+    "TopicReport",
+    "apply_topics",
+    "describe_topics",
+    "end_offsets",
+    "inbound",
+    "kafka_sink",
+    "partition_counts",
+    "read_from",
+]
+
+
+_VISIBLE_TIMEOUT_S = 10.0
+
+
+class KafkaSink:
+    """A ``RecordSink`` on an idempotent aiokafka producer with ``acks=all``."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def send(self, record: OutboundRecord) -> Delivery:
+        """Produce one record and wait for the broker's acknowledgement."""
+        try:
+            metadata: Delivery = await self._producer.send_and_wait(
+                record.topic, record.value, key=record.key, headers=list(record.headers)
+            )
+        except KafkaError as exc:
+            raise BrokerError(f"could not publish to {record.topic}: {exc}") from exc
+        return metadata
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """Options every Liaison producer shares: idempotent, all in-sync replicas ack."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+    }
+
+
+@asynccontextmanager
+async def kafka_sink(settings: Settings) -> AsyncIterator[KafkaSink]:
+    """An idempotent producer for the lifetime of the block."""
+    producer = AIOKafkaProducer(**producer_options(settings))
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise BrokerError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
+            " (is the broker running? `liaison broker start`)"
+        ) from exc
+    try:
+        yield KafkaSink(producer)
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise BrokerError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
+            " (is the broker running? `liaison broker start`)"
+        ) from exc
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicReport:
+    """One contract topic as found on the cluster."""
+
+    spec: TopicSpec
+    exists: bool
+    partitions: int | None
+    created: bool = False
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
+    existing = set(await admin.list_topics())
+    wanted = [name for name in names if name in existing]
+    if not wanted:
+        return {}
+    described = await admin.describe_topics(wanted)
+    return {
+        item["topic"]: len(item["partitions"])
+        for item in described
+        if item.get("error_code", 0) == 0
+    }
+
+
+async def describe_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[TopicReport]:
+    """Each contract topic and whether (and with how many partitions) it exists."""
+    specs = list(specs)
+    async with _admin(settings) as admin:
+        counts = await _partition_counts(admin, [s.name for s in specs])
+    return [TopicReport(s, s.name in counts, counts.get(s.name)) for s in specs]
+
+
+async def apply_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[TopicReport]:
+    """Create every contract topic that is missing; leave existing ones as they are."""
+    specs = list(specs)
+    async with _admin(settings) as admin:
+        counts = await _partition_counts(admin, [s.name for s in specs])
+        missing = [s for s in specs if s.name not in counts]
+        if missing:
+            new = [
+                NewTopic(
+                    s.name,
+                    s.partitions,
+                    settings.replication_factor,
+                    topic_configs=dict(s.config),
+                )
+                for s in missing
+            ]
+            try:
+                response = await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                response = None  # another process created them meanwhile: fine
+            if response is not None:
+                for name, code, message in _errors(response):
+                    if code not in (0, TopicAlreadyExistsError.errno):
+                        raise BrokerError(f"could not create topic {name}: {message}")
+        created = {s.name for s in missing}
+        counts = await _partition_counts(admin, [s.name for s in specs])
+        # The controller has committed the new topics; brokers learn of them a moment later.
+        deadline = asyncio.get_running_loop().time() + _VISIBLE_TIMEOUT_S
+        while len(counts) < len(specs) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            counts = await _partition_counts(admin, [s.name for s in specs])
+    return [
+        TopicReport(s, s.name in counts, counts.get(s.name), created=s.name in created)
+        for s in specs
+    ]
+
+
+def _errors(response: Any) -> list[tuple[str, int, str]]:  # noqa: ANN401 - aiokafka is untyped
+    """(topic, error code, message) from a CreateTopics response of any version."""
+    out = []
+    for item in response.topic_errors:
+        name, code = item[0], item[1]
+        message = item[2] if len(item) > 2 and item[2] else f"error code {code}"  # noqa: PLR2004
+        out.append((name, code, message))
+    return out
+
+
+async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
+    """How many partitions each of ``topics`` has; a missing topic is an error."""
+    async with _admin(settings) as admin:
+        counts = await _partition_counts(admin, topics)
+    missing = [topic for topic in topics if topic not in counts]
+    if missing:
+        raise BrokerError(
+            f"topic(s) {', '.join(missing)} do not exist (run `liaison topics apply`)"
+        )
+    return counts
+
+
+Position = dict[tuple[str, int], int]
+"""An offset per (topic, partition)."""
+
+
+def _reader(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+
+
+async def end_offsets(settings: Settings, topics: Sequence[str]) -> Position:
+    """The current end offset (of committed data) of every partition of ``topics``."""
+    counts = await partition_counts(settings, topics)
+    consumer = _reader(settings)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+
+async def read_from(
+    settings: Settings,
+    start: Position,
+    *,
+    until: Callable[[Sequence[InboundRecord]], bool],
+    timeout_s: float,
+) -> list[InboundRecord]:
+    """Read committed records from ``start`` on until ``until(records)`` or the timeout."""
+    consumer = _reader(settings)
+    await consumer.start()
+    records: list[InboundRecord] = []
+    try:
+        partitions = [TopicPartition(topic, p) for topic, p in start]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, start[(tp.topic, tp.partition)])
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not until(records):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            batch = await consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+            for tp_records in batch.values():
+                records.extend(inbound(raw) for raw in tp_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def inbound(raw: Any) -> InboundRecord:  # noqa: ANN401 - aiokafka is untyped
+    """An aiokafka ``ConsumerRecord`` as Liaison's plain ``InboundRecord``."""
+    return InboundRecord(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        timestamp_ms=raw.timestamp,
+        key=raw.key,
+        value=raw.value or b"",
+        headers=tuple((name, value or b"") for name, value in raw.headers),
+    )

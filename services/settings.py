@@ -1,0 +1,61 @@
+"""Settings: built once at start-up from ``LIAISON_*`` environment variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import Topics
+
+__all__ = ["DEFAULT_LOCAL_PORT", "Settings"]
+
+DEFAULT_LOCAL_PORT = 39092
+"""The local broker's port: not Kafka's default 9092, so it does not clash with another."""
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything Liaison reads from its environment (prefix ``LIAISON_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIAISON_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = Field(
+        default="",
+        description="Kafka bootstrap servers; default: the local broker on 127.0.0.1.",
+    )
+    home: Path = Field(
+        default=Path(".liaison"),
+        description="The one directory under which Liaison keeps everything on this machine.",
+    )
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prefix on every topic name (tests use one; production uses none).",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of topics created by `topics apply`."
+    )
+    local_broker_port: int = Field(default=DEFAULT_LOCAL_PORT, ge=1024, le=65534)
+    local_broker_heap_mb: int = Field(default=512, ge=128)
+    deploy_dir: Path = Field(
+        default=_REPO_ROOT / "deploy",
+        description="Configuration files: local broker pom and config, routing rules.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _default_bootstrap(self) -> Self:
+        if not self.bootstrap_servers:
+            # frozen model: set through __dict__ once, during validation
+            self.__dict__["bootstrap_servers"] = f"127.0.0.1:{self.local_broker_port}"
+        return self
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names under this deployment's prefix."""
+        return Topics(self.topic_prefix)

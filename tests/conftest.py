@@ -1,0 +1,50 @@
+"""Shared fixtures: settings, and the real local broker for the integration tier."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.kafka import apply_topics
+from services.local_broker import LocalBroker, answers_metadata
+from services.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings from the environment (as `make test` runs them)."""
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def live_bootstrap(base_settings: Settings) -> str:
+    """The real broker's address; starts the local broker when none answers (never skips)."""
+    bootstrap = base_settings.bootstrap_servers
+    if not answers_metadata(bootstrap, timeout_s=5.0):
+        if os.environ.get("LIAISON_BOOTSTRAP_SERVERS"):
+            pytest.fail(f"no Kafka broker answers at {bootstrap} (LIAISON_BOOTSTRAP_SERVERS)")
+        LocalBroker(base_settings).start(print)
+    return bootstrap
+
+
+@pytest.fixture
+async def kafka(base_settings: Settings, live_bootstrap: str) -> AsyncIterator[Settings]:
+    """Settings for one test: its own topic prefix, every contract topic applied, then deleted."""
+    settings = base_settings.model_copy(
+        update={
+            "topic_prefix": f"test.{uuid.uuid4().hex[:10]}.",
+            "bootstrap_servers": live_bootstrap,
+        }
+    )
+    await apply_topics(settings, settings.topics.specs())
+    yield settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=live_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([spec.name for spec in settings.topics.specs()])
+    finally:
+        await admin.close()
