@@ -41,7 +41,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(serve_app, name="serve")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
