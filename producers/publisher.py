@@ -8,11 +8,13 @@ between the event and the record.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
 
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, validate_event
 from schemas.records import OutboundRecord, event_record
 from schemas.topics import Topics
 
@@ -38,14 +40,20 @@ class RecordSink(Protocol):
 class Publisher:
     """Publishes events to their inspectorate's events topic through a sink."""
 
-    def __init__(self, sink: RecordSink, topics: Topics) -> None:
+    def __init__(self, sink: RecordSink, topics: Topics, clock: Callable[[], dt.datetime]) -> None:
         self._sink = sink
         self._topics = topics
+        self._clock = clock
         self._log = structlog.get_logger("liaison.producer")
 
     async def publish(self, event: ConcernRaised | ExceptionalPracticeIdentified) -> Delivery:
-        """Publish ``event``; return where it was stored once Kafka acknowledged it."""
+        """Publish ``event``; return where it was stored once Kafka acknowledged it.
+
+        The exact bytes to be sent are validated first (contract, reference data,
+        minimisation, not in the future by ``clock``); ``SchemaError`` says why not.
+        """
         record = event_record(event, self._topics)
+        validate_event(record.value, now=self._clock())
         delivery = await self._sink.send(record)
         self._log.info(
             "event_published",

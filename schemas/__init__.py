@@ -1,15 +1,17 @@
-"""Liaison's contract: events, records, topic names and the error tree. Pure: no I/O."""
+"""Liaison's contract: events, records, topic names, reference data, the error tree."""
 
 from schemas.errors import (
     BrokerError,
     ConfigurationError,
     LiaisonError,
     LocalBrokerError,
+    Problem,
     SchemaError,
 )
 from schemas.events import (
     CONCERN_RAISED,
     EXCEPTIONAL_PRACTICE_IDENTIFIED,
+    MAX_EVENT_BYTES,
     Classification,
     ConcernRaised,
     Event,
@@ -19,6 +21,7 @@ from schemas.events import (
     Theme,
     decode_event,
     encode_event,
+    validate_event,
 )
 from schemas.inspectorates import JTAI, PROGRAMMES, Agency, Inspectorate, Programme, owner_of
 from schemas.records import InboundRecord, OutboundRecord, event_record
@@ -28,6 +31,7 @@ __all__ = [
     "CONCERN_RAISED",
     "EXCEPTIONAL_PRACTICE_IDENTIFIED",
     "JTAI",
+    "MAX_EVENT_BYTES",
     "PROGRAMMES",
     "Agency",
     "BrokerError",
@@ -43,6 +47,7 @@ __all__ = [
     "LiaisonError",
     "LocalBrokerError",
     "OutboundRecord",
+    "Problem",
     "Programme",
     "SchemaError",
     "Theme",
@@ -52,4 +57,5 @@ __all__ = [
     "encode_event",
     "event_record",
     "owner_of",
+    "validate_event",
 ]

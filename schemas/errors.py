@@ -14,13 +14,28 @@ Every error Liaison raises on purpose derives from ``LiaisonError``::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 __all__ = [
     "BrokerError",
     "ConfigurationError",
     "LiaisonError",
     "LocalBrokerError",
+    "Problem",
     "SchemaError",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input: where (a dotted field path) and why, in plain English."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
 
 
 class LiaisonError(Exception):
@@ -30,7 +45,15 @@ class LiaisonError(Exception):
 
 
 class SchemaError(LiaisonError, ValueError):
-    """Input does not meet the event contract; retrying the same input cannot help."""
+    """Input does not meet the event contract; retrying the same input cannot help.
+
+    ``problems`` lists every problem found, each with its field path, so a user can fix
+    them all at once; the message joins them.
+    """
+
+    def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
+        self.problems = tuple(problems) or (Problem("", message),)
+        super().__init__(message)
 
 
 class ConfigurationError(LiaisonError, ValueError):

@@ -7,9 +7,12 @@ strings, never Python import paths; a v2 is introduced beside v1 with an upcaste
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from enum import StrEnum
-from typing import Annotated, Final, Literal, Self, TypeAlias
+from typing import Annotated, Any, Final, Generic, Literal, Self, TypeAlias, TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AwareDatetime,
@@ -19,25 +22,44 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
-from schemas.errors import SchemaError
+from schemas.errors import Problem, SchemaError
 from schemas.inspectorates import JTAI, PROGRAMMES, Agency, Inspectorate, Programme
+from schemas.minimisation import check_minimised
+from schemas.reference import check_area
+from schemas.versioning import Upcasters
 
 __all__ = [
+    "CODEC",
     "CONCERN_RAISED",
     "EXCEPTIONAL_PRACTICE_IDENTIFIED",
+    "MAX_EVENT_BYTES",
     "Classification",
     "ConcernRaised",
     "Event",
+    "EventCodec",
     "ExceptionalPracticeIdentified",
     "Finding",
     "JtaiRequest",
     "Theme",
     "decode_event",
     "encode_event",
+    "validate_event",
 ]
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+"""Largest accepted event JSON; a larger input is refused before it is parsed."""
+
+CLOCK_SKEW: Final = dt.timedelta(minutes=5)
+"""How far in the future ``occurred_at`` may be, for publishers' clocks running fast."""
+
+# Local authorities change at midnight in England, so an event's day is its London date.
+_ENGLAND: Final = ZoneInfo("Europe/London")
 
 CONCERN_RAISED: Final = "uk.inspectorate.concern.raised.v1"
 EXCEPTIONAL_PRACTICE_IDENTIFIED: Final = "uk.inspectorate.exceptional_practice.identified.v1"
@@ -117,16 +139,39 @@ class _Event(BaseModel):
     evidence_refs: tuple[Annotated[str, StringConstraints(min_length=1, max_length=500)], ...] = ()
     classification: Classification = Classification.OFFICIAL_SENSITIVE
 
-    @model_validator(mode="after")
-    def _programme_owned_by_source(self) -> Self:
-        if self.programme is not JTAI and self.programme not in PROGRAMMES[self.source]:
-            owned = ", ".join(p.value for p in PROGRAMMES[self.source])
-            msg = (
-                f"programme {self.programme.value!r} is not run by {self.source.value}"
-                f" (its programmes: {owned}, or jtai)"
-            )
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_the_future(cls, value: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        # Only a publisher's check has a clock; a stored event replayed later has none.
+        now = info.context.get("now") if isinstance(info.context, dict) else None
+        if isinstance(now, dt.datetime) and value > now + CLOCK_SKEW:
+            msg = f"is in the future (more than {CLOCK_SKEW} after {now.isoformat()})"
             raise ValueError(msg)
-        return self
+        return value
+
+    @field_validator("area")
+    @classmethod
+    def _live_upper_tier_area(cls, value: str, info: ValidationInfo) -> str:
+        occurred_at = info.data.get("occurred_at")
+        if isinstance(occurred_at, dt.datetime):
+            check_area(value, occurred_at.astimezone(_ENGLAND).date())
+        return value
+
+    @field_validator("programme")
+    @classmethod
+    def _programme_owned_by_source(cls, value: Programme, info: ValidationInfo) -> Programme:
+        source = info.data.get("source")
+        if not isinstance(source, Inspectorate) or value is JTAI or value in PROGRAMMES[source]:
+            return value
+        owned = ", ".join(p.value for p in PROGRAMMES[source])
+        msg = f"{value.value!r} is not run by {source.value} (its programmes: {owned}, jtai)"
+        raise ValueError(msg)
+
+    @field_validator("summary")
+    @classmethod
+    def _summary_minimised(cls, value: str) -> str:
+        check_minimised(value, "summary")
+        return value
 
 
 class ConcernRaised(_Event):
@@ -148,6 +193,13 @@ class ExceptionalPracticeIdentified(_Event):
     )
     shareable_learning: Summary | None = None
 
+    @field_validator("shareable_learning")
+    @classmethod
+    def _learning_minimised(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_minimised(value, "shareable_learning")
+        return value
+
 
 Event: TypeAlias = Annotated[
     ConcernRaised | ExceptionalPracticeIdentified, Field(discriminator="type")
@@ -156,17 +208,98 @@ Event: TypeAlias = Annotated[
 
 _EVENT: Final[TypeAdapter[ConcernRaised | ExceptionalPracticeIdentified]] = TypeAdapter(Event)
 
+E = TypeVar("E")
+
+
+def _plain(error: ErrorDetails) -> Problem:
+    """A pydantic error as a field path and a plain-English reason."""
+    loc = error["loc"]
+    # pydantic puts the union member's tag first (("uk.inspectorate...v1", "severity")).
+    if loc and isinstance(loc[0], str) and loc[0].startswith("uk.inspectorate."):
+        loc = loc[1:]
+    path = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    if kind == "missing":
+        reason = "is required"
+    elif kind == "extra_forbidden":
+        reason = "is not a field of this event type"
+    elif kind == "union_tag_invalid":
+        path, reason = "type", f"must be {CONCERN_RAISED!r} or {EXCEPTIONAL_PRACTICE_IDENTIFIED!r}"
+    elif kind == "union_tag_not_found":
+        path, reason = "type", "is required (it says which kind of event this is)"
+    elif kind == "json_invalid":
+        reason = f"not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+    elif kind in {"model_attributes_type", "model_type", "dict_type"}:
+        reason = "must be a JSON object"
+    else:
+        reason = error["msg"].removeprefix("Value error, ")
+    return Problem(path, reason)
+
+
+def _schema_error(exc: ValidationError) -> SchemaError:
+    problems = [_plain(e) for e in exc.errors(include_url=False, include_input=False)]
+    return SchemaError("invalid event: " + "; ".join(str(p) for p in problems), problems=problems)
+
+
+class EventCodec(Generic[E]):
+    """Decodes events of one union of current types, upcasting older stored versions."""
+
+    def __init__(self, adapter: TypeAdapter[E], upcasters: Upcasters | None = None) -> None:
+        self._adapter = adapter
+        self._upcasters = upcasters or Upcasters()
+
+    def decode(self, data: bytes | str, *, now: dt.datetime | None = None) -> E:
+        """Parse and validate one event; ``now`` (a publisher's clock) enables the time check.
+
+        Input over ``MAX_EVENT_BYTES`` is refused before parsing; every problem found is
+        listed in the ``SchemaError``.
+        """
+        size = len(data.encode() if isinstance(data, str) else data)
+        if size > MAX_EVENT_BYTES:
+            msg = f"event is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit"
+            raise SchemaError(msg)
+        context = {"now": now} if now is not None else None
+        try:
+            if not self._upcasters:
+                return self._adapter.validate_json(data, context=context)
+            raw = self._adapter.validate_python(
+                self._upcasters.upcast(_json_object(data)), context=context
+            )
+        except ValidationError as exc:
+            raise _schema_error(exc) from None
+        return raw
+
+
+def _json_object(data: bytes | str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SchemaError(
+            f"not valid JSON ({exc})", [Problem("", f"not valid JSON ({exc})")]
+        ) from None
+    if not isinstance(parsed, dict):
+        raise SchemaError("an event must be a JSON object")
+    return parsed
+
+
+CODEC: Final = EventCodec(_EVENT)
+"""The codec of the current contract (no older versions exist yet)."""
+
+
+def validate_event(
+    data: bytes | str, *, now: dt.datetime
+) -> ConcernRaised | ExceptionalPracticeIdentified:
+    """Check one event as a publisher must: size, contract, reference data, minimisation.
+
+    ``now`` is the publisher's clock: ``occurred_at`` may not be later than ``now`` plus
+    ``CLOCK_SKEW``. Raise ``SchemaError`` listing every problem with its field path.
+    """
+    return CODEC.decode(data, now=now)
+
 
 def decode_event(data: bytes | str) -> ConcernRaised | ExceptionalPracticeIdentified:
-    """Parse and validate one event from JSON; raise ``SchemaError`` naming each problem."""
-    try:
-        return _EVENT.validate_json(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(event)'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
-        raise SchemaError(f"invalid event: {problems}") from None
+    """Parse and validate one stored or received event (no clock: it may be years old)."""
+    return CODEC.decode(data)
 
 
 def encode_event(event: ConcernRaised | ExceptionalPracticeIdentified) -> bytes:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import structlog
@@ -14,8 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.errors import LiaisonError
+from schemas.errors import LiaisonError, SchemaError
+from schemas.events import MAX_EVENT_BYTES, validate_event
+from schemas.json_schema import json_schemas, render
+from services.asyncapi import asyncapi_document
 from services.demo import run_demo
+from services.inputs import read_documents
 from services.kafka import apply_topics, describe_topics
 from services.local_broker import LocalBroker
 from services.log import configure_logging
@@ -36,11 +42,13 @@ app = typer.Typer(
 broker_app = typer.Typer(help="The local single-node Apache Kafka broker.", no_args_is_help=True)
 topics_app = typer.Typer(help="The topics of Liaison's public contract.", no_args_is_help=True)
 serve_app = typer.Typer(help="Long-running Liaison services.", no_args_is_help=True)
+schema_app = typer.Typer(help="The event contract as JSON Schema.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(serve_app, name="serve")
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -156,6 +164,87 @@ def topics_list() -> None:
     missing = [r.spec.name for r in reports if not r.exists]
     if missing:
         _say(f"{len(missing)} missing: run `liaison topics apply`.")
+
+
+# -- the event contract -------------------------------------------------------------------
+
+INVALID = 2
+"""Exit code of `validate` when any event is invalid (1 is for Liaison's own failures)."""
+
+
+@app.command("validate")
+def validate(
+    file: Annotated[str, typer.Argument(help="A JSON object or JSON Lines file; - for stdin.")],
+) -> None:
+    """Check events against the contract without publishing; exit 2 listing every problem."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    except OSError as exc:
+        err.print(f"[bold red]error:[/bold red] cannot read {file}: {exc.strerror}")
+        raise typer.Exit(INVALID) from None
+    valid = invalid = 0
+    first_seen: dict[str, str] = {}
+    with stream:
+        for document in read_documents(stream):
+            if document.oversized:
+                invalid += 1
+                out.print(
+                    f"{document.where}: event is over the {MAX_EVENT_BYTES}-byte limit"
+                    " (not parsed)",
+                    highlight=False,
+                )
+                continue
+            try:
+                event = validate_event(document.data, now=now)
+            except SchemaError as exc:
+                invalid += 1
+                for problem in exc.problems:
+                    out.print(f"{document.where}: {problem}", highlight=False, markup=False)
+                continue
+            event_id = str(event.id)
+            if event_id in first_seen:
+                invalid += 1
+                out.print(
+                    f"{document.where}: id: {event_id} repeats the event at {first_seen[event_id]}",
+                    highlight=False,
+                )
+                continue
+            first_seen[event_id] = document.where
+            valid += 1
+            out.print(f"{document.where}: ok ({event.type}, id {event_id})", highlight=False)
+    if valid + invalid == 0:
+        err.print(f"[bold red]error:[/bold red] no events found in {file}")
+        raise typer.Exit(INVALID)
+    _say(f"{valid + invalid} checked: {valid} valid, {invalid} invalid.")
+    if invalid:
+        raise typer.Exit(INVALID)
+
+
+@schema_app.command("export")
+def schema_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write one file per event type.")],
+) -> None:
+    """Write the JSON Schema of every event type into DIRECTORY."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (directory / name).write_text(render(schema))
+        _say(f"wrote {directory / name}")
+
+
+@app.command("asyncapi")
+def asyncapi(
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the AsyncAPI 3.0 document of Liaison's faststream application."""
+    document = asyncapi_document(_settings())
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document)
+        _say(f"wrote {output}")
 
 
 # -- demo and services -------------------------------------------------------------------

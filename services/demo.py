@@ -23,6 +23,7 @@ from schemas.events import (
 )
 from schemas.inspectorates import Agency, Inspectorate, Programme
 from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
+from schemas.reference import local_authorities
 from services.kafka import apply_topics, end_offsets, kafka_sink, read_from
 from services.router_service import build_router
 from services.settings import Settings
@@ -184,7 +185,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
         events = scenario(dt.datetime.now(dt.UTC))
         console.print(f"Publishing {len(events)} events, three from each inspectorate ...")
         async with kafka_sink(settings) as sink:
-            publisher = Publisher(sink, topics)
+            publisher = Publisher(sink, topics, clock=lambda: dt.datetime.now(dt.UTC))
             for event in events:
                 await publisher.publish(event)
         expected = _expected(settings, events)
@@ -210,7 +211,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
         ok = ok and good
         table.add_row(
             event.source.value,
-            event.area,
+            f"{event.area} {local_authorities()[event.area].name}",
             "concern" if isinstance(event, ConcernRaised) else "good practice",
             event.theme.value,
             ", ".join(a.value for a in event.subject_agencies),

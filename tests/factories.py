@@ -44,3 +44,8 @@ def good_practice(**overrides: Any) -> ExceptionalPracticeIdentified:
     }
     fields.update(overrides)
     return ExceptionalPracticeIdentified.model_validate(fields)
+
+
+def utc_now() -> dt.datetime:
+    """The real clock, for publishing in integration tests."""
+    return dt.datetime.now(dt.UTC)

@@ -17,7 +17,7 @@ from schemas.inspectorates import Programme
 from schemas.records import InboundRecord, header_map
 from services.kafka import end_offsets, kafka_sink, read_from
 from services.settings import Settings
-from tests.factories import concern
+from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
 
@@ -66,7 +66,7 @@ async def test_serve_router_routes_until_sigterm(kafka: Settings) -> None:
     try:
         event = concern(source="cqc", programme="clas", subject_agencies=["custody"])
         async with kafka_sink(kafka) as sink:
-            await Publisher(sink, topics).publish(event)
+            await Publisher(sink, topics, clock=utc_now).publish(event)
 
         def arrived(records: Sequence[InboundRecord]) -> bool:
             return len(records) >= 1

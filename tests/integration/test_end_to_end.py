@@ -15,7 +15,7 @@ from schemas.records import HEADER_EVENT_ID, InboundRecord, event_record, header
 from services.kafka import end_offsets, kafka_sink, read_from
 from services.router_service import build_router
 from services.settings import Settings
-from tests.factories import concern
+from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
 
@@ -41,7 +41,7 @@ async def test_ofsted_police_concern_reaches_hmicfrs_ncpi_through_the_router(
     await router.start()
     try:
         async with kafka_sink(kafka) as sink:
-            delivery = await Publisher(sink, topics).publish(event)
+            delivery = await Publisher(sink, topics, clock=utc_now).publish(event)
         assert delivery.offset >= 0
 
         def done(records: Sequence[InboundRecord]) -> bool:

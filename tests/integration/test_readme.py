@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.events import decode_event
 from services.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -74,3 +75,16 @@ def test_every_command_in_the_readme_exists() -> None:
             check=False,
         )
         assert shown.returncode == 0, f"liaison {command}: {shown.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("name", "wire_type"),
+    [
+        ("concern", "uk.inspectorate.concern.raised.v1"),
+        ("exceptional_practice", "uk.inspectorate.exceptional_practice.identified.v1"),
+    ],
+)
+def test_readme_event_examples_are_valid(name: str, wire_type: str) -> None:
+    found = re.search(rf"<!-- example: {name} -->\n```json\n(.*?)```", README, re.S)
+    assert found is not None, f"README.md lost its {name} example"
+    assert decode_event(found.group(1)).type == wire_type
