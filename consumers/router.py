@@ -6,6 +6,7 @@ same decision serves the faststream service, the demo and (later) the transactio
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -13,18 +14,12 @@ from dataclasses import dataclass
 
 from consumers.routing import Destination, route
 from consumers.rules import DEFAULT_RULES, Rule
-from schemas.errors import SchemaError
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, decode_event
+from schemas.envelope import Opened, open_envelope
+from schemas.errors import EnvelopeError
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
 from schemas.inspectorates import Programme
-from schemas.records import (
-    HEADER_AREA,
-    HEADER_EVENT_ID,
-    HEADER_SOURCE,
-    HEADER_TYPE,
-    InboundRecord,
-    OutboundRecord,
-    header_map,
-)
+from schemas.keys import TrustStore
+from schemas.records import InboundRecord, OutboundRecord, event_headers
 from schemas.topics import Topics
 
 __all__ = [
@@ -32,6 +27,7 @@ __all__ = [
     "HEADER_RULES",
     "Plan",
     "plan",
+    "quarantine_record",
 ]
 
 HEADER_RULES = "liaison_rules"
@@ -45,9 +41,14 @@ class Plan:
     """What the router does with one record: the records to produce and why."""
 
     outbound: tuple[OutboundRecord, ...]
-    event: ConcernRaised | ExceptionalPracticeIdentified | None
+    opened: Opened | None
     destinations: frozenset[Destination]
-    refused: str | None = None
+    refused: EnvelopeError | None = None
+
+    @property
+    def event(self) -> ConcernRaised | ExceptionalPracticeIdentified | None:
+        """The verified event, or None when the record was refused."""
+        return self.opened.event if self.opened is not None else None
 
 
 def _forward(
@@ -65,72 +66,64 @@ def _forward(
         topic=topic,
         key=event.area.encode(),
         value=record.value,
-        headers=(
-            (HEADER_TYPE, event.type.encode()),
-            (HEADER_SOURCE, event.source.value.encode()),
-            (HEADER_AREA, event.area.encode()),
-            (HEADER_EVENT_ID, str(event.id).encode()),
-            *extra,
-        ),
+        headers=(*event_headers(event), *extra),
     )
 
 
-def _quarantine(record: InboundRecord, topics: Topics, reason: str) -> Plan:
+def quarantine_record(
+    record: InboundRecord, topics: Topics, refused: EnvelopeError, now: dt.datetime
+) -> OutboundRecord:
+    """What goes to ``liaison.quarantine`` for a refused record: enough to judge and redrive it.
+
+    The raw key, value and headers are kept byte for byte (hex), with the record's origin,
+    the reason code, a plain-English detail (never event content) and the time.
+    """
     body = {
-        "reason": reason,
+        "reason": refused.reason,
+        "detail": str(refused),
+        "quarantined_at": now.isoformat(),
         "source_topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
-        "quarantined_from_timestamp_ms": record.timestamp_ms,
+        "timestamp_ms": record.timestamp_ms,
+        "timestamp_type": record.timestamp_type,
         "raw_key_hex": (record.key or b"").hex(),
         "raw_value_hex": record.value.hex(),
         "raw_headers_hex": [[name, value.hex()] for name, value in record.headers],
     }
-    out = OutboundRecord(
+    return OutboundRecord(
         topic=topics.quarantine,
-        key=record.key or b"",
+        key=f"{record.topic}/{record.partition}/{record.offset}".encode(),
         value=json.dumps(body, sort_keys=True).encode(),
-        headers=(("reason", reason.encode()),),
+        headers=(("reason", str(refused.reason).encode()),),
     )
-    return Plan(outbound=(out,), event=None, destinations=frozenset(), refused=reason)
-
-
-def _header_mismatch(
-    record: InboundRecord, event: ConcernRaised | ExceptionalPracticeIdentified
-) -> str | None:
-    headers = header_map(record.headers)
-    expected = {
-        HEADER_TYPE: event.type,
-        HEADER_SOURCE: event.source.value,
-        HEADER_AREA: event.area,
-        HEADER_EVENT_ID: str(event.id),
-    }
-    for name, value in expected.items():
-        if headers.get(name) != value.encode():
-            return name
-    return None
 
 
 def plan(
     record: InboundRecord,
     topics: Topics,
+    trust: TrustStore,
+    now: dt.datetime,
     rules: Iterable[Rule] = DEFAULT_RULES,
 ) -> Plan:
     """Decide what to produce for one record from an events topic.
 
-    A record that cannot be decoded, or whose headers disagree with its payload, goes to
-    quarantine with the reason; a verified event goes to the area feed and to every
-    programme a rule sends it to (one record per programme, naming every rule), or to
-    ``liaison.unrouted`` when no rule matches.
+    The envelope is opened first (signature, key, payload, headers); a record that fails
+    goes to quarantine with the reason. A verified event goes to the area feed and to
+    every programme a rule sends it to (one record per programme, naming every rule), or
+    to ``liaison.unrouted`` when no rule matches. The signed bytes are forwarded as they
+    came: the router cannot alter or forge an event.
     """
     try:
-        event = decode_event(record.value)
-    except SchemaError as exc:
-        return _quarantine(record, topics, f"schema_invalid: {exc}")
-    mismatch = _header_mismatch(record, event)
-    if mismatch is not None:
-        return _quarantine(record, topics, f"header_mismatch: {mismatch}")
-
+        opened = open_envelope(record, trust, now)
+    except EnvelopeError as refused:
+        return Plan(
+            outbound=(quarantine_record(record, topics, refused, now),),
+            opened=None,
+            destinations=frozenset(),
+            refused=refused,
+        )
+    event = opened.event
     destinations = route(event, rules)
     by_programme: defaultdict[Programme, list[Destination]] = defaultdict(list)
     for destination in sorted(destinations):
@@ -151,11 +144,6 @@ def plan(
         )
     if not by_programme:
         outbound.append(
-            _forward(
-                record,
-                event,
-                topics.unrouted,
-                ((HEADER_REASON, b"no routing rule matched"),),
-            )
+            _forward(record, event, topics.unrouted, ((HEADER_REASON, b"no routing rule matched"),))
         )
-    return Plan(outbound=tuple(outbound), event=event, destinations=destinations)
+    return Plan(outbound=tuple(outbound), opened=opened, destinations=destinations)

@@ -1,9 +1,11 @@
 """The one publishing path every inspectorate's producer shares.
 
-``Publisher`` turns a validated event into its record and hands it to a ``RecordSink``,
-returning only when the sink says the broker acknowledged it. The sink is the seam to
-Kafka (``services/`` provides an idempotent ``acks=all`` producer); signing slots in
-between the event and the record.
+validate -> minimisation lint -> seal -> produce: ``Publisher`` seals an event with its
+inspectorate's key (``seal`` validates the exact bytes it signs, lint included, against
+the publisher's clock), builds the record (envelope value, keyed by area, to
+``liaison.events.<inspectorate>``) and hands it to a ``RecordSink``, returning only when
+the sink says the broker acknowledged it. The sink is the seam to Kafka: ``services/``
+provides an idempotent ``acks=all`` producer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Protocol
 
 import structlog
 
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, validate_event
+from schemas.envelope import Sealed, seal
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.keys import SigningKey
 from schemas.records import OutboundRecord, event_record
 from schemas.topics import Topics
 
@@ -40,26 +44,42 @@ class RecordSink(Protocol):
 class Publisher:
     """Publishes events to their inspectorate's events topic through a sink."""
 
-    def __init__(self, sink: RecordSink, topics: Topics, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        sink: RecordSink,
+        topics: Topics,
+        key: SigningKey,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
         self._sink = sink
         self._topics = topics
+        self._key = key
         self._clock = clock
         self._log = structlog.get_logger("liaison.producer")
 
-    async def publish(self, event: ConcernRaised | ExceptionalPracticeIdentified) -> Delivery:
-        """Publish ``event``; return where it was stored once Kafka acknowledged it.
+    def clock(self) -> dt.datetime:
+        """The publisher's current time."""
+        return self._clock()
 
-        The exact bytes to be sent are validated first (contract, reference data,
-        minimisation, not in the future by ``clock``); ``SchemaError`` says why not.
-        """
-        record = event_record(event, self._topics)
-        validate_event(record.value, now=self._clock())
+    def seal(self, event: ConcernRaised | ExceptionalPracticeIdentified) -> Sealed:
+        """Validate and sign ``event`` (``SchemaError`` or ``SignatureError`` say why not)."""
+        return seal(event, self._key, self._clock())
+
+    async def publish(self, event: ConcernRaised | ExceptionalPracticeIdentified) -> Delivery:
+        """Seal and publish ``event``; return where it was stored once Kafka acknowledged it."""
+        return await self.send(self.seal(event))
+
+    async def send(self, sealed: Sealed) -> Delivery:
+        """Publish an already sealed event; return once Kafka acknowledged it."""
+        event = sealed.event
+        record = event_record(event, sealed.envelope, self._topics)
         delivery = await self._sink.send(record)
         self._log.info(
             "event_published",
             event_id=str(event.id),
             inspectorate=event.source.value,
             area=event.area,
+            keyid=sealed.keyid,
             topic=record.topic,
             partition=delivery.partition,
             offset=delivery.offset,

@@ -4,6 +4,8 @@ Every error Liaison raises on purpose derives from ``LiaisonError``::
 
     LiaisonError
     ├── SchemaError (ValueError)          input does not meet the event contract
+    ├── EnvelopeError (ValueError)        a record cannot be opened; ``reason`` says why
+    │   └── SignatureError                signature, key id, key validity or key owner
     ├── ConfigurationError (ValueError)   settings, rules or deploy files are wrong
     └── BrokerError                       the message log cannot be reached or used
         └── LocalBrokerError              the local development broker failed to start/stop
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 __all__ = [
     "BrokerError",
     "ConfigurationError",
+    "EnvelopeError",
     "LiaisonError",
     "LocalBrokerError",
     "Problem",
     "SchemaError",
+    "SignatureError",
 ]
 
 
@@ -54,6 +58,22 @@ class SchemaError(LiaisonError, ValueError):
     def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
         self.problems = tuple(problems) or (Problem("", message),)
         super().__init__(message)
+
+
+class EnvelopeError(LiaisonError, ValueError):
+    """A record cannot be opened; ``reason`` is a stable code (see ``schemas.envelope``).
+
+    The message says what is wrong in plain English and never repeats event content.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+
+
+class SignatureError(EnvelopeError):
+    """The signature does not verify, or its key is unknown, not valid then, or not the
+    publisher's own."""
 
 
 class ConfigurationError(LiaisonError, ValueError):

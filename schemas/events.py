@@ -114,6 +114,13 @@ class JtaiRequest(BaseModel):
     requested: bool
     rationale: str | None = Field(default=None, min_length=1, max_length=4000)
 
+    @field_validator("rationale")
+    @classmethod
+    def _rationale_minimised(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_minimised(value, "jtai.rationale")
+        return value
+
     @model_validator(mode="after")
     def _rationale_when_requested(self) -> Self:
         if self.requested and not self.rationale:

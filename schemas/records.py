@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, encode_event
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
 from schemas.inspectorates import Inspectorate
 from schemas.topics import Topics
 
@@ -22,6 +22,7 @@ __all__ = [
     "Headers",
     "InboundRecord",
     "OutboundRecord",
+    "event_headers",
     "event_record",
     "header_map",
 ]
@@ -55,6 +56,8 @@ class InboundRecord:
     key: bytes | None
     value: bytes
     headers: Headers = ()
+    timestamp_type: int = 0
+    """0: the producer's CreateTime; 1: the broker's LogAppendTime."""
 
 
 def header_map(headers: Sequence[tuple[str, bytes]]) -> Mapping[str, bytes]:
@@ -62,19 +65,23 @@ def header_map(headers: Sequence[tuple[str, bytes]]) -> Mapping[str, bytes]:
     return dict(headers)
 
 
+def event_headers(event: ConcernRaised | ExceptionalPracticeIdentified) -> Headers:
+    """The headers that repeat an event's type, source, area and id for filtering."""
+    return (
+        (HEADER_TYPE, event.type.encode()),
+        (HEADER_SOURCE, event.source.value.encode()),
+        (HEADER_AREA, event.area.encode()),
+        (HEADER_EVENT_ID, str(event.id).encode()),
+    )
+
+
 def event_record(
-    event: ConcernRaised | ExceptionalPracticeIdentified, topics: Topics
+    event: ConcernRaised | ExceptionalPracticeIdentified, envelope: bytes, topics: Topics
 ) -> OutboundRecord:
-    """The record an inspectorate publishes for ``event``: keyed by area, to its own topic."""
-    source = Inspectorate(event.source)
+    """The record an inspectorate publishes: its envelope, keyed by area, to its own topic."""
     return OutboundRecord(
-        topic=topics.events(source),
+        topic=topics.events(Inspectorate(event.source)),
         key=event.area.encode(),
-        value=encode_event(event),
-        headers=(
-            (HEADER_TYPE, event.type.encode()),
-            (HEADER_SOURCE, source.value.encode()),
-            (HEADER_AREA, event.area.encode()),
-            (HEADER_EVENT_ID, str(event.id).encode()),
-        ),
+        value=envelope,
+        headers=event_headers(event),
     )

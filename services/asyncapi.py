@@ -6,9 +6,9 @@ import json
 
 from faststream.specification import AsyncAPI
 
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.envelope import DsseEnvelope
 from schemas.inspectorates import JTAI, Inspectorate, Programme
-from services.router_service import build_router
+from services.router_service import RouterService
 from services.settings import Settings
 
 __all__ = ["asyncapi_document"]
@@ -19,13 +19,12 @@ _VERSION = "0.1.0"
 def asyncapi_document(settings: Settings) -> str:
     """AsyncAPI 3.0 JSON: the inspectorates' event topics, the router, every queue it writes.
 
-    Topic names are the contract's (no prefix). The message is an event of the contract;
-    the router forwards its bytes unchanged.
+    Topic names are the contract's (no prefix). Every message is a DSSE envelope whose
+    payload is an event of the contract; the router forwards it byte for byte.
     """
     contract = settings.model_copy(update={"topic_prefix": ""})
-    broker = build_router(contract)
+    broker = RouterService(contract).broker
     topics = contract.topics
-    event = ConcernRaised | ExceptionalPracticeIdentified
     outputs = {
         **{
             topics.events(i): f"{i.value}'s outbound events, published by its producer."
@@ -41,15 +40,17 @@ def asyncapi_document(settings: Settings) -> str:
         topics.unrouted: "Verified events that no routing rule matched.",
     }
     for name, description in outputs.items():
-        broker.publisher(name, title=name, description=description, schema=event)
+        broker.publisher(name, title=name, description=description, schema=DsseEnvelope)
     spec = AsyncAPI(
         broker,
         title="Liaison",
         version=_VERSION,
         description=(
             "Information-sharing event bus of England's child-protection inspectorates."
-            " Events are keyed by area GSS code; headers repeat type, source, area and"
-            " event_id; routed copies add liaison_rules and liaison_reason."
+            " Each record is a DSSE envelope (Ed25519) around an event, keyed by area GSS"
+            " code; headers repeat type, source, area and event_id; routed copies add"
+            " liaison_rules and liaison_reason. Quarantine, audit and key topics are"
+            " described in the README."
         ),
     )
     document = json.loads(spec.to_specification().to_json())

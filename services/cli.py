@@ -18,15 +18,21 @@ from rich.table import Table
 
 from schemas.errors import LiaisonError, SchemaError
 from schemas.events import MAX_EVENT_BYTES, validate_event
+from schemas.inspectorates import Inspectorate
 from schemas.json_schema import json_schemas, render
+from schemas.keys import TrustStore
 from services.asyncapi import asyncapi_document
 from services.demo import run_demo
 from services.inputs import read_documents
 from services.kafka import apply_topics, describe_topics
+from services.keys_admin import generate, revoke, rotate
+from services.keystore import KeyStore, signing_key_for
 from services.local_broker import LocalBroker
 from services.log import configure_logging
-from services.router_service import build_router
+from services.publish import publish_documents
+from services.router_service import RouterService
 from services.settings import Settings
+from services.trust import load_trust
 
 __all__ = ["app", "main"]
 
@@ -43,7 +49,11 @@ broker_app = typer.Typer(help="The local single-node Apache Kafka broker.", no_a
 topics_app = typer.Typer(help="The topics of Liaison's public contract.", no_args_is_help=True)
 serve_app = typer.Typer(help="Long-running Liaison services.", no_args_is_help=True)
 schema_app = typer.Typer(help="The event contract as JSON Schema.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Inspectorates' signing keys and the trust store.", no_args_is_help=True
+)
 app.add_typer(schema_app, name="schema")
+app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(serve_app, name="serve")
@@ -52,10 +62,23 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _settings() -> Settings:
+def _settings(*, service: bool = False) -> Settings:
+    """Settings from the environment, logging configured.
+
+    One-shot commands print what matters themselves, so their logs start at WARNING
+    (unless LIAISON_LOG_LEVEL=DEBUG); services log at the configured level.
+    """
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    level = settings.log_level
+    if not service and level != "DEBUG":
+        level = "WARNING"
+    configure_logging(level, settings.log_format)
     return settings
+
+
+def _wide() -> Console:
+    """A console for tables: the terminal, or wide enough for ids when output is piped."""
+    return out if out.is_terminal else Console(width=200, soft_wrap=True)
 
 
 def _fail(message: str) -> NoReturn:
@@ -68,6 +91,8 @@ def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(coro())
     except LiaisonError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a file Liaison keeps could not be read or written
+        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
 
 def _say(message: str) -> None:
@@ -150,7 +175,7 @@ def topics_apply() -> None:
     """Create every topic of the contract that is missing (existing ones are left alone)."""
     settings = _settings()
     reports = _run(lambda: apply_topics(settings, settings.topics.specs()))
-    out.print(_topics_table(reports, title=f"Topics at {settings.bootstrap_servers}"))
+    _wide().print(_topics_table(reports, title=f"Topics at {settings.bootstrap_servers}"))
     created = sum(r.created for r in reports)
     _say(f"{created} created, {len(reports) - created} already there.")
 
@@ -160,7 +185,7 @@ def topics_list() -> None:
     """Every topic of the contract, its partitions and configs, and whether it exists."""
     settings = _settings()
     reports = _run(lambda: describe_topics(settings, settings.topics.specs()))
-    out.print(_topics_table(reports, title=f"Topics at {settings.bootstrap_servers}"))
+    _wide().print(_topics_table(reports, title=f"Topics at {settings.bootstrap_servers}"))
     missing = [r.spec.name for r in reports if not r.exists]
     if missing:
         _say(f"{len(missing)} missing: run `liaison topics apply`.")
@@ -247,6 +272,119 @@ def asyncapi(
         _say(f"wrote {output}")
 
 
+# -- keys -------------------------------------------------------------------------------
+
+InspectorateOption = Annotated[
+    Inspectorate, typer.Option("--inspectorate", help="Whose key.", case_sensitive=False)
+]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _keys_table(store: TrustStore, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("key id", "owner", "status", "valid from", "valid until", "revoked at"):
+        table.add_column(column, overflow="fold")
+    for key in sorted(store.keys, key=lambda k: (k.owner, k.valid_from)):
+        table.add_row(
+            key.keyid,
+            key.owner,
+            key.status.value,
+            key.valid_from.isoformat(timespec="seconds"),
+            key.valid_until.isoformat(timespec="seconds") if key.valid_until else "",
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+        )
+    return table
+
+
+@keys_app.command("generate")
+def keys_generate(inspectorate: InspectorateOption) -> None:
+    """Create an inspectorate's first signing key and publish its public half."""
+    settings = _settings()
+    change = _run(lambda: generate(settings, inspectorate.value, _now()))
+    assert change.new is not None  # noqa: S101 - generate always makes a key
+    store = KeyStore(settings)
+    _say(f"Generated {inspectorate.value} key {change.new.keyid}")
+    _say(f"private key: {store.private_path(inspectorate.value, change.new.keyid)} (mode 0600)")
+
+
+@keys_app.command("rotate")
+def keys_rotate(inspectorate: InspectorateOption) -> None:
+    """Give an inspectorate a new key; its old keys retire but still verify past events."""
+    settings = _settings()
+    change = _run(lambda: rotate(settings, inspectorate.value, _now()))
+    assert change.new is not None  # noqa: S101 - rotate always makes a key
+    _say(f"New {inspectorate.value} key {change.new.keyid}")
+    for old in change.changed:
+        _say(f"Retired {old.keyid}: verifies events appended before {old.valid_until}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    keyid: Annotated[str, typer.Argument(help="The key id (or 8+ characters of it).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
+) -> None:
+    """Revoke a key: events appended from now on with it are refused."""
+    settings = _settings()
+    change = _run(lambda: revoke(settings, keyid, reason, _now()))
+    for key in change.changed:
+        _say(f"Revoked {key.keyid} ({key.owner}) at {key.revoked_at}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key the bus trusts, with owner, status and validity."""
+    settings = _settings()
+    store = _run(lambda: load_trust(settings))
+    _wide().print(_keys_table(store, f"Keys on {settings.topics.keys}"))
+
+
+@keys_app.command("export")
+def keys_export(
+    local: Annotated[bool, typer.Option("--local", help="This machine's copy; no Kafka.")] = False,
+) -> None:
+    """Print the trust store (public keys only) as JSON."""
+    settings = _settings()
+    store = KeyStore(settings).trust() if local else _run(lambda: load_trust(settings))
+    sys.stdout.write(store.model_dump_json(indent=2) + "\n")
+
+
+# -- publish ------------------------------------------------------------------------------
+
+
+@app.command("publish")
+def publish(
+    as_: Annotated[
+        Inspectorate,
+        typer.Option("--as", help="The publishing inspectorate.", case_sensitive=False),
+    ],
+    file: Annotated[str, typer.Argument(help="A JSON object or JSON Lines file; - for stdin.")],
+) -> None:
+    """Validate, sign and publish events; print each id once Kafka has it.
+
+    Invalid events are reported by line and never sent; the others are published. Exit 0
+    when everything was published, 2 when some events were invalid, 1 on failure.
+    """
+    settings = _settings()
+    try:
+        stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+
+    async def run() -> int:
+        trust = await load_trust(settings)
+        key = signing_key_for(as_.value, settings, KeyStore(settings), trust)
+        with stream:
+            return await publish_documents(
+                settings, as_, read_documents(stream), key=key, trust=trust, out=out, err=err,
+                clock=_now,
+            )  # fmt: skip
+
+    raise typer.Exit(_run(run))
+
+
 # -- demo and services -------------------------------------------------------------------
 
 
@@ -265,11 +403,11 @@ def demo() -> None:
 @serve_app.command("router")
 def serve_router() -> None:
     """Route every inspectorate's events to the other inspectorates' queues until stopped."""
-    settings = _settings()
+    settings = _settings(service=True)
     log = structlog.get_logger("liaison.router")
 
     async def serve() -> None:
-        router = build_router(settings)
+        router = RouterService(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -25,7 +25,8 @@ from schemas.inspectorates import Agency, Inspectorate, Programme
 from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
 from schemas.reference import local_authorities
 from services.kafka import apply_topics, end_offsets, kafka_sink, read_from
-from services.router_service import build_router
+from services.keys_admin import ensure_keys
+from services.router_service import RouterService
 from services.settings import Settings
 
 __all__ = ["run_demo", "scenario"]
@@ -179,15 +180,23 @@ async def run_demo(settings: Settings, console: Console) -> int:
     destinations = sorted(set(destinations))
     start = await end_offsets(settings, destinations)
 
-    router = build_router(settings)
+    now = dt.datetime.now(dt.UTC)
+    keys = await ensure_keys(settings, tuple(i.value for i in Inspectorate), now)
+    console.print(
+        "Signing keys: " + ", ".join(f"{owner} {key.keyid[:12]}" for owner, key in keys.items())
+    )
+    router = RouterService(settings)
     await router.start()
     try:
-        events = scenario(dt.datetime.now(dt.UTC))
-        console.print(f"Publishing {len(events)} events, three from each inspectorate ...")
+        events = scenario(now)
+        console.print(f"Publishing {len(events)} signed events, three from each inspectorate ...")
         async with kafka_sink(settings) as sink:
-            publisher = Publisher(sink, topics, clock=lambda: dt.datetime.now(dt.UTC))
+            publishers = {
+                owner: Publisher(sink, topics, key, clock=lambda: dt.datetime.now(dt.UTC))
+                for owner, key in keys.items()
+            }
             for event in events:
-                await publisher.publish(event)
+                await publishers[event.source.value].publish(event)
         expected = _expected(settings, events)
         wanted = set(expected)
         total = sum(len(v) for v in expected.values())

@@ -23,6 +23,8 @@ __all__ = [
     "Position",
     "TopicReport",
     "apply_topics",
+    "assigned",
+    "catch_up",
     "describe_topics",
     "end_offsets",
     "inbound",
@@ -242,6 +244,36 @@ async def read_from(
     return records
 
 
+@asynccontextmanager
+async def assigned(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less consumer assigned every partition of ``topic`` (read committed)."""
+    counts = await partition_counts(settings, [topic])
+    consumer = _reader(settings)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(counts[topic])])
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def catch_up(consumer: AIOKafkaConsumer) -> AsyncIterator[list[Any]]:
+    """Batches of records from the beginning of the assigned partitions to their end now."""
+    partitions = list(consumer.assignment())
+    await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(partitions)
+    while await _behind(consumer, ends):
+        batch = await consumer.getmany(timeout_ms=500)
+        yield [record for records in batch.values() for record in records]
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return True
+    return False
+
+
 def inbound(raw: Any) -> InboundRecord:  # noqa: ANN401 - aiokafka is untyped
     """An aiokafka ``ConsumerRecord`` as Liaison's plain ``InboundRecord``."""
     return InboundRecord(
@@ -252,4 +284,5 @@ def inbound(raw: Any) -> InboundRecord:  # noqa: ANN401 - aiokafka is untyped
         key=raw.key,
         value=raw.value or b"",
         headers=tuple((name, value or b"") for name, value in raw.headers),
+        timestamp_type=raw.timestamp_type,
     )

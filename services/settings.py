@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import Topics
@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     deploy_dir: Path = Field(
         default=_REPO_ROOT / "deploy",
         description="Configuration files: local broker pom and config, routing rules.",
+    )
+    signing_key: SecretStr | None = Field(
+        default=None, description="A PKCS#8 PEM Ed25519 private key to sign with (never logged)."
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="A file holding the PEM private key to sign with."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.inspectorates import Inspectorate
+from schemas.keys import SigningKey
 from services.kafka import apply_topics
 from services.local_broker import LocalBroker, answers_metadata
 from services.settings import Settings
+from services.trust import publish_keys
+from tests.factories import utc_now
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +37,16 @@ def live_bootstrap(base_settings: Settings) -> str:
 
 
 @pytest.fixture
-async def kafka(base_settings: Settings, live_bootstrap: str) -> AsyncIterator[Settings]:
-    """Settings for one test: its own topic prefix, every contract topic applied, then deleted."""
+async def kafka(
+    base_settings: Settings, live_bootstrap: str, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Settings for one test: its own topic prefix (every contract topic applied, then
+    deleted) and its own LIAISON_HOME for keys."""
     settings = base_settings.model_copy(
         update={
             "topic_prefix": f"test.{uuid.uuid4().hex[:10]}.",
             "bootstrap_servers": live_bootstrap,
+            "home": tmp_path / "home",
         }
     )
     await apply_topics(settings, settings.topics.specs())
@@ -48,3 +57,21 @@ async def kafka(base_settings: Settings, live_bootstrap: str) -> AsyncIterator[S
         await admin.delete_topics([spec.name for spec in settings.topics.specs()])
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def signing(kafka: Settings) -> dict[str, SigningKey]:
+    """An active signing key for every inspectorate, published to the test's liaison.keys."""
+    keys = {i.value: SigningKey.generate(i.value) for i in Inspectorate}
+    await publish_keys(kafka, [k.trusted(valid_from=utc_now()) for k in keys.values()])
+    return keys
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """The environment a `liaison` subprocess needs to act as ``settings``."""
+    return {
+        **os.environ,
+        "LIAISON_TOPIC_PREFIX": settings.topic_prefix,
+        "LIAISON_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "LIAISON_HOME": str(settings.home),
+    }

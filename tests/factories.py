@@ -6,7 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from schemas.envelope import seal
 from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.keys import SigningKey, TrustStore
+from schemas.records import Headers, InboundRecord, event_headers
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -49,3 +52,47 @@ def good_practice(**overrides: Any) -> ExceptionalPracticeIdentified:
 def utc_now() -> dt.datetime:
     """The real clock, for publishing in integration tests."""
     return dt.datetime.now(dt.UTC)
+
+
+def key_for(owner: str) -> SigningKey:
+    """A fresh signing key (keys for tests are generated, never committed)."""
+    return SigningKey.generate(owner)
+
+
+def trust_of(
+    *keys: SigningKey, valid_from: dt.datetime = NOW - dt.timedelta(days=30)
+) -> TrustStore:
+    """A trust store with each key active from ``valid_from``."""
+    return TrustStore(keys=tuple(k.trusted(valid_from=valid_from) for k in keys))
+
+
+def inbound(
+    value: bytes,
+    headers: Headers = (),
+    *,
+    topic: str = "t.liaison.events.ofsted",
+    appended_at: dt.datetime = NOW,
+    timestamp_type: int = 1,
+) -> InboundRecord:
+    """A consumed record, appended by the broker at ``appended_at``."""
+    return InboundRecord(
+        topic=topic,
+        partition=1,
+        offset=42,
+        timestamp_ms=int(appended_at.timestamp() * 1000),
+        key=b"E08000025",
+        value=value,
+        headers=headers,
+        timestamp_type=timestamp_type,
+    )
+
+
+def sealed_inbound(
+    event: ConcernRaised | ExceptionalPracticeIdentified,
+    key: SigningKey,
+    *,
+    appended_at: dt.datetime = NOW,
+) -> InboundRecord:
+    """``event`` sealed with ``key`` as the router would consume it."""
+    sealed = seal(event, key, NOW)
+    return inbound(sealed.envelope, event_headers(event), appended_at=appended_at)

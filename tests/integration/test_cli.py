@@ -14,9 +14,11 @@ import pytest
 from consumers.router import HEADER_RULES
 from producers.publisher import Publisher
 from schemas.inspectorates import Programme
+from schemas.keys import SigningKey
 from schemas.records import InboundRecord, header_map
 from services.kafka import end_offsets, kafka_sink, read_from
 from services.settings import Settings
+from tests.conftest import env_for
 from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
@@ -51,10 +53,12 @@ def test_topics_list_shows_the_contract(kafka: Settings) -> None:
     assert "missing" not in done.stderr
 
 
-async def test_serve_router_routes_until_sigterm(kafka: Settings) -> None:
+async def test_serve_router_routes_until_sigterm(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
     topics = kafka.topics
     start = await end_offsets(kafka, [topics.programme(Programme.CUSTODY)])
-    env = {**os.environ, "LIAISON_TOPIC_PREFIX": kafka.topic_prefix, "LIAISON_LOG_FORMAT": "json"}
+    env = {**env_for(kafka), "LIAISON_LOG_FORMAT": "json"}
     router = await asyncio.create_subprocess_exec(
         *LIAISON,
         "serve",
@@ -66,7 +70,7 @@ async def test_serve_router_routes_until_sigterm(kafka: Settings) -> None:
     try:
         event = concern(source="cqc", programme="clas", subject_agencies=["custody"])
         async with kafka_sink(kafka) as sink:
-            await Publisher(sink, topics, clock=utc_now).publish(event)
+            await Publisher(sink, topics, signing["cqc"], clock=utc_now).publish(event)
 
         def arrived(records: Sequence[InboundRecord]) -> bool:
             return len(records) >= 1

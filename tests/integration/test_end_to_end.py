@@ -1,7 +1,8 @@
-"""An event published by one inspectorate reaches another's programme queue via the router."""
+"""Signed events from one inspectorate reach another's programme queue via the router."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 
@@ -10,11 +11,15 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.router import HEADER_REASON, HEADER_RULES
 from producers.publisher import Publisher
+from schemas.envelope import pae, seal
+from schemas.events import ConcernRaised, encode_event
 from schemas.inspectorates import Inspectorate, Programme
-from schemas.records import HEADER_EVENT_ID, InboundRecord, event_record, header_map
+from schemas.keys import SigningKey
+from schemas.records import HEADER_EVENT_ID, InboundRecord, OutboundRecord, event_record, header_map
 from services.kafka import end_offsets, kafka_sink, read_from
-from services.router_service import build_router
+from services.router_service import RouterService
 from services.settings import Settings
+from services.trust import load_trust, publish_keys
 from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
@@ -24,24 +29,36 @@ def ids(records: Sequence[InboundRecord]) -> list[str]:
     return [header_map(r.headers)[HEADER_EVENT_ID].decode() for r in records]
 
 
+async def produce_raw(settings: Settings, records: Sequence[OutboundRecord]) -> None:
+    """Publish records as they are, bypassing Liaison's producer (as an attacker could)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for r in records:
+            await producer.send_and_wait(r.topic, r.value, key=r.key, headers=list(r.headers))
+    finally:
+        await producer.stop()
+
+
+def sealed(event: ConcernRaised, key: SigningKey, settings: Settings) -> OutboundRecord:
+    return event_record(event, seal(event, key, utc_now()).envelope, settings.topics)
+
+
 async def test_ofsted_police_concern_reaches_hmicfrs_ncpi_through_the_router(
-    kafka: Settings,
+    kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
     topics = kafka.topics
-    watched = [topics.programme(p) for p in Programme if p is not Programme.JTAI] + [
-        topics.jtai,
-        topics.unrouted,
-        topics.feed,
-        topics.quarantine,
-    ]
+    watched = [topics.programme(p) for p in Programme if p is not Programme.JTAI]
+    watched += [topics.jtai, topics.unrouted, topics.feed, topics.quarantine]
     start = await end_offsets(kafka, watched)
     event = concern(subject_agencies=["police"], theme="front_door")
 
-    router = build_router(kafka)
+    router = RouterService(kafka)
     await router.start()
     try:
         async with kafka_sink(kafka) as sink:
-            delivery = await Publisher(sink, topics, clock=utc_now).publish(event)
+            publisher = Publisher(sink, topics, signing["ofsted"], clock=utc_now)
+            delivery = await publisher.publish(event)
         assert delivery.offset >= 0
 
         def done(records: Sequence[InboundRecord]) -> bool:
@@ -54,7 +71,8 @@ async def test_ofsted_police_concern_reaches_hmicfrs_ncpi_through_the_router(
     by_topic = {r.topic: r for r in records}
     assert set(by_topic) == {topics.programme(Programme.NCPI), topics.feed}
     ncpi = by_topic[topics.programme(Programme.NCPI)]
-    assert ncpi.value == event_record(event, topics).value  # unchanged bytes
+    envelope = json.loads(ncpi.value)
+    assert envelope["signatures"][0]["keyid"] == signing["ofsted"].keyid
     assert ncpi.key == b"E08000025"
     headers = header_map(ncpi.headers)
     assert headers[HEADER_EVENT_ID] == str(event.id).encode()
@@ -62,37 +80,49 @@ async def test_ofsted_police_concern_reaches_hmicfrs_ncpi_through_the_router(
     assert headers[HEADER_REASON].startswith(b"concern about police practice")
 
 
-async def test_a_poison_record_is_quarantined_and_the_stream_keeps_flowing(
-    kafka: Settings,
+def tamper(record: OutboundRecord) -> OutboundRecord:
+    """The same record with one character of the signed payload changed."""
+    doc = json.loads(record.value)
+    payload = base64.b64decode(doc["payload"]).replace(b'"severity":2', b'"severity":1')
+    doc["payload"] = base64.b64encode(payload).decode()
+    return OutboundRecord(record.topic, record.key, json.dumps(doc).encode(), record.headers)
+
+
+def signed_by_another(event: ConcernRaised, key: SigningKey, settings: Settings) -> OutboundRecord:
+    """``event`` (another inspectorate's) signed by hand with ``key``, on the event's topic."""
+    payload = encode_event(event)
+    envelope = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": event.type,
+        "signatures": [
+            {
+                "keyid": key.keyid,
+                "sig": base64.b64encode(key.sign(pae(event.type, payload))).decode(),
+            }
+        ],
+    }
+    return event_record(event, json.dumps(envelope).encode(), settings.topics)
+
+
+async def test_tampered_and_wrong_inspectorate_records_are_quarantined_others_delivered(
+    kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
     topics = kafka.topics
-    watched = [topics.programme(Programme.CLAS), topics.quarantine]
-    start = await end_offsets(kafka, watched)
-    before = concern(subject_agencies=["health"])
-    after = concern(subject_agencies=["health"])
+    start = await end_offsets(kafka, [topics.programme(Programme.CLAS), topics.quarantine])
+    ofsted = signing["ofsted"]
+    before, middle, impostor, after = (concern(subject_agencies=["health"]) for _ in range(4))
+    tampered = tamper(sealed(middle, ofsted, kafka))
+    wrong = signed_by_another(impostor, signing["hmi_prisons"], kafka)
+    await produce_raw(
+        kafka, [sealed(before, ofsted, kafka), tampered, wrong, sealed(after, ofsted, kafka)]
+    )
 
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-    await producer.start()
-    try:
-        for event in (before, None, after):
-            if event is None:
-                await producer.send_and_wait(
-                    topics.events(Inspectorate.OFSTED), b"{not an event", key=b"E08000025"
-                )
-                continue
-            record = event_record(event, topics)
-            await producer.send_and_wait(
-                record.topic, record.value, key=record.key, headers=list(record.headers)
-            )
-    finally:
-        await producer.stop()
-
-    router = build_router(kafka)
+    router = RouterService(kafka)
     await router.start()
     try:
 
         def done(records: Sequence[InboundRecord]) -> bool:
-            return len(records) >= 3
+            return len(records) >= 4
 
         records = await read_from(kafka, start, until=done, timeout_s=30)
     finally:
@@ -100,8 +130,43 @@ async def test_a_poison_record_is_quarantined_and_the_stream_keeps_flowing(
 
     clas = [r for r in records if r.topic == topics.programme(Programme.CLAS)]
     assert sorted(ids(clas)) == sorted([str(before.id), str(after.id)])
-    (refused,) = [r for r in records if r.topic == topics.quarantine]
-    body = json.loads(refused.value)
-    assert body["reason"].startswith("schema_invalid")
-    assert bytes.fromhex(body["raw_value_hex"]) == b"{not an event"
-    assert body["source_topic"] == topics.events(Inspectorate.OFSTED)
+    refused = [json.loads(r.value) for r in records if r.topic == topics.quarantine]
+    assert sorted(body["reason"] for body in refused) == ["bad_signature", "wrong_inspectorate"]
+    for body in refused:
+        assert body["source_topic"] == topics.events(Inspectorate.OFSTED)
+        assert body["quarantined_at"]
+    assert {bytes.fromhex(body["raw_value_hex"]) for body in refused} == {
+        tampered.value,
+        wrong.value,
+    }
+
+
+async def test_revocation_is_judged_by_the_brokers_append_time(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    topics = kafka.topics
+    start = await end_offsets(kafka, [topics.programme(Programme.CLAS), topics.quarantine])
+    ofsted = signing["ofsted"]
+    before, after = (concern(subject_agencies=["health"]) for _ in range(2))
+    async with kafka_sink(kafka) as sink:
+        publisher = Publisher(sink, topics, ofsted, clock=utc_now)
+        await publisher.publish(before)
+        trust = await load_trust(kafka)
+        entry = trust.get(ofsted.keyid)
+        assert entry is not None
+        await publish_keys(kafka, [entry.revoked(utc_now(), "test: key compromised")])
+        # Sealed now, by the stolen key, with a claimed occurred_at long before revocation:
+        await publisher.publish(after.model_copy(update={"occurred_at": before.occurred_at}))
+
+    router = RouterService(kafka)
+    await router.start()
+    try:
+        records = await read_from(kafka, start, until=lambda r: len(r) >= 2, timeout_s=30)
+    finally:
+        await router.stop()
+    assert ids([r for r in records if r.topic == topics.programme(Programme.CLAS)]) == [
+        str(before.id)
+    ]
+    (refused,) = [json.loads(r.value) for r in records if r.topic == topics.quarantine]
+    assert refused["reason"] == "key_revoked"
+    assert refused["timestamp_type"] == 1  # the broker's LogAppendTime was judged

@@ -188,3 +188,8 @@ def test_missing_or_unknown_type_says_which_types_exist() -> None:
     del data["type"]
     with pytest.raises(SchemaError, match="type: is required"):
         decode_event(json.dumps(data))
+
+
+def test_jtai_rationale_is_linted_too() -> None:
+    with pytest.raises(ValueError, match=r"jtai\.rationale contains an email address"):
+        concern(jtai={"requested": True, "rationale": "ask jo@example.org"})

@@ -1,0 +1,248 @@
+"""Signed envelopes: DSSE v1 with Ed25519, sealed by publishers, opened by every reader.
+
+Wire format (the Kafka record value), JSON::
+
+    {"payload": "<base64 of the exact event JSON bytes>",
+     "payloadType": "<the event's type>",
+     "signatures": [{"keyid": "<hex SHA-256 of the raw public key>", "sig": "<base64>"}]}
+
+The signature covers DSSE's pre-authentication encoding (``pae``) of payloadType and
+payload. ``open`` verifies those bytes before it parses them and never re-serialises
+anything before verifying. Exactly one signature is accepted: each event has exactly
+one publisher.
+
+``open`` refuses a record with a stable reason code (``Reason``); the caller quarantines
+it. Which key was good is judged at the record's broker append time (``LogAppendTime``)
+when the record carries one, else at the reader's ``now`` (later, so never more lenient).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.errors import EnvelopeError, SchemaError, SignatureError
+from schemas.events import (
+    MAX_EVENT_BYTES,
+    ConcernRaised,
+    ExceptionalPracticeIdentified,
+    decode_event,
+    encode_event,
+    validate_event,
+)
+from schemas.keys import SigningKey, TrustedKey, TrustStore
+from schemas.records import InboundRecord, event_headers, header_map
+
+__all__ = [
+    "LOG_APPEND_TIME",
+    "MAX_ENVELOPE_BYTES",
+    "DsseEnvelope",
+    "DsseSignature",
+    "Opened",
+    "Reason",
+    "Sealed",
+    "open",
+    "open_envelope",
+    "pae",
+    "seal",
+]
+
+LOG_APPEND_TIME: Final = 1
+"""Kafka's timestamp type for a time set by the broker when it appended the record."""
+
+MAX_ENVELOPE_BYTES: Final = MAX_EVENT_BYTES * 4 // 3 + 1024
+"""The largest envelope that can carry a largest event (base64 plus the signature)."""
+
+Event = ConcernRaised | ExceptionalPracticeIdentified
+
+
+class DsseSignature(BaseModel):
+    """One signature of an envelope."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keyid: str = Field(description="Lowercase hex SHA-256 of the signer's raw Ed25519 key.")
+    sig: str = Field(description="Base64 Ed25519 signature of PAE(payloadType, payload).")
+
+
+class DsseEnvelope(BaseModel):
+    """The record value on every events, programme, JTAI and feed topic (documentation).
+
+    ``open`` parses envelopes itself, strictly; this model describes them for AsyncAPI.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payload: str = Field(
+        description="Base64 of the exact event JSON bytes (see schemas/json/ for the events)."
+    )
+    payloadType: str = Field(  # noqa: N815 - DSSE's field name
+        description="The event's type, e.g. uk.inspectorate.concern.raised.v1."
+    )
+    signatures: list[DsseSignature] = Field(min_length=1, max_length=1)
+
+
+class Reason(StrEnum):
+    """Why a record was refused: stable codes for quarantine, logs and audit."""
+
+    OVERSIZED = "oversized"
+    MALFORMED_JSON = "malformed_json"
+    NOT_DSSE = "not_dsse"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    KEY_REVOKED = "key_revoked"
+    KEY_NOT_VALID = "key_not_valid"
+    WRONG_INSPECTORATE = "wrong_inspectorate"
+    TYPE_MISMATCH = "type_mismatch"
+    SCHEMA_INVALID = "schema_invalid"
+    HEADER_MISMATCH = "header_mismatch"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: ``DSSEv1 SP len SP type SP len SP body``."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A validated event, the exact payload bytes signed, and the envelope JSON."""
+
+    event: Event
+    payload: bytes
+    envelope: bytes
+    keyid: str
+
+
+def seal(event: Event, key: SigningKey, now: dt.datetime) -> Sealed:
+    """Validate ``event`` against the contract and ``now``, and sign it with ``key``.
+
+    A key signs only for its owner: sealing another inspectorate's event is refused.
+    """
+    if key.owner != event.source.value:
+        msg = f"a key of {key.owner} cannot sign an event whose source is {event.source.value}"
+        raise SignatureError(Reason.WRONG_INSPECTORATE, msg)
+    payload = encode_event(event)
+    validate_event(payload, now=now)
+    signature = key.sign(pae(event.type, payload))
+    envelope = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": event.type,
+        "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(signature).decode()}],
+    }
+    return Sealed(event, payload, json.dumps(envelope, separators=(",", ":")).encode(), key.keyid)
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A verified event, the key that vouched for it and the time that was judged."""
+
+    event: Event
+    payload: bytes
+    key: TrustedKey
+    judged_at: dt.datetime
+
+
+def _b64(value: object, what: str) -> bytes:
+    """Strict, canonical base64 (standard or URL-safe): one text per byte string."""
+    if not isinstance(value, str):
+        raise EnvelopeError(Reason.NOT_DSSE, f"{what} is not a base64 string")
+    try:
+        if "-" in value or "_" in value:
+            raw = base64.urlsafe_b64decode(value.encode())
+            canonical = base64.urlsafe_b64encode(raw).decode()
+        else:
+            raw = base64.b64decode(value.encode(), validate=True)
+            canonical = base64.b64encode(raw).decode()
+    except (binascii.Error, ValueError):
+        raise EnvelopeError(Reason.NOT_DSSE, f"{what} is not valid base64") from None
+    if canonical != value:
+        raise EnvelopeError(Reason.NOT_DSSE, f"{what} is not canonical base64")
+    return raw
+
+
+def _parse(value: bytes) -> tuple[str, bytes, str, bytes]:
+    if len(value) > MAX_ENVELOPE_BYTES:
+        msg = f"record is {len(value)} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit"
+        raise EnvelopeError(Reason.OVERSIZED, msg)
+    try:
+        document: Any = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        raise EnvelopeError(Reason.MALFORMED_JSON, "the record is not JSON") from None
+    if not isinstance(document, dict) or set(document) != {
+        "payload",
+        "payloadType",
+        "signatures",
+    }:
+        raise EnvelopeError(
+            Reason.NOT_DSSE, "not a DSSE envelope (payload, payloadType, signatures)"
+        )
+    payload_type = document["payloadType"]
+    signatures = document["signatures"]
+    if not isinstance(payload_type, str):
+        raise EnvelopeError(Reason.NOT_DSSE, "payloadType is not a string")
+    if not isinstance(signatures, list) or len(signatures) != 1:
+        raise EnvelopeError(Reason.NOT_DSSE, "an envelope carries exactly one signature")
+    (signature,) = signatures
+    if not isinstance(signature, dict) or set(signature) - {"keyid", "sig"}:
+        raise EnvelopeError(Reason.NOT_DSSE, "a signature has exactly keyid and sig")
+    keyid = signature.get("keyid")
+    if not isinstance(keyid, str):
+        raise EnvelopeError(Reason.NOT_DSSE, "the signature has no keyid")
+    payload = _b64(document["payload"], "payload")
+    sig = _b64(signature.get("sig"), "sig")
+    return payload_type, payload, keyid, sig
+
+
+def open_envelope(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Opened:
+    """Verify and decode one record; raise ``EnvelopeError`` with a ``Reason`` if refused.
+
+    Order: envelope shape, key id, signature over the exact payload bytes, key validity
+    at the append time, then (only now) the payload is parsed: contract, type, key owner,
+    headers.
+    """
+    payload_type, payload, keyid, sig = _parse(record.value)
+    key = trust.get(keyid)
+    if key is None:
+        raise SignatureError(Reason.UNKNOWN_KEY, f"no trusted key has id {keyid[:64]}")
+    try:
+        key.verifier().verify(sig, pae(payload_type, payload))
+    except InvalidSignature:
+        raise SignatureError(Reason.BAD_SIGNATURE, "the signature does not verify") from None
+    judged_at = (
+        dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+        if record.timestamp_type == LOG_APPEND_TIME
+        else now
+    )
+    refused = key.refuses_at(judged_at)
+    if refused is not None:
+        reason = Reason.KEY_REVOKED if key.revoked_at is not None else Reason.KEY_NOT_VALID
+        raise SignatureError(reason, f"{refused}; record judged at {judged_at.isoformat()}")
+    try:
+        event = decode_event(payload)
+    except SchemaError as exc:
+        raise EnvelopeError(Reason.SCHEMA_INVALID, str(exc)) from None
+    if event.type != payload_type:
+        raise EnvelopeError(Reason.TYPE_MISMATCH, "payloadType differs from the event's type")
+    if event.source.value != key.owner:
+        msg = f"a key of {key.owner} signed an event whose source is {event.source.value}"
+        raise SignatureError(Reason.WRONG_INSPECTORATE, msg)
+    headers = header_map(record.headers)
+    for name, expected in event_headers(event):
+        if headers.get(name) != expected:
+            raise EnvelopeError(
+                Reason.HEADER_MISMATCH, f"header {name!r} disagrees with the signed event"
+            )
+    return Opened(event, payload, key, judged_at)
+
+
+open = open_envelope  # the contract's name; `open_envelope` reads better in code
+"""``open(record, trust, now)``: the name the design gives ``open_envelope``."""

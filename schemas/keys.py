@@ -1,0 +1,207 @@
+"""Signing keys and the trust store: who may sign, and when each key was good.
+
+Every inspectorate signs with its own Ed25519 key. The trust store holds the public half
+of every key ever used, with its owner, validity and status, so a reader years later can
+still verify an event: a *retired* key verifies what was appended before its
+``valid_until``; a *revoked* key verifies nothing appended at or after ``revoked_at``.
+Times are always the broker's append time, never a time the signer claims.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Final, Self
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.inspectorates import Inspectorate
+
+__all__ = [
+    "BUS",
+    "KeyStatus",
+    "SigningKey",
+    "TrustStore",
+    "TrustedKey",
+    "key_id",
+]
+
+BUS: Final = "liaison"
+"""Owner name of keys that belong to the bus itself (not to an inspectorate)."""
+
+OWNERS: Final = frozenset({*(i.value for i in Inspectorate), BUS})
+
+KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def key_id(public_key: Ed25519PublicKey | bytes) -> str:
+    """Lowercase hex SHA-256 of the raw 32-byte Ed25519 public key."""
+    raw = public_key if isinstance(public_key, bytes) else _raw(public_key)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+class KeyStatus(StrEnum):
+    """Where a key is in its life."""
+
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+
+class TrustedKey(BaseModel):
+    """A public key the bus trusts, its owner, and when it is good."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keyid: KeyId
+    public_key: str = Field(description="Raw 32-byte Ed25519 public key, standard base64.")
+    owner: str
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime | None = None
+    status: KeyStatus = KeyStatus.ACTIVE
+    revoked_at: AwareDatetime | None = None
+    revocation_reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.owner not in OWNERS:
+            msg = f"owner {self.owner!r} is not an inspectorate or {BUS!r}"
+            raise ValueError(msg)
+        try:
+            raw = base64.b64decode(self.public_key, validate=True)
+        except ValueError:
+            raise ValueError("public_key is not base64") from None
+        if len(raw) != 32:  # noqa: PLR2004 - Ed25519 public keys are 32 bytes
+            msg = f"public_key is {len(raw)} bytes, an Ed25519 key is 32"
+            raise ValueError(msg)
+        if key_id(raw) != self.keyid:
+            raise ValueError("keyid is not the SHA-256 of public_key")
+        if (self.status is KeyStatus.REVOKED) != (self.revoked_at is not None):
+            raise ValueError("revoked_at is set exactly when status is revoked")
+        if self.valid_until is not None and self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+    def verifier(self) -> Ed25519PublicKey:
+        """The public key, for verifying signatures."""
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
+
+    def refuses_at(self, when: dt.datetime) -> str | None:
+        """Why this key cannot vouch for a record appended at ``when``; None if it can."""
+        if self.revoked_at is not None and when >= self.revoked_at:
+            return f"key revoked at {self.revoked_at.isoformat()}"
+        if when < self.valid_from:
+            return f"key valid only from {self.valid_from.isoformat()}"
+        if self.valid_until is not None and when >= self.valid_until:
+            return f"key retired at {self.valid_until.isoformat()}"
+        return None
+
+    def retired(self, at: dt.datetime) -> TrustedKey:
+        """This key, no longer used for new signatures from ``at`` on."""
+        return self.model_copy(update={"status": KeyStatus.RETIRED, "valid_until": at})
+
+    def revoked(self, at: dt.datetime, reason: str) -> TrustedKey:
+        """This key, trusted for nothing appended at or after ``at``."""
+        return self.model_copy(
+            update={"status": KeyStatus.REVOKED, "revoked_at": at, "revocation_reason": reason}
+        )
+
+
+class TrustStore(BaseModel):
+    """Every public key the bus trusts, by key id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys: tuple[TrustedKey, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        ids = [k.keyid for k in self.keys]
+        if len(ids) != len(set(ids)):
+            raise ValueError("a key id appears twice")
+        return self
+
+    def get(self, keyid: str) -> TrustedKey | None:
+        """The key with this id, if trusted."""
+        return next((k for k in self.keys if k.keyid == keyid), None)
+
+    def with_key(self, key: TrustedKey) -> TrustStore:
+        """This store with ``key`` added, or replacing the key with the same id."""
+        others = tuple(k for k in self.keys if k.keyid != key.keyid)
+        return TrustStore(keys=(*others, key))
+
+    def merged(self, keys: Iterable[TrustedKey]) -> TrustStore:
+        """This store with every key in ``keys`` applied in order."""
+        store = self
+        for key in keys:
+            store = store.with_key(key)
+        return store
+
+    def active(self, owner: str) -> tuple[TrustedKey, ...]:
+        """The owner's keys that are active now (normally one)."""
+        return tuple(k for k in self.keys if k.owner == owner and k.status is KeyStatus.ACTIVE)
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private Ed25519 key and its owner. Its repr never shows the private key."""
+
+    private: Ed25519PrivateKey = field(repr=False)
+    owner: str
+
+    @classmethod
+    def generate(cls, owner: str) -> SigningKey:
+        """A new random key for ``owner``."""
+        if owner not in OWNERS:
+            msg = f"owner {owner!r} is not an inspectorate or {BUS!r}"
+            raise ValueError(msg)
+        return cls(Ed25519PrivateKey.generate(), owner)
+
+    @classmethod
+    def from_pem(cls, pem: bytes, owner: str) -> SigningKey:
+        """Load an unencrypted PKCS#8 PEM Ed25519 private key."""
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the private key is not an Ed25519 key")  # noqa: TRY004
+        return cls(key, owner)
+
+    def to_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM (write it with mode 0600)."""
+        return self.private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    @property
+    def public_raw(self) -> bytes:
+        """The raw 32-byte public key."""
+        return _raw(self.private.public_key())
+
+    @property
+    def keyid(self) -> str:
+        """Lowercase hex SHA-256 of the raw public key."""
+        return key_id(self.public_raw)
+
+    def trusted(self, valid_from: dt.datetime) -> TrustedKey:
+        """The trust-store entry for this key, active from ``valid_from``."""
+        return TrustedKey(
+            keyid=self.keyid,
+            public_key=base64.b64encode(self.public_raw).decode(),
+            owner=self.owner,
+            valid_from=valid_from,
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        """An Ed25519 signature of ``message``."""
+        return self.private.sign(message)

@@ -1,0 +1,98 @@
+"""The local key store under ``$LIAISON_HOME/keys``: private keys and the trust file.
+
+Private keys are PKCS#8 PEM files with mode 0600 in a 0700 directory, one per key,
+never logged. ``trust.json`` holds the public trust store (what ``keys export`` prints).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from schemas.errors import ConfigurationError
+from schemas.keys import SigningKey, TrustStore
+from services.settings import Settings
+
+__all__ = ["KeyStore", "signing_key_for"]
+
+
+class KeyStore:
+    """Keys kept on this machine (a separate folder per topic prefix, as tests use)."""
+
+    def __init__(self, settings: Settings) -> None:
+        prefix = settings.topic_prefix
+        self.root = settings.home / "keys" / (f"prefix-{prefix}" if prefix else "")
+        self.trust_file = self.root / "trust.json"
+        self.private_dir = self.root / "private"
+
+    def trust(self) -> TrustStore:
+        """The local trust store (empty when none has been written)."""
+        if not self.trust_file.exists():
+            return TrustStore()
+        return TrustStore.model_validate_json(self.trust_file.read_bytes())
+
+    def save_trust(self, store: TrustStore) -> None:
+        """Write the trust store atomically (readers never see half a file)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.trust_file.with_suffix(".tmp")
+        tmp.write_text(store.model_dump_json(indent=2) + "\n")
+        tmp.replace(self.trust_file)
+
+    def private_path(self, owner: str, keyid: str) -> Path:
+        """Where the private key ``keyid`` of ``owner`` lives."""
+        return self.private_dir / owner / f"{keyid}.pem"
+
+    def save_private(self, key: SigningKey) -> Path:
+        """Write a private key readable by this user only (0600, in a 0700 directory)."""
+        path = self.private_path(key.owner, key.keyid)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for directory in (self.private_dir, path.parent):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            directory.chmod(0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key.to_pem())
+        return path
+
+    def delete_private(self, key: SigningKey) -> None:
+        """Remove a private key that never became trusted."""
+        self.private_path(key.owner, key.keyid).unlink(missing_ok=True)
+
+    def load_private(self, owner: str, keyid: str) -> SigningKey:
+        """The private key ``keyid`` of ``owner``."""
+        path = self.private_path(owner, keyid)
+        try:
+            return SigningKey.from_pem(path.read_bytes(), owner)
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"no private key for {owner} key {keyid} in {path.parent}"
+            ) from None
+
+    def active(self, owner: str, trust: TrustStore) -> SigningKey | None:
+        """The owner's active key in ``trust`` whose private half is on this machine."""
+        for entry in trust.active(owner):
+            if self.private_path(owner, entry.keyid).exists():
+                return self.load_private(owner, entry.keyid)
+        return None
+
+
+def signing_key_for(
+    owner: str, settings: Settings, store: KeyStore, trust: TrustStore
+) -> SigningKey:
+    """The key to sign with: ``LIAISON_SIGNING_KEY`` (PEM), ``..._FILE``, or the key store."""
+    if settings.signing_key is not None:
+        return SigningKey.from_pem(settings.signing_key.get_secret_value().encode(), owner)
+    if settings.signing_key_file is not None:
+        try:
+            return SigningKey.from_pem(settings.signing_key_file.read_bytes(), owner)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read LIAISON_SIGNING_KEY_FILE {settings.signing_key_file}: {exc.strerror}"
+            ) from None
+    key = store.active(owner, trust)
+    if key is None:
+        raise ConfigurationError(
+            f"no active signing key for {owner} on this machine: run"
+            f" `liaison keys generate --inspectorate {owner}`"
+        )
+    return key

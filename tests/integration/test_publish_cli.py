@@ -1,0 +1,107 @@
+"""`liaison publish --as NAME FILE` against the real broker, with the router running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from schemas.events import encode_event
+from schemas.inspectorates import Inspectorate, Programme
+from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
+from services.kafka import end_offsets, read_from
+from services.router_service import RouterService
+from services.settings import Settings
+from tests.conftest import env_for
+from tests.factories import concern
+
+pytestmark = pytest.mark.kafka
+
+LIAISON = [sys.executable, "-m", "services"]
+
+
+async def liaison(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    process = await asyncio.create_subprocess_exec(
+        *LIAISON, *args,
+        env=env_for(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
+
+
+def event_ids(records: Sequence[InboundRecord], topic: str) -> list[str]:
+    return [header_map(r.headers)[HEADER_EVENT_ID].decode() for r in records if r.topic == topic]
+
+
+async def test_publish_reports_invalid_lines_sends_the_rest_and_dedups_republish(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    generated = await liaison(kafka, "keys", "generate", "--inspectorate", "hmicfrs")
+    assert generated.returncode == 0, generated.stderr
+    good = [
+        concern(source="hmicfrs", programme="ncpi", subject_agencies=["health"]) for _ in range(40)
+    ]
+    invalid = json.loads(encode_event(concern(source="hmicfrs", programme="peel")))
+    invalid["summary"] = "Call the duty worker on 07700 900123."
+    other = concern()  # Ofsted's, not HMICFRS's
+    lines = [encode_event(e).decode() for e in good[:20]]
+    lines += [json.dumps(invalid), encode_event(other).decode()]
+    lines += [encode_event(e).decode() for e in good[20:]]
+    file = tmp_path / "findings.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+
+    topics = kafka.topics
+    clas = topics.programme(Programme.CLAS)
+    hmicfrs = topics.events(Inspectorate.HMICFRS)
+    start = await end_offsets(kafka, [hmicfrs, clas, topics.feed])
+    await_start = await end_offsets(kafka, [topics.quarantine])
+    router = RouterService(kafka)
+    await router.start()
+    try:
+        first = await liaison(kafka, "publish", "--as", "hmicfrs", str(file))
+        assert first.returncode == 2, first.stderr
+        assert first.stdout.split() == [str(e.id) for e in good]
+        assert "line 21: summary:" in first.stderr
+        assert "phone_number" in first.stderr
+        assert "07700 900123" not in first.stderr + first.stdout
+        assert "line 22: source: is ofsted, but this is publishing as hmicfrs" in first.stderr
+        assert "40 published as hmicfrs; 2 problem(s)" in first.stderr
+
+        # The same file again: Kafka gets the events twice, the programmes once.
+        second = await liaison(kafka, "publish", "--as", "hmicfrs", str(file))
+        assert second.returncode == 2
+        assert second.stdout.split() == [str(e.id) for e in good]
+
+        def done(records: Sequence[InboundRecord]) -> bool:
+            return len(event_ids(records, hmicfrs)) >= 80 and len(event_ids(records, clas)) >= 40
+
+        await read_from(kafka, start, until=done, timeout_s=60)
+        # Then everything, including any (wrong) second routing, after a pause for it.
+        await asyncio.sleep(2)
+        records = await read_from(kafka, start, until=lambda _: False, timeout_s=3)
+    finally:
+        await router.stop()
+
+    assert len(event_ids(records, hmicfrs)) == 80  # both runs were sent
+    assert sorted(event_ids(records, clas)) == sorted(str(e.id) for e in good)  # routed once
+    assert sorted(event_ids(records, topics.feed)) == sorted(str(e.id) for e in good)
+    quarantined = await read_from(kafka, await_start, until=lambda _: False, timeout_s=1)
+    assert quarantined == []  # invalid lines never reached Kafka
+
+
+def test_publish_without_a_key_says_how_to_make_one(kafka: Settings, tmp_path: Path) -> None:
+    file = tmp_path / "one.json"
+    file.write_bytes(encode_event(concern()))
+    done = subprocess.run(
+        [*LIAISON, "publish", "--as", "ofsted", str(file)],
+        env=env_for(kafka), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "liaison keys generate --inspectorate ofsted" in done.stderr
+    assert "Traceback" not in done.stderr
