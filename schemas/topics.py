@@ -20,8 +20,9 @@ EVENT_PARTITIONS: Final = 3
 """Partitions of every area-keyed topic: events, programme queues, JTAI and the feed."""
 
 _KEEP_FOREVER: Final = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
-# Revocation is judged by the broker's append time, never the signer's claim (issue 4).
-_EVENTS: Final = MappingProxyType({**_KEEP_FOREVER, "message.timestamp.type": "LogAppendTime"})
+# Every topic that carries signed envelopes stamps records with the broker's append time:
+# key revocation is judged by it, never by a time the signer claims.
+_ENVELOPES: Final = MappingProxyType({**_KEEP_FOREVER, "message.timestamp.type": "LogAppendTime"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ class Topics:
                 self.events(inspectorate),
                 EVENT_PARTITIONS,
                 f"{inspectorate.value}'s outbound events, keyed by area GSS code",
-                _EVENTS,
+                _ENVELOPES,
             )
             for inspectorate in Inspectorate
         )
@@ -105,7 +106,7 @@ class Topics:
                 self.programme(programme),
                 EVENT_PARTITIONS,
                 f"inbound queue of the {programme.value} programme",
-                _KEEP_FOREVER,
+                _ENVELOPES,
             )
             for programme in Programme
             if programme is not JTAI
@@ -114,12 +115,14 @@ class Topics:
         return (
             *events,
             *programmes,
-            TopicSpec(self.jtai, EVENT_PARTITIONS, "the JTAI queue", _KEEP_FOREVER),
-            TopicSpec(self.feed, EVENT_PARTITIONS, "every verified event, for analysts"),
+            TopicSpec(self.jtai, EVENT_PARTITIONS, "the JTAI queue", _ENVELOPES),
+            TopicSpec(
+                self.feed, EVENT_PARTITIONS, "every verified event, for analysts", _ENVELOPES
+            ),
             TopicSpec(
                 self.quarantine, 1, "records refused, with raw bytes and reason", _KEEP_FOREVER
             ),
-            TopicSpec(self.unrouted, 1, "verified events no rule matched", _KEEP_FOREVER),
+            TopicSpec(self.unrouted, 1, "verified events no rule matched", _ENVELOPES),
             TopicSpec(self.audit, 1, "the audit log", one_partition_forever),
             TopicSpec(self.audit_checkpoints, 1, "signed audit checkpoints", one_partition_forever),
             TopicSpec(

@@ -153,6 +153,8 @@ def _topics_table(reports: list[Any], *, title: str) -> Table:
         spec = report.spec
         if report.created:
             state = "[green]created[/green]"
+        elif report.reconfigured:
+            state = f"[green]set {', '.join(report.reconfigured)}[/green]"
         elif report.exists:
             state = "exists"
         else:
@@ -177,7 +179,11 @@ def topics_apply() -> None:
     reports = _run(lambda: apply_topics(settings, settings.topics.specs()))
     _wide().print(_topics_table(reports, title=f"Topics at {settings.bootstrap_servers}"))
     created = sum(r.created for r in reports)
-    _say(f"{created} created, {len(reports) - created} already there.")
+    reconfigured = sum(bool(r.reconfigured) for r in reports)
+    _say(
+        f"{created} created, {len(reports) - created} already there"
+        f" ({reconfigured} with configs set to the contract)."
+    )
 
 
 @topics_app.command("list")

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from producers.publisher import Delivery
@@ -107,6 +108,8 @@ class TopicReport:
     exists: bool
     partitions: int | None
     created: bool = False
+    reconfigured: tuple[str, ...] = ()
+    """Config names that differed from the contract and were set to it."""
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
@@ -130,8 +133,57 @@ async def describe_topics(settings: Settings, specs: Iterable[TopicSpec]) -> lis
     return [TopicReport(s, s.name in counts, counts.get(s.name)) for s in specs]
 
 
+_TOPIC_LEVEL = 1  # DescribeConfigs config_source: set on this topic (not a default)
+
+
+async def _topic_configs(
+    admin: AIOKafkaAdminClient, names: Sequence[str]
+) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    """For each topic: (every config value, the configs set on the topic itself)."""
+    if not names:
+        return {}
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    for response in responses:
+        for error_code, _, _, name, entries in response.resources:
+            if error_code == 0:
+                values = {entry[0]: entry[1] for entry in entries}
+                own = {entry[0]: entry[1] for entry in entries if entry[3] == _TOPIC_LEVEL}
+                found[name] = (values, own)
+    return found
+
+
+async def _reconcile_configs(
+    admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]
+) -> dict[str, tuple[str, ...]]:
+    """Set contract configs that drifted; return, per topic, the names that were set.
+
+    AlterConfigs replaces a topic's whole config, so the topic's other own settings (an
+    operator's, say) are sent along unchanged rather than reset to defaults.
+    """
+    current = await _topic_configs(admin, [spec.name for spec in specs])
+    drift: dict[str, tuple[str, ...]] = {}
+    changes = []
+    for spec in specs:
+        values, own = current.get(spec.name, ({}, {}))
+        names = tuple(k for k, v in spec.config.items() if values.get(k) != v)
+        if names:
+            drift[spec.name] = names
+            configs = {**own, **spec.config}
+            changes.append(ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=configs))
+    if changes:
+        await admin.alter_configs(changes)
+    return drift
+
+
 async def apply_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[TopicReport]:
-    """Create every contract topic that is missing; leave existing ones as they are."""
+    """Create every contract topic that is missing and set drifted configs to the contract.
+
+    Partition counts are never changed (Kafka cannot shrink them and growing one moves
+    keys between partitions); a difference is reported by ``topics list``.
+    """
     specs = list(specs)
     async with _admin(settings) as admin:
         counts = await _partition_counts(admin, [s.name for s in specs])
@@ -155,6 +207,7 @@ async def apply_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[T
                     if code not in (0, TopicAlreadyExistsError.errno):
                         raise BrokerError(f"could not create topic {name}: {message}")
         created = {s.name for s in missing}
+        drift = await _reconcile_configs(admin, [s for s in specs if s.name in counts])
         counts = await _partition_counts(admin, [s.name for s in specs])
         # The controller has committed the new topics; brokers learn of them a moment later.
         deadline = asyncio.get_running_loop().time() + _VISIBLE_TIMEOUT_S
@@ -162,7 +215,13 @@ async def apply_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[T
             await asyncio.sleep(0.1)
             counts = await _partition_counts(admin, [s.name for s in specs])
     return [
-        TopicReport(s, s.name in counts, counts.get(s.name), created=s.name in created)
+        TopicReport(
+            s,
+            s.name in counts,
+            counts.get(s.name),
+            created=s.name in created,
+            reconfigured=drift.get(s.name, ()),
+        )
         for s in specs
     ]
 

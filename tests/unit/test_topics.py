@@ -67,3 +67,16 @@ def test_audit_log_is_one_partition_never_deleted() -> None:
 def test_keys_topic_is_compacted() -> None:
     specs = {spec.name: spec for spec in Topics().specs()}
     assert specs["liaison.keys"].config["cleanup.policy"] == "compact"
+
+
+def test_every_topic_carrying_envelopes_uses_append_time() -> None:
+    topics = Topics()
+    carrying = [
+        *topics.all_events(),
+        *(topics.programme(p) for p in Programme),
+        topics.feed,
+        topics.unrouted,
+    ]
+    specs = {spec.name: spec for spec in topics.specs()}
+    for name in carrying:
+        assert specs[name].config["message.timestamp.type"] == "LogAppendTime", name
