@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from consumers.routing import Destination, route
-from consumers.rules import DEFAULT_RULES, Rule
+from consumers.rules import Rule
 from schemas.envelope import Opened, open_envelope
 from schemas.errors import EnvelopeError
 from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
@@ -104,7 +104,7 @@ def plan(
     topics: Topics,
     trust: TrustStore,
     now: dt.datetime,
-    rules: Iterable[Rule] = DEFAULT_RULES,
+    rules: Iterable[Rule],
 ) -> Plan:
     """Decide what to produce for one record from an events topic.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from consumers.rules import DEFAULT_RULES, Rule
+from consumers.rules import Rule
 from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
 from schemas.inspectorates import Programme, owner_of
 
@@ -23,9 +23,12 @@ class Destination:
 
 def route(
     event: ConcernRaised | ExceptionalPracticeIdentified,
-    rules: Iterable[Rule] = DEFAULT_RULES,
+    rules: Iterable[Rule],
 ) -> frozenset[Destination]:
     """Every destination of ``event`` under ``rules``; empty when no rule matches.
+
+    ``rules`` is the rule set in force (``RuleSet.rules``, loaded from the rules file);
+    there is no default, so no caller can route by a stale built-in copy.
 
     An event never goes back into a programme of the inspectorate that published it.
     When two rules send an event to one programme, both are kept: each is a reason.

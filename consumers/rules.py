@@ -1,27 +1,28 @@
 """Routing rules as data: which events go to which programme queues, and why.
 
 A rule matches an event when every condition it sets holds (within one condition, any
-listed value matches). Rules are plain validated data so that they can be loaded from
-``deploy/`` files; ``DEFAULT_RULES`` follows who inspects what.
+listed value matches). Rules are plain validated data: the rule set in force is read from
+``deploy/rules.toml`` at start-up (``services.rules_file.load_rules``), the single source
+of truth; this module only says what a valid rule set is.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Literal, Self, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import (
-    CONCERN_RAISED,
-    EXCEPTIONAL_PRACTICE_IDENTIFIED,
-    ConcernRaised,
-    ExceptionalPracticeIdentified,
-    Finding,
-    Theme,
-)
-from schemas.inspectorates import JTAI, Agency, Programme
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, Finding, Theme
+from schemas.inspectorates import Agency, Programme
 
-__all__ = ["DEFAULT_RULES", "Rule"]
+__all__ = ["EventType", "JtaiSettings", "Rule", "RuleSet"]
+
+EventType: TypeAlias = Literal[
+    "uk.inspectorate.concern.raised.v1",
+    "uk.inspectorate.exceptional_practice.identified.v1",
+]
+"""The event types a rule may name (``schemas.events.CONCERN_RAISED`` and
+``EXCEPTIONAL_PRACTICE_IDENTIFIED``): a misspelt type would otherwise never match."""
 
 
 class Rule(BaseModel):
@@ -32,11 +33,12 @@ class Rule(BaseModel):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     reason: str = Field(min_length=1, max_length=200)
     to: tuple[Programme, ...] = Field(min_length=1)
-    event_types: tuple[str, ...] = ()
+    event_types: tuple[EventType, ...] = ()
     agencies: tuple[Agency, ...] = ()
     themes: tuple[Theme, ...] = ()
     findings: tuple[Finding, ...] = ()
-    jtai_requested: bool | None = None
+    # strict: in a rules file, "false" in quotes is a typo, not a boolean.
+    jtai_requested: bool | None = Field(default=None, strict=True)
 
     def matches(self, event: ConcernRaised | ExceptionalPracticeIdentified) -> bool:
         """Whether every condition this rule sets holds for ``event``."""
@@ -60,93 +62,44 @@ class Rule(BaseModel):
         )
 
 
-_CONCERN = (CONCERN_RAISED,)
+class JtaiSettings(BaseModel):
+    """When an area becomes a JTAI candidate: enough inspectorates' concerns in a window."""
 
-DEFAULT_RULES: Final[tuple[Rule, ...]] = (
-    Rule(
-        id="police.ncpi",
-        reason="concern about police practice: HMICFRS national child protection inspection",
-        event_types=_CONCERN,
-        agencies=(Agency.POLICE,),
-        to=(Programme.NCPI,),
-    ),
-    Rule(
-        id="police.peel",
-        reason="cause of concern about police practice: HMICFRS PEEL",
-        event_types=_CONCERN,
-        agencies=(Agency.POLICE,),
-        findings=(Finding.CAUSE_OF_CONCERN,),
-        to=(Programme.PEEL,),
-    ),
-    Rule(
-        id="health.clas",
-        reason="concern about health services: CQC children looked after and safeguarding",
-        event_types=_CONCERN,
-        agencies=(Agency.HEALTH,),
-        to=(Programme.CLAS,),
-    ),
-    Rule(
-        id="health.saas",
-        reason="sexual abuse theme in health services: CQC sexual assault services",
-        event_types=_CONCERN,
-        agencies=(Agency.HEALTH,),
-        themes=(Theme.CHILD_SEXUAL_ABUSE_IN_FAMILY, Theme.CHILD_SEXUAL_EXPLOITATION),
-        to=(Programme.SAAS,),
-    ),
-    Rule(
-        id="social_care.ilacs",
-        reason="concern about children's social care: Ofsted ILACS",
-        event_types=_CONCERN,
-        agencies=(Agency.LOCAL_AUTHORITY,),
-        to=(Programme.ILACS,),
-    ),
-    Rule(
-        id="front_door.ilacs",
-        reason="concern about the front door: Ofsted ILACS",
-        event_types=_CONCERN,
-        themes=(Theme.FRONT_DOOR,),
-        to=(Programme.ILACS,),
-    ),
-    Rule(
-        id="youth_justice.probation",
-        reason="concern about youth justice or probation: HMI Probation youth justice",
-        event_types=_CONCERN,
-        agencies=(Agency.YOUTH_JUSTICE_SERVICE, Agency.PROBATION),
-        to=(Programme.YOUTH_JUSTICE,),
-    ),
-    Rule(
-        id="custody.prisons",
-        reason="concern about custody: HMI Prisons custody inspection",
-        event_types=_CONCERN,
-        agencies=(Agency.CUSTODY,),
-        to=(Programme.CUSTODY,),
-    ),
-    Rule(
-        id="jtai.requested",
-        reason="the publishing inspectorate requested a JTAI",
-        event_types=_CONCERN,
-        jtai_requested=True,
-        to=(JTAI,),
-    ),
-    Rule(
-        id="jtai.urgent",
-        reason="urgent notification: JTAI partners must know",
-        event_types=_CONCERN,
-        findings=(Finding.URGENT_NOTIFICATION,),
-        to=(JTAI,),
-    ),
-    Rule(
-        id="jtai.deep_dive",
-        reason="theme of the current JTAI deep dive",
-        event_types=_CONCERN,
-        themes=(Theme.SERIOUS_YOUTH_VIOLENCE, Theme.MENTAL_HEALTH),
-        to=(JTAI,),
-    ),
-    Rule(
-        id="exceptional_practice.share",
-        reason="exceptional practice is shared with every other inspectorate",
-        event_types=(EXCEPTIONAL_PRACTICE_IDENTIFIED,),
-        to=tuple(programme for programme in Programme if programme is not JTAI),
-    ),
-)
-"""Who inspects what: the rules used when no rules file is given."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # strict: 180.0 or "180" in a rules file is a mistake to point out, not to coerce.
+    window_days: int = Field(default=180, ge=1, le=3650, strict=True)
+    """Length of the sliding window, in days, over which an area's concerns are counted."""
+    min_inspectorates: int = Field(default=2, ge=2, le=5, strict=True)
+    """How many different inspectorates must have raised concerns in the window."""
+
+
+class RuleSet(BaseModel):
+    """Every routing rule in force, in file order, and the JTAI candidate settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # At least one rule: an empty set would quietly send every event to liaison.unrouted.
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    jtai: JtaiSettings = Field(default_factory=JtaiSettings)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        # Routed records and the audit log name rules by id, so an id must mean one rule.
+        positions: dict[str, list[int]] = {}
+        for number, rule in enumerate(self.rules, start=1):
+            positions.setdefault(rule.id, []).append(number)
+        duplicates = [
+            f"rule id {rule_id!r} is used by rules {_numbers(found)}"
+            for rule_id, found in positions.items()
+            if len(found) > 1
+        ]
+        if duplicates:
+            raise ValueError("; ".join(duplicates))
+        return self
+
+
+def _numbers(positions: list[int]) -> str:
+    """``#2 and #5`` or ``#1, #2 and #7``."""
+    marked = [f"#{n}" for n in positions]
+    return ", ".join(marked[:-1]) + " and " + marked[-1]

@@ -24,6 +24,7 @@ from schemas.events import (
     validate_event,
 )
 from schemas.inspectorates import JTAI, PROGRAMMES, Agency, Inspectorate, Programme, owner_of
+from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, JtaiConsiderationRequested, JtaiTrigger
 from schemas.records import InboundRecord, OutboundRecord, event_record
 from schemas.topics import Topics, TopicSpec
 
@@ -31,6 +32,7 @@ __all__ = [
     "CONCERN_RAISED",
     "EXCEPTIONAL_PRACTICE_IDENTIFIED",
     "JTAI",
+    "JTAI_CONSIDERATION_REQUESTED",
     "MAX_EVENT_BYTES",
     "PROGRAMMES",
     "Agency",
@@ -43,7 +45,9 @@ __all__ = [
     "Finding",
     "InboundRecord",
     "Inspectorate",
+    "JtaiConsiderationRequested",
     "JtaiRequest",
+    "JtaiTrigger",
     "LiaisonError",
     "LocalBrokerError",
     "OutboundRecord",

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.errors import EnvelopeError, SchemaError, SignatureError
 from schemas.events import (
+    CLOCK_SKEW,
     MAX_EVENT_BYTES,
     ConcernRaised,
     ExceptionalPracticeIdentified,
@@ -38,8 +39,9 @@ from schemas.events import (
     encode_event,
     validate_event,
 )
+from schemas.jtai import JtaiConsiderationRequested, decode_consideration, encode_consideration
 from schemas.keys import SigningKey, TrustedKey, TrustStore
-from schemas.records import InboundRecord, event_headers, header_map
+from schemas.records import Headers, InboundRecord, event_headers, header_map
 
 __all__ = [
     "LOG_APPEND_TIME",
@@ -47,12 +49,20 @@ __all__ = [
     "DsseEnvelope",
     "DsseSignature",
     "Opened",
+    "OpenedConsideration",
     "Reason",
     "Sealed",
+    "SealedConsideration",
+    "Verified",
+    "check_claims",
     "open",
+    "open_consideration",
     "open_envelope",
     "pae",
     "seal",
+    "seal_consideration",
+    "sign_envelope",
+    "verify",
 ]
 
 LOG_APPEND_TIME: Final = 1
@@ -122,6 +132,17 @@ class Sealed:
     keyid: str
 
 
+def sign_envelope(payload_type: str, payload: bytes, key: SigningKey) -> bytes:
+    """The DSSE envelope JSON of ``payload`` signed by ``key`` (no validation: see ``seal``)."""
+    signature = key.sign(pae(payload_type, payload))
+    envelope = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": payload_type,
+        "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(signature).decode()}],
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
 def seal(event: Event, key: SigningKey, now: dt.datetime) -> Sealed:
     """Validate ``event`` against the contract and ``now``, and sign it with ``key``.
 
@@ -132,13 +153,7 @@ def seal(event: Event, key: SigningKey, now: dt.datetime) -> Sealed:
         raise SignatureError(Reason.WRONG_INSPECTORATE, msg)
     payload = encode_event(event)
     validate_event(payload, now=now)
-    signature = key.sign(pae(event.type, payload))
-    envelope = {
-        "payload": base64.b64encode(payload).decode(),
-        "payloadType": event.type,
-        "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(signature).decode()}],
-    }
-    return Sealed(event, payload, json.dumps(envelope, separators=(",", ":")).encode(), key.keyid)
+    return Sealed(event, payload, sign_envelope(event.type, payload, key), key.keyid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +217,21 @@ def _parse(value: bytes) -> tuple[str, bytes, str, bytes]:
     return payload_type, payload, keyid, sig
 
 
-def open_envelope(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Opened:
-    """Verify and decode one record; raise ``EnvelopeError`` with a ``Reason`` if refused.
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """An envelope whose signature verified, before its payload is parsed."""
 
-    Order: envelope shape, key id, signature over the exact payload bytes, key validity
-    at the append time, then (only now) the payload is parsed: contract, type, key owner,
-    headers.
+    payload_type: str
+    payload: bytes
+    key: TrustedKey
+    judged_at: dt.datetime
+
+
+def verify(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Verified:
+    """Check shape, key id, signature over the exact payload bytes, and key validity.
+
+    Key validity is judged at the record's append time (``LogAppendTime``), else ``now``.
+    Nothing of the payload is parsed here.
     """
     payload_type, payload, keyid, sig = _parse(record.value)
     key = trust.get(keyid)
@@ -226,22 +250,86 @@ def open_envelope(record: InboundRecord, trust: TrustStore, now: dt.datetime) ->
     if refused is not None:
         reason = Reason.KEY_REVOKED if key.revoked_at is not None else Reason.KEY_NOT_VALID
         raise SignatureError(reason, f"{refused}; record judged at {judged_at.isoformat()}")
-    try:
-        event = decode_event(payload)
-    except SchemaError as exc:
-        raise EnvelopeError(Reason.SCHEMA_INVALID, str(exc)) from None
-    if event.type != payload_type:
+    return Verified(payload_type, payload, key, judged_at)
+
+
+def check_claims(
+    record: InboundRecord, verified: Verified, kind: str, source: str, headers: Headers
+) -> None:
+    """The parsed payload agrees with the envelope's type, the key's owner and the headers."""
+    if kind != verified.payload_type:
         raise EnvelopeError(Reason.TYPE_MISMATCH, "payloadType differs from the event's type")
-    if event.source.value != key.owner:
-        msg = f"a key of {key.owner} signed an event whose source is {event.source.value}"
+    if source != verified.key.owner:
+        msg = f"a key of {verified.key.owner} signed an event whose source is {source}"
         raise SignatureError(Reason.WRONG_INSPECTORATE, msg)
-    headers = header_map(record.headers)
-    for name, expected in event_headers(event):
-        if headers.get(name) != expected:
+    present = header_map(record.headers)
+    for name, expected in headers:
+        if present.get(name) != expected:
             raise EnvelopeError(
                 Reason.HEADER_MISMATCH, f"header {name!r} disagrees with the signed event"
             )
-    return Opened(event, payload, key, judged_at)
+
+
+def open_envelope(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Opened:
+    """Verify and decode one inspectorate event; raise ``EnvelopeError`` with a ``Reason``.
+
+    Order: envelope shape, key id, signature over the exact payload bytes, key validity
+    at the append time, then (only now) the payload is parsed: contract, type, key owner,
+    headers.
+    """
+    verified = verify(record, trust, now)
+    try:
+        event = decode_event(verified.payload)
+    except SchemaError as exc:
+        raise EnvelopeError(Reason.SCHEMA_INVALID, str(exc)) from None
+    check_claims(record, verified, event.type, event.source.value, event_headers(event))
+    return Opened(event, verified.payload, verified.key, verified.judged_at)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedConsideration:
+    """A JTAI consideration signed by the bus."""
+
+    event: JtaiConsiderationRequested
+    payload: bytes
+    envelope: bytes
+    keyid: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedConsideration:
+    """A verified JTAI consideration and the bus key that vouched for it."""
+
+    event: JtaiConsiderationRequested
+    payload: bytes
+    key: TrustedKey
+    judged_at: dt.datetime
+
+
+def seal_consideration(
+    event: JtaiConsiderationRequested, key: SigningKey, now: dt.datetime
+) -> SealedConsideration:
+    """Sign a JTAI consideration with the bus's own key (only the bus signs these)."""
+    if key.owner != event.source:
+        msg = f"a key of {key.owner} cannot sign a consideration whose source is {event.source}"
+        raise SignatureError(Reason.WRONG_INSPECTORATE, msg)
+    if event.occurred_at > now + CLOCK_SKEW:
+        raise SchemaError("occurred_at: is in the future")
+    payload = encode_consideration(event)
+    return SealedConsideration(event, payload, sign_envelope(event.type, payload, key), key.keyid)
+
+
+def open_consideration(
+    record: InboundRecord, trust: TrustStore, now: dt.datetime
+) -> OpenedConsideration:
+    """Verify and decode a JTAI consideration, exactly as ``open_envelope`` does an event."""
+    verified = verify(record, trust, now)
+    try:
+        event = decode_consideration(verified.payload)
+    except SchemaError as exc:
+        raise EnvelopeError(Reason.SCHEMA_INVALID, str(exc)) from None
+    check_claims(record, verified, event.type, event.source, event_headers(event))
+    return OpenedConsideration(event, verified.payload, verified.key, verified.judged_at)
 
 
 open = open_envelope  # the contract's name; `open_envelope` reads better in code

@@ -26,8 +26,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
+from schemas._problems import check_size, schema_error
 from schemas.errors import Problem, SchemaError
 from schemas.inspectorates import JTAI, PROGRAMMES, Agency, Inspectorate, Programme
 from schemas.minimisation import check_minimised
@@ -218,34 +218,8 @@ _EVENT: Final[TypeAdapter[ConcernRaised | ExceptionalPracticeIdentified]] = Type
 E = TypeVar("E")
 
 
-def _plain(error: ErrorDetails) -> Problem:
-    """A pydantic error as a field path and a plain-English reason."""
-    loc = error["loc"]
-    # pydantic puts the union member's tag first (("uk.inspectorate...v1", "severity")).
-    if loc and isinstance(loc[0], str) and loc[0].startswith("uk.inspectorate."):
-        loc = loc[1:]
-    path = ".".join(str(part) for part in loc)
-    kind = error["type"]
-    if kind == "missing":
-        reason = "is required"
-    elif kind == "extra_forbidden":
-        reason = "is not a field of this event type"
-    elif kind == "union_tag_invalid":
-        path, reason = "type", f"must be {CONCERN_RAISED!r} or {EXCEPTIONAL_PRACTICE_IDENTIFIED!r}"
-    elif kind == "union_tag_not_found":
-        path, reason = "type", "is required (it says which kind of event this is)"
-    elif kind == "json_invalid":
-        reason = f"not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
-    elif kind in {"model_attributes_type", "model_type", "dict_type"}:
-        reason = "must be a JSON object"
-    else:
-        reason = error["msg"].removeprefix("Value error, ")
-    return Problem(path, reason)
-
-
 def _schema_error(exc: ValidationError) -> SchemaError:
-    problems = [_plain(e) for e in exc.errors(include_url=False, include_input=False)]
-    return SchemaError("invalid event: " + "; ".join(str(p) for p in problems), problems=problems)
+    return schema_error(exc, "event", (CONCERN_RAISED, EXCEPTIONAL_PRACTICE_IDENTIFIED))
 
 
 class EventCodec(Generic[E]):
@@ -261,10 +235,7 @@ class EventCodec(Generic[E]):
         Input over ``MAX_EVENT_BYTES`` is refused before parsing; every problem found is
         listed in the ``SchemaError``.
         """
-        size = len(data.encode() if isinstance(data, str) else data)
-        if size > MAX_EVENT_BYTES:
-            msg = f"event is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit"
-            raise SchemaError(msg)
+        check_size(data, "event", MAX_EVENT_BYTES)
         context = {"now": now} if now is not None else None
         try:
             if not self._upcasters:

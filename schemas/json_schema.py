@@ -16,16 +16,22 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.jtai import JtaiConsiderationRequested
 
 __all__ = ["EVENT_MODELS", "json_schemas", "render"]
 
-EVENT_MODELS: Final[tuple[type[BaseModel], ...]] = (ConcernRaised, ExceptionalPracticeIdentified)
+EVENT_MODELS: Final[tuple[type[BaseModel], ...]] = (
+    ConcernRaised,
+    ExceptionalPracticeIdentified,
+    JtaiConsiderationRequested,
+)
 
 _NOT_EXPRESSIBLE = (
     " Also enforced by Liaison, not expressible here: `area` is an English upper-tier"
-    " local authority live on `occurred_at`; `occurred_at` is not in the future; `summary`"
-    " (and `shareable_learning`) contain no NHS number, date of birth, full postcode, email"
-    " address or UK phone number; one event is at most 64 KiB of JSON."
+    " local authority live on `occurred_at`; `occurred_at` is not in the future; free text"
+    " (`summary`, `shareable_learning`, a JTAI rationale) contains no NHS number, date of"
+    " birth, full postcode, email address or UK phone number; one event is at most 64 KiB"
+    " of JSON."
 )
 
 

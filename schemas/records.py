@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
 
 from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
 from schemas.inspectorates import Inspectorate
@@ -65,11 +67,22 @@ def header_map(headers: Sequence[tuple[str, bytes]]) -> Mapping[str, bytes]:
     return dict(headers)
 
 
-def event_headers(event: ConcernRaised | ExceptionalPracticeIdentified) -> Headers:
+class _Headed(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def area(self) -> str: ...
+    @property
+    def id(self) -> UUID: ...
+
+
+def event_headers(event: _Headed) -> Headers:
     """The headers that repeat an event's type, source, area and id for filtering."""
     return (
         (HEADER_TYPE, event.type.encode()),
-        (HEADER_SOURCE, event.source.value.encode()),
+        (HEADER_SOURCE, str(event.source).encode()),
         (HEADER_AREA, event.area.encode()),
         (HEADER_EVENT_ID, str(event.id).encode()),
     )

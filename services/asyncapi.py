@@ -8,7 +8,9 @@ from faststream.specification import AsyncAPI
 
 from schemas.envelope import DsseEnvelope
 from schemas.inspectorates import JTAI, Inspectorate, Programme
+from schemas.keys import BUS, SigningKey
 from services.router_service import RouterService
+from services.rules_file import load_rules
 from services.settings import Settings
 
 __all__ = ["asyncapi_document"]
@@ -23,7 +25,10 @@ def asyncapi_document(settings: Settings) -> str:
     payload is an event of the contract; the router forwards it byte for byte.
     """
     contract = settings.model_copy(update={"topic_prefix": ""})
-    broker = RouterService(contract).broker
+    # The document describes topics, not keys: any bus key will do to build the service.
+    broker = RouterService(
+        contract, load_rules(contract.rules_path), SigningKey.generate(BUS)
+    ).broker
     topics = contract.topics
     outputs = {
         **{

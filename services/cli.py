@@ -11,16 +11,16 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from consumers.explain import explain, unmatched_note
 from schemas.errors import LiaisonError, SchemaError
-from schemas.events import MAX_EVENT_BYTES, validate_event
+from schemas.events import MAX_EVENT_BYTES, decode_event, validate_event
 from schemas.inspectorates import Inspectorate
 from schemas.json_schema import json_schemas, render
-from schemas.keys import TrustStore
+from schemas.keys import BUS, TrustStore
 from services.asyncapi import asyncapi_document
 from services.demo import run_demo
 from services.inputs import read_documents
@@ -30,7 +30,9 @@ from services.keystore import KeyStore, signing_key_for
 from services.local_broker import LocalBroker
 from services.log import configure_logging
 from services.publish import publish_documents
+from services.quarantine import list_quarantine, redrive
 from services.router_service import RouterService
+from services.rules_file import load_rules
 from services.settings import Settings
 from services.trust import load_trust
 
@@ -82,7 +84,8 @@ def _wide() -> Console:
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
+    err.print("[bold red]error:[/bold red] ", end="")
+    err.print(message, highlight=False, markup=False)
     raise typer.Exit(1)
 
 
@@ -281,8 +284,18 @@ def asyncapi(
 # -- keys -------------------------------------------------------------------------------
 
 InspectorateOption = Annotated[
-    Inspectorate, typer.Option("--inspectorate", help="Whose key.", case_sensitive=False)
+    Inspectorate | None,
+    typer.Option("--inspectorate", help="Whose key.", case_sensitive=False),
 ]
+BusOption = Annotated[
+    bool, typer.Option("--bus", help="The bus's own key (signs JTAI considerations).")
+]
+
+
+def _owner(inspectorate: Inspectorate | None, bus: bool) -> str:
+    if (inspectorate is None) == (not bus):
+        _fail("give exactly one of --inspectorate NAME or --bus")
+    return BUS if bus else str(inspectorate)
 
 
 def _now() -> dt.datetime:
@@ -306,23 +319,25 @@ def _keys_table(store: TrustStore, title: str) -> Table:
 
 
 @keys_app.command("generate")
-def keys_generate(inspectorate: InspectorateOption) -> None:
-    """Create an inspectorate's first signing key and publish its public half."""
+def keys_generate(inspectorate: InspectorateOption = None, bus: BusOption = False) -> None:
+    """Create an inspectorate's (or the bus's) first signing key; publish its public half."""
+    owner = _owner(inspectorate, bus)
     settings = _settings()
-    change = _run(lambda: generate(settings, inspectorate.value, _now()))
+    change = _run(lambda: generate(settings, owner, _now()))
     assert change.new is not None  # noqa: S101 - generate always makes a key
     store = KeyStore(settings)
-    _say(f"Generated {inspectorate.value} key {change.new.keyid}")
-    _say(f"private key: {store.private_path(inspectorate.value, change.new.keyid)} (mode 0600)")
+    _say(f"Generated {owner} key {change.new.keyid}")
+    _say(f"private key: {store.private_path(owner, change.new.keyid)} (mode 0600)")
 
 
 @keys_app.command("rotate")
-def keys_rotate(inspectorate: InspectorateOption) -> None:
-    """Give an inspectorate a new key; its old keys retire but still verify past events."""
+def keys_rotate(inspectorate: InspectorateOption = None, bus: BusOption = False) -> None:
+    """Give an inspectorate (or the bus) a new key; old keys retire but verify the past."""
+    owner = _owner(inspectorate, bus)
     settings = _settings()
-    change = _run(lambda: rotate(settings, inspectorate.value, _now()))
+    change = _run(lambda: rotate(settings, owner, _now()))
     assert change.new is not None  # noqa: S101 - rotate always makes a key
-    _say(f"New {inspectorate.value} key {change.new.keyid}")
+    _say(f"New {owner} key {change.new.keyid}")
     for old in change.changed:
         _say(f"Retired {old.keyid}: verifies events appended before {old.valid_until}")
 
@@ -397,12 +412,12 @@ def publish(
 @app.command("demo")
 def demo() -> None:
     """Every inspectorate publishes a few events; the router delivers them; a table shows it."""
-    settings = Settings()
-    # The table is the demo's output; routine per-event logs would bury it.
-    configure_logging("DEBUG" if settings.log_level == "DEBUG" else "WARNING", settings.log_format)
-    # A table of what went where needs room even when output is piped (make, CI).
-    console = out if out.is_terminal else Console(width=160)
-    code = _run(lambda: run_demo(settings, console))
+    settings = _settings()
+
+    async def run() -> int:
+        return await run_demo(settings, load_rules(settings.rules_path), _wide())
+
+    code = _run(run)
     raise typer.Exit(code)
 
 
@@ -410,23 +425,103 @@ def demo() -> None:
 def serve_router() -> None:
     """Route every inspectorate's events to the other inspectorates' queues until stopped."""
     settings = _settings(service=True)
-    log = structlog.get_logger("liaison.router")
 
-    async def serve() -> None:
-        router = RouterService(settings)
+    async def serve() -> int:
+        rules = load_rules(settings.rules_path)
+        trust = await load_trust(settings)
+        bus_key = signing_key_for(BUS, settings, KeyStore(settings), trust)
+        router = RouterService(settings, rules, bus_key)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await router.start()
-        log.info("router_started", bootstrap_servers=settings.bootstrap_servers)
         try:
-            await stop.wait()
+            stopping = asyncio.create_task(stop.wait())
+            failing = asyncio.create_task(router.failed.wait())
+            await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            failing.cancel()
         finally:
             await router.stop()
-            log.info("router_stopped")
+        return 1 if router.failed.is_set() else 0
 
-    _run(serve)
+    raise typer.Exit(_run(serve))
+
+
+# -- rules and quarantine -----------------------------------------------------------------
+
+rules_app = typer.Typer(help="The routing rules.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Records refused by a consumer.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@rules_app.command("explain")
+def rules_explain(
+    file: Annotated[str, typer.Argument(help="A JSON object or JSON Lines file; - for stdin.")],
+) -> None:
+    """For each event: every destination, with the rule and reason. Publishes nothing."""
+    settings = _settings()
+    try:
+        rules = load_rules(settings.rules_path)
+    except LiaisonError as exc:
+        _fail(str(exc))
+    try:
+        stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+    table = Table(title=f"Routing under {settings.rules_path}")
+    for column in ("where", "event", "destination", "rule", "reason"):
+        table.add_column(column, overflow="fold")
+    invalid = 0
+    with stream:
+        for document in read_documents(stream):
+            if document.oversized:
+                invalid += 1
+                err.print(f"{document.where}: event is over the {MAX_EVENT_BYTES}-byte limit")
+                continue
+            try:
+                event = decode_event(document.data)
+            except SchemaError as exc:
+                invalid += 1
+                err.print(f"{document.where}: {exc}", highlight=False, markup=False)
+                continue
+            rows = explain(event, rules)
+            for row in rows:
+                table.add_row(document.where, str(event.id), row.topic_name, row.rule, row.reason)
+            note = unmatched_note(event, rules)
+            if note is not None:
+                table.add_row(document.where, str(event.id), "-", "-", note)
+    _wide().print(table)
+    if invalid:
+        raise typer.Exit(INVALID)
+
+
+@quarantine_app.command("list")
+def quarantine_list() -> None:
+    """Every refused record: when, why, where it came from, whether it was redriven."""
+    settings = _settings()
+    items = _run(lambda: list_quarantine(settings))
+    table = Table(title=f"{settings.topics.quarantine}: {len(items)} record(s)")
+    for column in ("id", "quarantined at", "reason", "from", "redriven", "detail"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            str(item.id), item.quarantined_at, item.reason, item.source,
+            item.redriven_at or "", item.detail,
+        )  # fmt: skip
+    _wide().print(table)
+
+
+@quarantine_app.command("redrive")
+def quarantine_redrive(
+    quarantine_id: Annotated[int, typer.Argument(metavar="ID", help="From `quarantine list`.")],
+) -> None:
+    """Re-submit a refused record once its cause is fixed (it must verify now)."""
+    settings = _settings()
+    item = _run(lambda: redrive(settings, quarantine_id, _now()))
+    _say(f"Redrove record {item.id} to {item.body['source_topic']}; the router will route it.")
 
 
 def main() -> None:

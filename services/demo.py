@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -13,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from consumers.routing import route
+from consumers.rules import RuleSet
 from producers.publisher import Publisher
 from schemas.events import (
     ConcernRaised,
@@ -22,7 +25,9 @@ from schemas.events import (
     Theme,
 )
 from schemas.inspectorates import Agency, Inspectorate, Programme
-from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
+from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, decode_consideration
+from schemas.keys import BUS
+from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, InboundRecord, header_map
 from schemas.reference import local_authorities
 from services.kafka import apply_topics, end_offsets, kafka_sink, read_from
 from services.keys_admin import ensure_keys
@@ -59,8 +64,8 @@ _SCENARIO: tuple[_Finding, ...] = (
     _Finding(_S.OFSTED, _P.ILACS, "E08000025", (_A.POLICE,), _T.FRONT_DOOR,
              "Police referrals to the front door wait days for a strategy discussion.",
              _F.AREA_FOR_PRIORITY_ACTION, 3),
-    _Finding(_S.OFSTED, _P.FOCUSED_VISIT, "E10000016", (_A.HEALTH,), _T.CHILDREN_IN_CARE,
-             "Initial health assessments for children in care are routinely late.",
+    _Finding(_S.OFSTED, _P.FOCUSED_VISIT, "E10000016", (_A.HEALTH,), _T.MENTAL_HEALTH,
+             "Children in care wait months for a first mental health appointment.",
              _F.AREA_FOR_IMPROVEMENT, 2),
     _Finding(_S.OFSTED, _P.ILACS, "E06000023", (_A.LOCAL_AUTHORITY, _A.EDUCATION),
              _T.EARLY_HELP, "Early help hubs share a single assessment across agencies."),
@@ -140,11 +145,13 @@ def scenario(now: dt.datetime) -> list[AnyEvent]:
     return events
 
 
-def _expected(settings: Settings, events: Sequence[AnyEvent]) -> dict[str, set[str]]:
+def _expected(
+    settings: Settings, rules: RuleSet, events: Sequence[AnyEvent]
+) -> dict[str, set[str]]:
     topics = settings.topics
     expected: dict[str, set[str]] = {}
     for event in events:
-        destinations = {topics.programme(d.programme) for d in route(event)}
+        destinations = {topics.programme(d.programme) for d in route(event, rules.rules)}
         expected[str(event.id)] = destinations or {topics.unrouted}
     return expected
 
@@ -166,7 +173,27 @@ def _short(topic: str, prefix: str) -> str:
     return name.removeprefix("liaison.programme.").removeprefix("liaison.")
 
 
-async def run_demo(settings: Settings, console: Console) -> int:
+def _print_considerations(records: Sequence[InboundRecord], console: Console) -> None:
+    """The JTAI considerations the router raised during this run (signed by the bus)."""
+    raised = [
+        decode_consideration(base64.b64decode(json.loads(r.value)["payload"]))
+        for r in records
+        if header_map(r.headers).get(HEADER_TYPE) == JTAI_CONSIDERATION_REQUESTED.encode()
+    ]
+    if not raised:
+        console.print(
+            "JTAI: no new consideration (any area and theme that qualified is already under"
+            " consideration in its window)."
+        )
+    for item in raised:
+        console.print(
+            f"JTAI consideration requested: {item.area} {local_authorities()[item.area].name},"
+            f" {item.theme.value} ({item.trigger.value}): {item.rationale}",
+            highlight=False,
+        )
+
+
+async def run_demo(settings: Settings, rules: RuleSet, console: Console) -> int:
     """Run the scenario against the broker in ``settings``; 0 when every delivery matched."""
     topics = settings.topics
     started = time.monotonic()
@@ -181,11 +208,11 @@ async def run_demo(settings: Settings, console: Console) -> int:
     start = await end_offsets(settings, destinations)
 
     now = dt.datetime.now(dt.UTC)
-    keys = await ensure_keys(settings, tuple(i.value for i in Inspectorate), now)
+    keys = await ensure_keys(settings, (*(i.value for i in Inspectorate), BUS), now)
     console.print(
         "Signing keys: " + ", ".join(f"{owner} {key.keyid[:12]}" for owner, key in keys.items())
     )
-    router = RouterService(settings)
+    router = RouterService(settings, rules, keys.pop(BUS))
     await router.start()
     try:
         events = scenario(now)
@@ -197,7 +224,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
             }
             for event in events:
                 await publishers[event.source.value].publish(event)
-        expected = _expected(settings, events)
+        expected = _expected(settings, rules, events)
         wanted = set(expected)
         total = sum(len(v) for v in expected.values())
         console.print(f"Router delivering {total} records to programme queues ...")
@@ -228,6 +255,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
             style=None if good else "red",
         )
     console.print(table)
+    _print_considerations(records, console)
     delivered = sum(len(v) for v in arrivals.values())
     took = time.monotonic() - started
     if ok:

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = Field(
         default=None, description="A file holding the PEM private key to sign with."
     )
+    rules_file: Path | None = Field(
+        default=None, description="Routing rules (TOML); default: deploy/rules.toml."
+    )
+    router_instance: str = Field(
+        default="0",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="This router's name among several: its Kafka transactional id.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -60,6 +68,11 @@ class Settings(BaseSettings):
             # frozen model: set through __dict__ once, during validation
             self.__dict__["bootstrap_servers"] = f"127.0.0.1:{self.local_broker_port}"
         return self
+
+    @property
+    def rules_path(self) -> Path:
+        """The routing rules file in force."""
+        return self.rules_file or self.deploy_dir / "rules.toml"
 
     @property
     def topics(self) -> Topics:

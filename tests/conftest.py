@@ -11,11 +11,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.inspectorates import Inspectorate
-from schemas.keys import SigningKey
+from schemas.keys import BUS, SigningKey
 from services.kafka import apply_topics
+from services.keys_admin import ensure_keys
 from services.local_broker import LocalBroker, answers_metadata
+from services.router_service import RouterService
+from services.rules_file import load_rules
 from services.settings import Settings
-from services.trust import publish_keys
 from tests.factories import utc_now
 
 
@@ -61,10 +63,14 @@ async def kafka(
 
 @pytest.fixture
 async def signing(kafka: Settings) -> dict[str, SigningKey]:
-    """An active signing key for every inspectorate, published to the test's liaison.keys."""
-    keys = {i.value: SigningKey.generate(i.value) for i in Inspectorate}
-    await publish_keys(kafka, [k.trusted(valid_from=utc_now()) for k in keys.values()])
-    return keys
+    """An active signing key for every inspectorate and the bus: public halves on the
+    test's liaison.keys, private halves in the test's LIAISON_HOME (as `keys generate`)."""
+    return await ensure_keys(kafka, (*(i.value for i in Inspectorate), BUS), utc_now())
+
+
+def router_for(settings: Settings, keys: dict[str, SigningKey]) -> RouterService:
+    """An in-process router with the shipped rules and the bus key from ``keys``."""
+    return RouterService(settings, load_rules(settings.rules_path), keys[BUS])
 
 
 def env_for(settings: Settings) -> dict[str, str]:

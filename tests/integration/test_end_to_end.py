@@ -17,9 +17,9 @@ from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, InboundRecord, OutboundRecord, event_record, header_map
 from services.kafka import end_offsets, kafka_sink, read_from
-from services.router_service import RouterService
 from services.settings import Settings
 from services.trust import load_trust, publish_keys
+from tests.conftest import router_for
 from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
@@ -53,7 +53,7 @@ async def test_ofsted_police_concern_reaches_hmicfrs_ncpi_through_the_router(
     start = await end_offsets(kafka, watched)
     event = concern(subject_agencies=["police"], theme="front_door")
 
-    router = RouterService(kafka)
+    router = router_for(kafka, signing)
     await router.start()
     try:
         async with kafka_sink(kafka) as sink:
@@ -117,7 +117,7 @@ async def test_tampered_and_wrong_inspectorate_records_are_quarantined_others_de
         kafka, [sealed(before, ofsted, kafka), tampered, wrong, sealed(after, ofsted, kafka)]
     )
 
-    router = RouterService(kafka)
+    router = router_for(kafka, signing)
     await router.start()
     try:
 
@@ -158,7 +158,7 @@ async def test_revocation_is_judged_by_the_brokers_append_time(
         # Sealed now, by the stolen key, with a claimed occurred_at long before revocation:
         await publisher.publish(after.model_copy(update={"occurred_at": before.occurred_at}))
 
-    router = RouterService(kafka)
+    router = router_for(kafka, signing)
     await router.start()
     try:
         records = await read_from(kafka, start, until=lambda r: len(r) >= 2, timeout_s=30)

@@ -13,11 +13,11 @@ import pytest
 
 from schemas.events import encode_event
 from schemas.inspectorates import Inspectorate, Programme
+from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
 from services.kafka import end_offsets, read_from
-from services.router_service import RouterService
 from services.settings import Settings
-from tests.conftest import env_for
+from tests.conftest import env_for, router_for
 from tests.factories import concern
 
 pytestmark = pytest.mark.kafka
@@ -40,9 +40,10 @@ def event_ids(records: Sequence[InboundRecord], topic: str) -> list[str]:
 
 
 async def test_publish_reports_invalid_lines_sends_the_rest_and_dedups_republish(
-    kafka: Settings, tmp_path: Path
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
 ) -> None:
-    generated = await liaison(kafka, "keys", "generate", "--inspectorate", "hmicfrs")
+    # A key of HMICFRS's own on this machine (the fixture's is only on the bus).
+    generated = await liaison(kafka, "keys", "rotate", "--inspectorate", "hmicfrs")
     assert generated.returncode == 0, generated.stderr
     good = [
         concern(source="hmicfrs", programme="ncpi", subject_agencies=["health"]) for _ in range(40)
@@ -61,7 +62,7 @@ async def test_publish_reports_invalid_lines_sends_the_rest_and_dedups_republish
     hmicfrs = topics.events(Inspectorate.HMICFRS)
     start = await end_offsets(kafka, [hmicfrs, clas, topics.feed])
     await_start = await end_offsets(kafka, [topics.quarantine])
-    router = RouterService(kafka)
+    router = router_for(kafka, signing)
     await router.start()
     try:
         first = await liaison(kafka, "publish", "--as", "hmicfrs", str(file))

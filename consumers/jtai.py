@@ -1,0 +1,313 @@
+"""Spot areas to consider for a Joint Targeted Area Inspection (JTAI).
+
+``JtaiWatch`` is a pure state machine: no I/O, no clock, no logging. The router's handler
+feeds it each verified concern and publishes the ``JtaiConsiderationRequested`` it returns;
+at start-up it rebuilds the watch from the concerns and considerations already on the log.
+
+The rule
+--------
+Concerns are kept per (area, theme); nothing combines across areas or themes. Time is
+always ``occurred_at`` (event time), never arrival time. A window is half-open,
+``[start, start + window)``: concerns *fit in one window* when the latest occurred less
+than ``window`` after the earliest (two concerns exactly ``window`` apart do not).
+
+Each consideration *claims* its window for its (area, theme). A concern whose occurred_at
+falls in a claimed window is *covered*: it raises nothing and counts towards nothing new,
+because that stretch of evidence is already before the inspectorates. Every other
+retained concern is *open*. Observing a concern ``c`` at time ``t``:
+
+1. An id already recorded for this (area, theme) is a duplicate: nothing changes, ``None``.
+2. ``c`` is covered: it is recorded, ``None`` (even at severity 4: see "Notes").
+3. ``c`` has severity 4 or reports immediate risk: the window ``[t, t + window)`` is
+   claimed with trigger ``severity_4`` (which wins when ``c`` is both, being the
+   inspectorate's own graded judgement of the gravest kind) or ``immediate_risk``.
+4. Otherwise, of the windows ``[s, s + window)`` that contain ``t`` and start at an open
+   concern's occurred_at ``s``, the earliest whose open concerns come from at least
+   ``min_inspectorates`` different inspectorates is claimed (``several_inspectorates``).
+5. Otherwise ``None``.
+
+A consideration lists as contributors the open concerns in its window, sorted by
+occurred_at then id; ``window_start`` is the earliest of them (``s``, or ``t``), in UTC;
+``occurred_at`` is ``c``'s. Its id is ``uuid5(JTAI_NAMESPACE, "area|theme|window_start")``
+(see ``consideration_id``), so a consideration raised again after a crash carries the same
+id and downstream can drop the repeat. The rationale is built from the theme, area,
+inspectorates and window only, never from any concern's text.
+
+What arrival order cannot change
+--------------------------------
+Invariant: after every call, the open concerns of each (area, theme) hold no *trigger*
+(no severe concern, and no concerns from ``min_inspectorates`` inspectorates fitting in
+one window). Proof by induction: a covered ``c`` leaves the open set as it was. A severe
+``c`` is covered by its own window, so the open set shrinks. Otherwise a trigger among
+the open concerns plus ``c`` must include ``c`` (the open set held none), and moved to
+start at its earliest member it is one of the windows step 4 examines, so step 4 claims a
+window containing ``c`` and the open set becomes a subset of the old one; a subset of a
+set without a trigger has none. Hence, for every arrival order of the same concerns:
+
+* every consideration is justified: its contributors fit its window and form a trigger;
+* no window is claimed twice (a new window starts at an open concern, which no claimed
+  window contains), so no id repeats;
+* nothing is left unraised: the concerns not covered by a consideration hold no trigger;
+* so whether an (area, theme) gets any consideration is the same in every order: it does
+  exactly when its concerns hold a trigger.
+
+When concerns arrive in occurred_at order the claimed windows are also disjoint and
+ascending. ``tests/unit/test_jtai.py`` checks all of this with hypothesis.
+
+What arrival order can change, under any rule
+---------------------------------------------
+Neither the number of considerations nor their windows can be the same in every order for
+*any* rule that (A) raises only justified considerations whose window starts at the
+earliest contributor, (B) raises one as soon as the concerns seen hold a trigger none of
+whose members is covered, (C) raises nothing for a covered concern (once per window), and
+(D) raises at most one per concern observed. With a window of 10 days and two
+inspectorates:
+
+* Windows. Ofsted on day 0, CQC on day 9, HMICFRS on day 18. Arriving in that order, the
+  second must claim day 0; arriving CQC, HMICFRS, Ofsted, the second must claim day 9;
+  arriving Ofsted, HMICFRS, CQC, nothing triggers until the last, which may raise one.
+* Number. HMICFRS on day 10 (X), HMI Prisons on day 19 (Y), Ofsted on day 3 (P), a CQC
+  severity 4 on day 15 (S). Order P, X, S, Y raises exactly two (X claims day 3; S is
+  outside it so must claim day 15; Y falls inside that). Order X, Y, P, S: Y claims
+  day 10 and S falls inside it, so two would need P to claim day 3. A rule sees only the
+  history, so it would then raise two for X, Y, P alone, whereas P, Y, X raises at most
+  one (only X ever completes a trigger). Contradiction.
+
+Both examples are pinned by tests, so a change of rule that alters them is noticed.
+
+Retention
+---------
+Per (area, theme), concerns older than the newest occurred_at seen minus ``2 * window``
+are forgotten, and so are claimed windows ending by then; memory is bounded by the areas,
+themes and concerns within two windows. A concern arriving no more than ``window`` behind
+the newest occurred_at already seen for its (area, theme) can only share a window with,
+or fall in a window claimed for, concerns at or after that horizon, so forgetting changes
+nothing for it and the guarantees above hold. A concern later than that is still assessed
+against what is retained, so a late severe concern is never ignored, but an earlier
+consideration covering it may have been forgotten and be raised again (with the same id
+if its window is the same).
+
+Replay
+------
+The watch's state is exactly its retained concerns and claimed windows.
+``replay_concern`` records a concern and ``replay_emission`` claims a window; neither
+emits, and they commute, so replaying a history's concerns and considerations in any
+interleaving rebuilds the state the watch had. A concern that was routed but whose
+consideration was never published (a crash in between) is not raised by replay: publish
+the consideration before committing the concern, or replay such concerns with ``observe``
+after the considerations (a covered concern raises nothing, a repeat has the same id).
+
+Notes
+-----
+A concern inside a claimed window raises nothing even at severity 4 or with immediate
+risk: the window is already before the inspectorates, and the concern itself is still
+routed to them. A duplicate id counts once, as first seen, even if the copy differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+from schemas.errors import ConfigurationError
+from schemas.events import ConcernRaised, Theme
+from schemas.inspectorates import Inspectorate
+from schemas.jtai import JtaiConsiderationRequested, JtaiTrigger
+
+__all__ = ["JTAI_NAMESPACE", "JtaiWatch", "consideration_id"]
+
+JTAI_NAMESPACE: Final = uuid.UUID("5f3c8c75-86de-48f9-ab8a-328aed934c39")
+"""Namespace of consideration ids (fixed forever: changing it changes every id)."""
+
+_SEVERITY_4: Final = 4  # the top of ConcernRaised.severity's 1-4 scale
+_SEVERAL: Final = 2  # one inspectorate alone is its own view, not a joint signal
+
+_Key: TypeAlias = tuple[str, Theme]
+
+
+def consideration_id(area: str, theme: Theme, window_start: dt.datetime) -> uuid.UUID:
+    """The id of the consideration for ``area`` and ``theme`` whose window starts then."""
+    # UTC first: one instant written with another offset must give the same id.
+    start = window_start.astimezone(dt.UTC)
+    return uuid.uuid5(JTAI_NAMESPACE, f"{area}|{theme}|{start.isoformat()}")
+
+
+@dataclass(slots=True)
+class _Stream:
+    """What the watch keeps for one (area, theme)."""
+
+    concerns: dict[uuid.UUID, ConcernRaised] = field(default_factory=dict)
+    # Claimed windows, start -> end. A few per area and theme, so a scan beats an index.
+    claimed: dict[dt.datetime, dt.datetime] = field(default_factory=dict)
+    newest: dt.datetime | None = None
+
+    def covers(self, when: dt.datetime) -> bool:
+        return any(start <= when < end for start, end in self.claimed.items())
+
+    def record(self, concern: ConcernRaised) -> None:
+        self.concerns[concern.id] = concern
+        if self.newest is None or concern.occurred_at > self.newest:
+            self.newest = concern.occurred_at
+
+    def forget_before(self, horizon: dt.datetime) -> None:
+        for stale in [i for i, c in self.concerns.items() if c.occurred_at < horizon]:
+            del self.concerns[stale]
+        for start in [s for s, end in self.claimed.items() if end <= horizon]:
+            del self.claimed[start]
+
+
+def _order(concern: ConcernRaised) -> tuple[dt.datetime, uuid.UUID]:
+    return concern.occurred_at, concern.id
+
+
+class JtaiWatch:
+    """Watches verified concerns and says when an area and theme should be considered."""
+
+    def __init__(self, window: dt.timedelta, min_inspectorates: int = 2) -> None:
+        """Combine concerns within ``window`` from ``min_inspectorates`` inspectorates."""
+        if window <= dt.timedelta(0):
+            raise ConfigurationError(f"the JTAI window must be positive, not {window}")
+        if not _SEVERAL <= min_inspectorates <= len(Inspectorate):
+            msg = (
+                f"min_inspectorates must be from {_SEVERAL} to {len(Inspectorate)},"
+                f" not {min_inspectorates}"
+            )
+            raise ConfigurationError(msg)
+        self._window = window
+        self._min_inspectorates = min_inspectorates
+        self._streams: dict[_Key, _Stream] = {}
+
+    @property
+    def window(self) -> dt.timedelta:
+        """The length of one window of event time."""
+        return self._window
+
+    @property
+    def min_inspectorates(self) -> int:
+        """How many different inspectorates within one window raise a consideration."""
+        return self._min_inspectorates
+
+    @property
+    def retained(self) -> int:
+        """How many concerns the watch holds now, over every area and theme."""
+        return sum(len(stream.concerns) for stream in self._streams.values())
+
+    def observe(self, concern: ConcernRaised) -> JtaiConsiderationRequested | None:
+        """Record a verified concern; return the consideration it triggers, if any."""
+        stream = self._stream(concern.area, concern.theme)
+        if concern.id in stream.concerns:
+            return None
+        covered = stream.covers(concern.occurred_at)
+        stream.record(concern)
+        raised = None if covered else self._assess(stream, concern)
+        if raised is not None:
+            stream.claimed[raised.window_start] = raised.window_end
+        self._forget(stream)
+        return raised
+
+    def replay_concern(self, concern: ConcernRaised) -> None:
+        """Rebuild state at start-up from a concern already routed (never emits)."""
+        stream = self._stream(concern.area, concern.theme)
+        if concern.id not in stream.concerns:
+            stream.record(concern)
+            self._forget(stream)
+
+    def replay_emission(self, emitted: JtaiConsiderationRequested) -> None:
+        """Rebuild state at start-up from a consideration already emitted."""
+        stream = self._stream(emitted.area, emitted.theme)
+        # The recorded end, not start + today's window: the setting may have changed since.
+        stream.claimed[emitted.window_start.astimezone(dt.UTC)] = emitted.window_end
+        self._forget(stream)
+
+    def _stream(self, area: str, theme: Theme) -> _Stream:
+        return self._streams.setdefault((area, theme), _Stream())
+
+    def _forget(self, stream: _Stream) -> None:
+        if stream.newest is not None:
+            stream.forget_before(stream.newest - 2 * self._window)
+
+    def _assess(self, stream: _Stream, concern: ConcernRaised) -> JtaiConsiderationRequested | None:
+        """The consideration an open ``concern`` raises, if any (steps 3 to 5)."""
+        opened = sorted(
+            (c for c in stream.concerns.values() if not stream.covers(c.occurred_at)),
+            key=_order,
+        )
+        if concern.severity == _SEVERITY_4 or concern.immediate_risk:
+            trigger = (
+                JtaiTrigger.SEVERITY_4
+                if concern.severity == _SEVERITY_4
+                else JtaiTrigger.IMMEDIATE_RISK
+            )
+            return self._raise(concern, trigger, self._within(opened, concern.occurred_at))
+        t = concern.occurred_at
+        starts = sorted({c.occurred_at for c in opened if t - self._window < c.occurred_at <= t})
+        for start in starts:
+            members = self._within(opened, start)
+            if len({c.source for c in members}) >= self._min_inspectorates:
+                return self._raise(concern, JtaiTrigger.SEVERAL_INSPECTORATES, members)
+        return None
+
+    def _within(self, opened: list[ConcernRaised], start: dt.datetime) -> list[ConcernRaised]:
+        return [c for c in opened if start <= c.occurred_at < start + self._window]
+
+    def _raise(
+        self, concern: ConcernRaised, trigger: JtaiTrigger, members: list[ConcernRaised]
+    ) -> JtaiConsiderationRequested:
+        start = members[0].occurred_at.astimezone(dt.UTC)
+        return JtaiConsiderationRequested(
+            id=consideration_id(concern.area, concern.theme, start),
+            occurred_at=concern.occurred_at,
+            area=concern.area,
+            theme=concern.theme,
+            window_start=start,
+            window_end=start + self._window,
+            trigger=trigger,
+            contributing_event_ids=tuple(c.id for c in members),
+            contributing_inspectorates=tuple(sorted({c.source for c in members})),
+            rationale=_rationale(concern, trigger, members, self._window),
+        )
+
+
+def _rationale(
+    concern: ConcernRaised,
+    trigger: JtaiTrigger,
+    members: list[ConcernRaised],
+    window: dt.timedelta,
+) -> str:
+    """Why, in plain English, from structured fields only (never a concern's own text)."""
+    about = f"about {concern.theme.value.replace('_', ' ')} in {concern.area}"
+    if trigger is JtaiTrigger.SEVERAL_INSPECTORATES:
+        sources = _listed(c.source for c in members)
+        return f"Concerns {about} from {sources} within {_duration(window)}"
+    kind = (
+        "A severity 4 concern" if trigger is JtaiTrigger.SEVERITY_4 else "An immediate-risk concern"
+    )
+    text = f"{kind} {about} from {concern.source.value}"
+    others = [c for c in members if c.id != concern.id]
+    if others:
+        noun = "concern" if len(others) == 1 else "concerns"
+        text += (
+            f"; {len(others)} other {noun} from {_listed(c.source for c in others)}"
+            f" in the {_duration(window)} from it"
+        )
+    return text
+
+
+def _listed(sources: Iterable[Inspectorate]) -> str:
+    names = sorted({s.value for s in sources})
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _duration(span: dt.timedelta) -> str:
+    for unit, size in (
+        ("day", dt.timedelta(days=1)),
+        ("hour", dt.timedelta(hours=1)),
+        ("minute", dt.timedelta(minutes=1)),
+    ):
+        if span % size == dt.timedelta(0):
+            count = span // size
+            return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+    return f"{span.total_seconds():g} seconds"

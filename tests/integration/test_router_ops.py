@@ -1,0 +1,193 @@
+"""The router's operations against the real broker: JTAI candidates, quarantine, rules."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from producers.publisher import Publisher
+from schemas.envelope import open_consideration
+from schemas.events import ConcernRaised, encode_event
+from schemas.inspectorates import Programme
+from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
+from schemas.keys import SigningKey
+from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, InboundRecord, header_map
+from services.kafka import end_offsets, kafka_sink, read_from
+from services.settings import Settings
+from services.trust import load_trust, publish_keys
+from tests.conftest import env_for, router_for
+from tests.factories import concern, utc_now
+
+pytestmark = pytest.mark.kafka
+
+LIAISON = [sys.executable, "-m", "services"]
+
+
+async def liaison(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    process = await asyncio.create_subprocess_exec(
+        *LIAISON, *args,
+        env=env_for(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
+
+
+def considerations(records: Sequence[InboundRecord]) -> list[InboundRecord]:
+    return [
+        r
+        for r in records
+        if header_map(r.headers).get(HEADER_TYPE) == JTAI_CONSIDERATION_REQUESTED.encode()
+    ]
+
+
+def neglect_in_leeds(source: str, programme: str, days_ago: int) -> ConcernRaised:
+    return concern(
+        source=source,
+        programme=programme,
+        area="E08000035",
+        theme="neglect",
+        subject_agencies=["education"],  # routed nowhere: only the JTAI watch matters here
+        occurred_at=utc_now() - dt.timedelta(days=days_ago),
+    )
+
+
+async def test_two_inspectorates_make_one_consideration_a_third_and_a_restart_none(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    topics = kafka.topics
+    start = await end_offsets(kafka, [topics.jtai, topics.feed])
+    first = neglect_in_leeds("ofsted", "ilacs", 30)
+    second = neglect_in_leeds("cqc", "clas", 10)
+    third = neglect_in_leeds("hmicfrs", "ncpi", 5)
+    fourth = neglect_in_leeds("hmi_probation", "youth_justice", 1)
+
+    async def publish(*events: ConcernRaised) -> None:
+        async with kafka_sink(kafka) as sink:
+            for event in events:
+                key = signing[event.source.value]
+                await Publisher(sink, topics, key, utc_now).publish(event)
+
+    def fed(n: int) -> Callable[[Sequence[InboundRecord]], bool]:
+        return lambda records: sum(r.topic == topics.feed for r in records) >= n
+
+    router = router_for(kafka, signing)
+    await router.start()
+    try:
+        await publish(first, second, third)
+        await read_from(kafka, start, until=fed(3), timeout_s=30)
+    finally:
+        await router.stop()
+
+    restarted = router_for(kafka, signing)  # state rebuilt from the log
+    await restarted.start()
+    try:
+        await publish(fourth)
+        await read_from(kafka, start, until=fed(4), timeout_s=30)
+        await asyncio.sleep(1)
+    finally:
+        await restarted.stop()
+
+    records = await read_from(kafka, start, until=lambda _: False, timeout_s=2)
+    (emitted,) = considerations(records)
+    opened = open_consideration(emitted, await load_trust(kafka), utc_now())
+    assert opened.key.owner == "liaison"
+    event = opened.event
+    assert (event.area, event.theme.value, event.trigger.value) == (
+        "E08000035",
+        "neglect",
+        "several_inspectorates",
+    )
+    assert set(event.contributing_event_ids) == {first.id, second.id}
+    assert [i.value for i in event.contributing_inspectorates] == ["cqc", "ofsted"]
+    assert "neglect" in event.rationale
+    assert header_map(emitted.headers)[HEADER_EVENT_ID] == str(event.id).encode()
+
+
+async def test_quarantine_list_and_redrive_once_the_key_is_registered(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    topics = kafka.topics
+    start = await end_offsets(kafka, [topics.programme(Programme.CLAS), topics.quarantine])
+    newcomer = SigningKey.generate("ofsted")  # its public half is not on the bus yet
+    event = concern(subject_agencies=["health"])
+    router = router_for(kafka, signing)
+    await router.start()
+    try:
+        async with kafka_sink(kafka) as sink:
+            await Publisher(sink, topics, newcomer, utc_now).publish(event)
+        await read_from(kafka, start, until=lambda r: len(r) >= 1, timeout_s=30)
+
+        listed = await liaison(kafka, "quarantine", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "unknown_key" in listed.stdout
+        assert "1 record(s)" in listed.stdout
+
+        early = await liaison(kafka, "quarantine", "redrive", "0")
+        assert early.returncode == 1
+        assert "still fails" in early.stderr
+        assert "unknown_key" in early.stderr
+
+        await publish_keys(kafka, [newcomer.trusted(valid_from=utc_now() - dt.timedelta(hours=1))])
+        done = await liaison(kafka, "quarantine", "redrive", "0")
+        assert done.returncode == 0, done.stderr
+
+        def routed(records: Sequence[InboundRecord]) -> bool:
+            return any(r.topic == topics.programme(Programme.CLAS) for r in records)
+
+        records = await read_from(kafka, start, until=routed, timeout_s=30)
+        clas = [r for r in records if r.topic == topics.programme(Programme.CLAS)]
+        assert [header_map(r.headers)[HEADER_EVENT_ID] for r in clas] == [str(event.id).encode()]
+
+        again = await liaison(kafka, "quarantine", "redrive", "0")
+        assert again.returncode == 1
+        assert "already redriven" in again.stderr
+        relisted = await liaison(kafka, "quarantine", "list")
+        assert "1 record(s)" in relisted.stdout  # the redrive marker is not a refused record
+    finally:
+        await router.stop()
+
+
+async def test_rules_explain_prints_every_destination_and_publishes_nothing(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    routed = concern(subject_agencies=["police"], finding="cause_of_concern")
+    nowhere = concern(subject_agencies=["education"])
+    file = tmp_path / "two.jsonl"
+    file.write_bytes(encode_event(routed) + b"\n" + encode_event(nowhere) + b"\n")
+    before = await end_offsets(kafka, list(kafka.topics.all_events()))
+    shown = await liaison(kafka, "rules", "explain", str(file))
+    assert shown.returncode == 0, shown.stderr
+    assert "liaison.programme.ncpi" in shown.stdout
+    assert "liaison.programme.peel" in shown.stdout
+    assert "police.peel" in shown.stdout
+    assert "no rule matched" in shown.stdout
+    assert await end_offsets(kafka, list(kafka.topics.all_events())) == before
+
+
+async def test_a_bad_rules_file_stops_the_router_naming_file_rule_and_field(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nid = "police.ncpi"\nreason = "r"\nagencies = ["polise"]\nto = ["ncpi"]\n'
+    )
+    process = await asyncio.create_subprocess_exec(
+        *LIAISON, "serve", "router",
+        env={**env_for(kafka), "LIAISON_RULES_FILE": str(rules)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    message = err.decode()
+    assert str(rules) in message
+    assert "rule 'police.ncpi'" in message
+    assert "agencies.0" in message
+    assert "polise" in message
+    assert "Traceback" not in message
