@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from schemas.audit import AuditRecord, KeyGenerated, KeyRevoked, KeyRotated
 from schemas.errors import ConfigurationError
 from schemas.keys import KeyStatus, SigningKey, TrustedKey, TrustStore
+from services.audit_log import append_audit, operator
 from services.keystore import KeyStore
 from services.settings import Settings
 from services.trust import load_trust, publish_keys
@@ -34,9 +36,14 @@ class KeyChange:
 
 
 async def _commit(
-    settings: Settings, store: KeyStore, bus: TrustStore, entries: list[TrustedKey]
+    settings: Settings,
+    store: KeyStore,
+    bus: TrustStore,
+    entries: list[TrustedKey],
+    record: AuditRecord,
 ) -> None:
     await publish_keys(settings, entries)
+    await append_audit(settings, [record])
     store.save_trust(store.trust().merged(bus.keys).merged(entries))
     for entry in entries:
         # Public key ids only: private keys are never logged.
@@ -52,7 +59,14 @@ async def _new_key(
     entry = key.trusted(valid_from=now)
     retired = [old.retired(now) for old in retire]
     try:
-        await _commit(settings, store, bus, [entry, *retired])
+        if retire:
+            record: AuditRecord = KeyRotated(
+                at=now, actor=operator(), keyid=entry.keyid, owner=owner,
+                retired_keyids=tuple(old.keyid for old in retired),
+            )  # fmt: skip
+        else:
+            record = KeyGenerated(at=now, actor=operator(), keyid=entry.keyid, owner=owner)
+        await _commit(settings, store, bus, [entry, *retired], record)
     except BaseException:
         store.delete_private(key)
         raise
@@ -101,7 +115,10 @@ async def revoke(settings: Settings, keyid: str, reason: str, now: dt.datetime) 
     if key.status is KeyStatus.REVOKED:
         raise ConfigurationError(f"key {key.keyid} was already revoked at {key.revoked_at}")
     revoked = key.revoked(now, reason.strip())
-    await _commit(settings, KeyStore(settings), bus, [revoked])
+    record = KeyRevoked(
+        at=now, actor=operator(), keyid=revoked.keyid, owner=revoked.owner, reason=reason.strip()
+    )
+    await _commit(settings, KeyStore(settings), bus, [revoked], record)
     return KeyChange(None, (revoked,))
 
 

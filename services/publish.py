@@ -11,11 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from producers.publisher import Delivery, Publisher
+from schemas.audit import EventPublished
 from schemas.envelope import Sealed
 from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
 from schemas.events import MAX_EVENT_BYTES, validate_event
 from schemas.inspectorates import Inspectorate
 from schemas.keys import SigningKey, TrustStore
+from services.audit_log import audit_outbound
 from services.inputs import Document
 from services.kafka import kafka_sink
 from services.settings import Settings
@@ -114,13 +116,22 @@ async def publish_documents(
             task = progress.add_task("publish", total=len(sealed))
             window: deque[tuple[Sealed, asyncio.Task[Delivery]]] = deque()
 
+            audit: list[asyncio.Task[Delivery]] = []
+
             async def acknowledge() -> None:
                 nonlocal published
                 done, pending = window.popleft()
-                await pending
+                delivery = await pending
                 published += 1
                 out.print(str(done.event.id), highlight=False)
                 progress.advance(task)
+                record = EventPublished(
+                    at=clock(), actor=f"inspectorate:{inspectorate.value}",
+                    event_ids=(done.event.id,), topic=settings.topics.events(inspectorate),
+                    partition=delivery.partition, offset=delivery.offset, keyid=done.keyid,
+                    inspectorate=inspectorate,
+                )  # fmt: skip
+                audit.append(asyncio.create_task(sink.send(audit_outbound(settings, record))))
 
             for item in sealed:
                 window.append((item, asyncio.create_task(publisher.send(item))))
@@ -128,6 +139,7 @@ async def publish_documents(
                     await acknowledge()
             while window:
                 await acknowledge()
+            await asyncio.gather(*audit)
     err.print(
         f"{published} published as {inspectorate.value}; {len(problems)} problem(s),"
         " nothing invalid was sent.",

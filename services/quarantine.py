@@ -15,9 +15,11 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from schemas.audit import QuarantineRedriven
 from schemas.envelope import open_envelope
 from schemas.errors import ConfigurationError, EnvelopeError
 from schemas.records import InboundRecord, OutboundRecord
+from services.audit_log import append_audit, operator
 from services.kafka import assigned, catch_up, kafka_sink
 from services.settings import Settings
 from services.trust import load_trust
@@ -111,4 +113,12 @@ async def redrive(settings: Settings, quarantine_id: int, now: dt.datetime) -> Q
                 ((_REDRIVE_OF, str(quarantine_id).encode()),),
             )
         )
+    await append_audit(
+        settings,
+        [
+            QuarantineRedriven(
+                at=now, actor=operator(), quarantine_id=quarantine_id, source_topic=original.topic
+            )
+        ],
+    )
     return replace(item, redriven_at=now.isoformat())

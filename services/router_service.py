@@ -30,14 +30,24 @@ from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
 from consumers.jtai import JtaiWatch
-from consumers.router import plan
+from consumers.router import HEADER_RULES, plan
 from consumers.rules import RuleSet
+from schemas.audit import (
+    AuditRecord,
+    ConsiderationEmitted,
+    DuplicateIgnored,
+    EventQuarantined,
+    EventRouted,
+    EventUnrouted,
+    RouteTaken,
+)
 from schemas.envelope import open_consideration, open_envelope, seal_consideration
 from schemas.errors import EnvelopeError
-from schemas.events import ConcernRaised
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
 from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, JtaiConsiderationRequested
 from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, OutboundRecord, event_headers, header_map
+from services.audit_log import audit_outbound
 from services.kafka import assigned, catch_up, inbound, producer_options
 from services.settings import Settings
 from services.trust import TrustFollower
@@ -91,6 +101,7 @@ class RouterService:
         self._watch = self._new_watch()
         self._stale = True
         self._log = structlog.get_logger("liaison.router")
+        self._actor = f"router:{settings.router_instance}"
         self._producer: AIOKafkaProducer | None = None
         self.failed = asyncio.Event()
         """Set when the router can no longer go on (fenced by another instance)."""
@@ -171,6 +182,38 @@ class RouterService:
             headers=event_headers(event),
         )
 
+    def _audit(self, record: AuditRecord) -> OutboundRecord:
+        return audit_outbound(self._settings, record)
+
+    def _decision_record(
+        self,
+        produced: Sequence[OutboundRecord],
+        event: ConcernRaised | ExceptionalPracticeIdentified,
+        now: dt.datetime,
+    ) -> AuditRecord:
+        """One audit record per routing decision, naming every destination and rule."""
+        topics = self._settings.topics
+        if any(out.topic == topics.unrouted for out in produced):
+            return EventUnrouted(
+                at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
+                area=event.area,
+            )  # fmt: skip
+        destinations = tuple(
+            RouteTaken(
+                topic=out.topic,
+                rules=tuple(
+                    r
+                    for r in header_map(out.headers).get(HEADER_RULES, b"").decode().split(",")
+                    if r
+                ),
+            )
+            for out in produced
+        )
+        return EventRouted(
+            at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
+            area=event.area, destinations=destinations,
+        )  # fmt: skip
+
     # -- one batch, one transaction -----------------------------------------------------------
 
     async def _route_batch(self, records: Sequence[Any], consumer: AIOKafkaConsumer) -> None:
@@ -196,6 +239,11 @@ class RouterService:
             }
             if decision.refused is not None:
                 outbound.extend(decision.outbound)
+                outbound.append(self._audit(EventQuarantined(
+                    at=now, actor=self._actor, reason=str(decision.refused.reason),
+                    source_topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                    detail=str(decision.refused)[:500],
+                )))  # fmt: skip
                 decisions.append(
                     (context, "event_quarantined", {"reason": str(decision.refused.reason)})
                 )
@@ -208,9 +256,13 @@ class RouterService:
             }
             if str(event.id) in self._routed or str(event.id) in new_ids:
                 decisions.append((context, "event_duplicate_ignored", {}))
+                outbound.append(self._audit(DuplicateIgnored(
+                    at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
+                )))  # fmt: skip
                 continue
             new_ids.add(str(event.id))
             outbound.extend(decision.outbound)
+            outbound.append(self._audit(self._decision_record(decision.outbound, event, now)))
             decisions.append((context, "event_routed", {
                 "destinations": sorted({d.programme.value for d in decision.destinations}),
                 "rules": sorted({d.rule for d in decision.destinations}),
@@ -219,6 +271,12 @@ class RouterService:
                 consideration = self._watch.observe(event)
                 if consideration is not None:
                     outbound.append(self._consideration(consideration, now))
+                    outbound.append(self._audit(ConsiderationEmitted(
+                        at=now, actor=self._actor,
+                        event_ids=consideration.contributing_event_ids,
+                        consideration_id=consideration.id, area=consideration.area,
+                        theme=consideration.theme, trigger=consideration.trigger,
+                    )))  # fmt: skip
                     decisions.append((context, "jtai_consideration_requested", {
                         "consideration_id": str(consideration.id),
                         "trigger": consideration.trigger.value,

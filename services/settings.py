@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="Routing rules (TOML); default: deploy/rules.toml."
     )
+    audit_store: Path | None = Field(
+        default=None,
+        description="The audit service's SQLite store; default LIAISON_HOME/audit/audit.sqlite3.",
+    )
     router_instance: str = Field(
         default="0",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

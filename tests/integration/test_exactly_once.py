@@ -183,10 +183,11 @@ async def test_every_event_exactly_once_in_every_destination_despite_sigkill(
         assert await asyncio.wait_for(final.wait(), 60) == 0
 
     considerations = [r for r in records if is_consideration(r)]
+    audit = [json.loads(r.value) for r in records if r.topic == topics.audit]
     delivered: Counter[tuple[str, str]] = Counter(
         (event_id(r), r.topic)
         for r in records
-        if r.topic != topics.quarantine and not is_consideration(r)
+        if r.topic not in {topics.quarantine, topics.audit} and not is_consideration(r)
     )
     missing = set(expected) - set(delivered)
     extra = set(delivered) - set(expected)
@@ -201,6 +202,16 @@ async def test_every_event_exactly_once_in_every_destination_despite_sigkill(
         if r.topic == topics.quarantine
     )
     assert quarantined == Counter(poisons)
+
+    # The audit log tells the same story, exactly once: one routing record per event.
+    decisions = Counter(
+        record["event_ids"][0]
+        for record in audit
+        if record["action"] in {"event.routed", "event.unrouted"}
+    )
+    assert decisions == Counter(str(e.id) for e in unique)
+    refusals = [record for record in audit if record["action"] == "event.quarantined"]
+    assert len(refusals) == len(poisons)
 
     emitted = Counter(event_id(r) for r in considerations)
     assert emitted, "the mixed stream should raise some JTAI considerations"

@@ -1,0 +1,177 @@
+"""``liaison serve audit``: every audit record becomes a leaf of an RFC 9162 Merkle tree.
+
+The service reads ``liaison.audit`` (one partition, read committed) from where its store
+says it stopped, and appends each record as leaf ``seq`` (0, 1, 2, ... in log order;
+never the Kafka offset, which has gaps at transaction markers). The leaf data is
+``leaf_data(seq, record bytes)``, so each leaf carries its own sequence number. A batch
+of leaves, the next offset to read and the tree's right edge are stored in one durable
+SQLite transaction: a service killed at any moment resumes with no leaf lost or repeated.
+
+Checkpoints (tree size, root, origin) are C2SP signed notes, signed with the bus's key
+under the note key name ``<origin>``, kept in the store and published to
+``liaison.audit.checkpoints``: periodically, and on demand (``liaison audit checkpoint``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiokafka import TopicPartition
+
+from schemas.audit import decode_record, leaf_data
+from schemas.checkpoint import Checkpoint, sign_checkpoint
+from schemas.errors import SchemaError
+from schemas.keys import SigningKey
+from schemas.merkle import CompactRange, CompactRangeState, leaf_hash
+from schemas.records import OutboundRecord
+from services.audit_store import SqliteAuditStore, StoredLeaf, utc_text
+from services.kafka import assigned, kafka_sink
+from services.settings import Settings
+
+__all__ = ["AuditService", "audit_origin", "open_store", "publish_checkpoint"]
+
+_log = structlog.get_logger("liaison.audit")
+
+
+def audit_origin(settings: Settings) -> str:
+    """The checkpoint origin (and note key name) of this deployment's audit log."""
+    return f"{settings.topic_prefix}liaison.audit"
+
+
+def open_store(settings: Settings) -> SqliteAuditStore:
+    """The audit store at ``LIAISON_AUDIT_STORE`` (default under ``LIAISON_HOME``)."""
+    path = settings.audit_store or settings.home / "audit" / f"{settings.topic_prefix}audit.sqlite3"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteAuditStore(Path(path))
+
+
+def _encode_state(compact: CompactRange) -> bytes:
+    state = compact.to_state()
+    return json.dumps({"size": state.size, "hashes": [h.hex() for h in state.hashes]}).encode()
+
+
+def _decode_state(raw: bytes | None) -> CompactRange:
+    if raw is None:
+        return CompactRange()
+    data = json.loads(raw)
+    return CompactRange.from_state(
+        CompactRangeState(tuple(bytes.fromhex(h) for h in data["hashes"]), data["size"])
+    )
+
+
+def _row(seq: int, raw: Any) -> StoredLeaf:  # noqa: ANN401 - aiokafka is untyped
+    value: bytes = raw.value or b""
+    try:
+        record = decode_record(value)
+        at, actor = utc_text(record.at), record.actor
+        event_ids = tuple(str(i) for i in record.event_ids)
+    except SchemaError:
+        # Kept as a leaf all the same: the log is what it is; `audit verify` reports it.
+        at = utc_text(dt.datetime.fromtimestamp(raw.timestamp / 1000, dt.UTC))
+        actor, event_ids = "unknown:invalid-record", ()
+    return StoredLeaf(
+        seq=seq,
+        kafka_offset=raw.offset,
+        record=value,
+        leaf_hash=leaf_hash(leaf_data(seq, value)),
+        at=at,
+        actor=actor,
+        event_ids=event_ids,
+    )
+
+
+async def publish_checkpoint(
+    settings: Settings, store: SqliteAuditStore, key: SigningKey, now: dt.datetime
+) -> str | None:
+    """Sign and publish a checkpoint of the store's tree now; None if nothing changed."""
+    compact = _decode_state(store.range_state())
+    latest = store.latest_checkpoint()
+    if latest is not None and latest.size == compact.size:
+        return None
+    origin = audit_origin(settings)
+    note = sign_checkpoint(Checkpoint(origin, compact.size, compact.root()), key, origin)
+    async with kafka_sink(settings) as sink:
+        await sink.send(
+            OutboundRecord(
+                settings.topics.audit_checkpoints, str(compact.size).encode(), note.encode()
+            )
+        )
+    store.add_checkpoint(compact.size, compact.root(), utc_text(now), note)
+    _log.info("checkpoint_published", size=compact.size, root=compact.root().hex())
+    return note
+
+
+class AuditService:
+    """Appends ``liaison.audit`` to the store and publishes checkpoints."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqliteAuditStore,
+        key: SigningKey,
+        *,
+        checkpoint_every: dt.timedelta = dt.timedelta(seconds=30),
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._key = key
+        self._every = checkpoint_every
+        self._task: asyncio.Task[None] | None = None
+        self.appended = 0
+
+    def _append(self, records: Sequence[Any], compact: CompactRange) -> None:
+        if not records:
+            return
+        seq = self._store.next_seq()
+        rows = []
+        for raw in records:
+            row = _row(seq, raw)
+            compact.append(row.leaf_hash)
+            rows.append(row)
+            seq += 1
+        self._store.append_batch(rows, records[-1].offset + 1, _encode_state(compact))
+        self.appended += len(rows)
+
+    async def _run(self) -> None:
+        settings = self._settings
+        compact = _decode_state(self._store.range_state())
+        if compact.size != self._store.size():
+            msg = (
+                f"the store's tree state covers {compact.size} leaves"
+                f" but it holds {self._store.size()}"
+            )
+            raise SchemaError(msg)
+        last_checkpoint = dt.datetime.now(dt.UTC)
+        async with assigned(settings, settings.topics.audit) as consumer:
+            tp = TopicPartition(settings.topics.audit, 0)
+            consumer.seek(tp, self._store.next_offset())
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1000)
+                self._append(batch.get(tp, []), compact)
+                now = dt.datetime.now(dt.UTC)
+                if now - last_checkpoint >= self._every:
+                    await publish_checkpoint(settings, self._store, self._key, now)
+                    last_checkpoint = now
+
+    async def start(self) -> None:
+        """Start appending in the background."""
+        self._task = asyncio.create_task(self._run())
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The running append loop (its failure ends the service)."""
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop appending (a batch in hand is either stored whole or not at all)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

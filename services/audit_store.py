@@ -1,0 +1,502 @@
+"""The audit service's durable leaf store: every audit record, in order, with its hash.
+
+The audit service reads ``liaison.audit`` and appends each record as a leaf: its
+sequence number in the Merkle tree, the Kafka offset it came from, the record's exact
+bytes and its leaf hash. With each batch it saves the next offset to read and the
+caller's compact Merkle range state, in the same transaction, so after a crash the
+service resumes exactly where the durable leaves end: never a leaf twice, never a gap.
+
+``AuditStore`` is the interface (PostgreSQL can replace SQLite behind it);
+``SqliteAuditStore`` is the default, in one file: WAL journal, ``synchronous=FULL`` (a
+commit survives power loss, not only a crash of the process), foreign keys on. The store
+does no Merkle maths and knows nothing of Kafka: hashes and range state are the caller's
+opaque bytes.
+
+Times (``at``) are stored as fixed-width UTC text (``utc_text``) so that text order is
+time order; ``append_batch`` refuses any other form.
+
+One store object belongs to one thread (sqlite3's rule); readers in other threads or
+processes open their own, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Protocol, Self
+
+from schemas.errors import LiaisonError
+
+__all__ = [
+    "AuditStore",
+    "AuditStoreError",
+    "SqliteAuditStore",
+    "StoredCheckpoint",
+    "StoredLeaf",
+    "utc_text",
+]
+
+SCHEMA_VERSION: Final = 1
+
+# Leaves are read in pages: no read transaction stays open while a caller holds the
+# iterator, and memory stays bounded however long the log grows.
+_PAGE: Final = 1000
+
+_NEXT_OFFSET: Final = "next_offset"
+_RANGE_STATE: Final = "range_state"
+
+_UTC_TEXT: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+_SCHEMA: Final = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE leaves (
+        seq INTEGER PRIMARY KEY,
+        kafka_offset INTEGER NOT NULL UNIQUE,
+        record BLOB NOT NULL,
+        leaf_hash BLOB NOT NULL,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL
+    )""",
+    "CREATE INDEX leaves_by_actor ON leaves (actor, seq)",
+    # ``position`` keeps a record's event ids in the order the record lists them.
+    """CREATE TABLE leaf_events (
+        seq INTEGER NOT NULL REFERENCES leaves (seq),
+        position INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (seq, position)
+    )""",
+    "CREATE INDEX leaf_events_by_event ON leaf_events (event_id)",
+    """CREATE TABLE checkpoints (
+        size INTEGER PRIMARY KEY,
+        root BLOB NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT NOT NULL
+    )""",
+    "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB)",
+)
+
+
+class AuditStoreError(LiaisonError):
+    """The store refused an operation (a gap, a repeat, a conflicting checkpoint) or could
+    not be used; ``retriable`` is true when the database was only busy."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        self.retriable = retriable
+        super().__init__(message)
+
+
+def utc_text(when: dt.datetime) -> str:
+    """``when`` as the store keeps times: fixed-width UTC, ``2026-11-22T12:00:00.000000Z``."""
+    if when.tzinfo is None:
+        raise AuditStoreError("a stored time must be timezone-aware")
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLeaf:
+    """One leaf: its position, where it came from, its exact record bytes and hash."""
+
+    seq: int
+    kafka_offset: int
+    record: bytes
+    leaf_hash: bytes
+    at: str
+    actor: str
+    event_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A tree size, its root hash, when it was taken and a note (e.g. where published)."""
+
+    size: int
+    root: bytes
+    at: str
+    note: str
+
+
+class AuditStore(Protocol):
+    """Where audit leaves, checkpoints and resume state are kept; every write is durable
+    before it returns."""
+
+    def next_seq(self) -> int:
+        """The sequence number the next leaf must have (the number of leaves)."""
+        ...
+
+    def next_offset(self) -> int:
+        """The next Kafka offset to read from ``liaison.audit`` (0 when empty)."""
+        ...
+
+    def append_batch(
+        self, rows: Sequence[StoredLeaf], next_offset: int, range_state: bytes
+    ) -> None:
+        """Append ``rows`` and save the resume state, all or nothing."""
+        ...
+
+    def range_state(self) -> bytes | None:
+        """The Merkle range state saved with the last batch, if any."""
+        ...
+
+    def leaves(self, start: int = 0, end: int | None = None) -> Iterator[StoredLeaf]:
+        """Leaves ``start <= seq < end`` in order, streamed."""
+        ...
+
+    def leaf_hashes(self, end: int | None = None, *, start: int = 0) -> list[bytes]:
+        """The hashes of leaves ``start <= seq < end``, in order."""
+        ...
+
+    def size(self) -> int:
+        """The number of leaves."""
+        ...
+
+    def seqs_for_event(self, event_id: str) -> list[int]:
+        """The leaves whose records concern ``event_id`` (who saw it, and when)."""
+        ...
+
+    def by_actor(self, actor: str, since: str | None = None) -> Iterator[StoredLeaf]:
+        """The leaves of one actor, in order, optionally only those at or after ``since``."""
+        ...
+
+    def add_checkpoint(self, size: int, root: bytes, at: str, note: str) -> None:
+        """Record a checkpoint of the tree at ``size``."""
+        ...
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint, smallest tree first."""
+        ...
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint of the largest tree, if any."""
+        ...
+
+    def close(self) -> None:
+        """Release the store."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class SqliteAuditStore:
+    """``AuditStore`` in one SQLite file, created on first use."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
+        """Open (creating if need be) the store at ``path``; ``busy_timeout_s`` is how long
+        a write waits for another process's write lock before ``AuditStoreError``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: this class opens and ends every transaction itself, so each
+        # batch is exactly one transaction and no write is left pending by accident.
+        self._db = sqlite3.connect(path, isolation_level=None)
+        try:
+            self._configure(busy_timeout_s)
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _configure(self, busy_timeout_s: float) -> None:
+        # A second process (an auditor's query, a migration) may hold the lock briefly.
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            # Some file systems (network mounts) cannot do WAL; refuse rather than run
+            # with weaker guarantees than documented.
+            msg = f"the audit store needs WAL journal mode; SQLite reports {mode!r}"
+            raise AuditStoreError(msg)
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            exists = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            if exists is None:
+                for statement in _SCHEMA:
+                    self._db.execute(statement)
+                self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                return
+            (version,) = self._db.execute("SELECT version FROM schema_version").fetchone()
+            if version != SCHEMA_VERSION:
+                msg = (
+                    f"the audit store is at schema version {version}; this Liaison reads"
+                    f" version {SCHEMA_VERSION}"
+                )
+                raise AuditStoreError(msg)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """The sequence number the next leaf must have (the number of leaves)."""
+        (last,) = self._db.execute("SELECT MAX(seq) FROM leaves").fetchone()
+        return 0 if last is None else int(last) + 1
+
+    def size(self) -> int:
+        """The number of leaves (sequence numbers start at 0 and have no gaps)."""
+        return self.next_seq()
+
+    def next_offset(self) -> int:
+        """The next Kafka offset to read from ``liaison.audit`` (0 when empty)."""
+        value = self._state(_NEXT_OFFSET)
+        return value if isinstance(value, int) else 0
+
+    def range_state(self) -> bytes | None:
+        """The Merkle range state saved with the last batch, if any."""
+        value = self._state(_RANGE_STATE)
+        return value if isinstance(value, bytes) else None
+
+    def _state(self, key: str) -> object:
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def leaves(self, start: int = 0, end: int | None = None) -> Iterator[StoredLeaf]:
+        """Leaves ``start <= seq < end`` (``end``: the size now), streamed in pages."""
+        # Fixed here, not when the iterator is first advanced: the caller gets the log
+        # as it was when asked, even if a writer appends meanwhile.
+        stop = self.next_seq() if end is None else end
+        return self._pages("seq >= ? AND seq < ?", (start, stop))
+
+    def by_actor(self, actor: str, since: str | None = None) -> Iterator[StoredLeaf]:
+        """The leaves of one actor in order; with ``since`` (``utc_text``), only those at
+        or after it."""
+        if since is None:
+            return self._pages("actor = ?", (actor,))
+        _check_time(since, "since")
+        return self._pages("actor = ? AND at >= ?", (actor, since))
+
+    def _pages(self, where: str, args: tuple[object, ...]) -> Iterator[StoredLeaf]:
+        after = -1
+        while True:
+            rows = self._db.execute(
+                "SELECT seq, kafka_offset, record, leaf_hash, at, actor FROM leaves"  # noqa: S608 - `where` is one of this module's literals
+                f" WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
+                (*args, after, _PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            ids = self._event_ids(rows[0][0], rows[-1][0])
+            for seq, offset, record, leaf_hash, at, actor in rows:
+                yield StoredLeaf(
+                    seq, offset, bytes(record), bytes(leaf_hash), at, actor, ids.get(seq, ())
+                )
+            after = rows[-1][0]
+
+    def _event_ids(self, first: int, last: int) -> dict[int, tuple[str, ...]]:
+        found: dict[int, list[str]] = {}
+        for seq, event_id in self._db.execute(
+            "SELECT seq, event_id FROM leaf_events WHERE seq BETWEEN ? AND ?"
+            " ORDER BY seq, position",
+            (first, last),
+        ):
+            found.setdefault(seq, []).append(event_id)
+        return {seq: tuple(ids) for seq, ids in found.items()}
+
+    def leaf_hashes(self, end: int | None = None, *, start: int = 0) -> list[bytes]:
+        """The hashes of leaves ``start <= seq < end`` (``end``: all), in order."""
+        stop = self.next_seq() if end is None else end
+        return [
+            bytes(h)
+            for (h,) in self._db.execute(
+                "SELECT leaf_hash FROM leaves WHERE seq >= ? AND seq < ? ORDER BY seq",
+                (start, stop),
+            )
+        ]
+
+    def seqs_for_event(self, event_id: str) -> list[int]:
+        """The leaves whose records concern ``event_id``, in order (who saw it)."""
+        return [
+            int(seq)
+            for (seq,) in self._db.execute(
+                "SELECT DISTINCT seq FROM leaf_events WHERE event_id = ? ORDER BY seq",
+                (_canonical_event_id(event_id),),
+            )
+        ]
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint, smallest tree first."""
+        return [
+            StoredCheckpoint(size, bytes(root), at, note)
+            for size, root, at, note in self._db.execute(
+                "SELECT size, root, at, note FROM checkpoints ORDER BY size"
+            )
+        ]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint of the largest tree, if any."""
+        row = self._db.execute(
+            "SELECT size, root, at, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else StoredCheckpoint(row[0], bytes(row[1]), row[2], row[3])
+
+    def pragmas(self) -> dict[str, object]:
+        """The durability settings in force on this connection (for status and tests)."""
+        return {
+            name: self._db.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "synchronous", "foreign_keys")
+        }
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def append_batch(
+        self, rows: Sequence[StoredLeaf], next_offset: int, range_state: bytes
+    ) -> None:
+        """Append ``rows`` and save ``next_offset`` and ``range_state``: one transaction,
+        durable when this returns; after a crash, either all of it is stored or none.
+
+        Refused with ``AuditStoreError`` (and nothing stored): a first ``seq`` that is not
+        ``next_seq()``, a gap or repeat in ``seq``, Kafka offsets not increasing or
+        already read, a ``next_offset`` that does not pass them, an ``at`` not in
+        ``utc_text`` form, an event id not in canonical UUID form. An empty batch only
+        moves ``next_offset`` on (past Kafka's transaction markers, for instance).
+        """
+        with self._transaction():
+            # Read inside the transaction: BEGIN IMMEDIATE holds the write lock, so no
+            # other writer can append between this check and the inserts.
+            expected_seq = self.next_seq()
+            min_offset = self.next_offset()
+            for row in rows:
+                _check_row(row, expected_seq, min_offset)
+                self._insert(row)
+                expected_seq, min_offset = row.seq + 1, row.kafka_offset + 1
+            if next_offset < min_offset:
+                msg = f"next_offset {next_offset} would re-read offsets (at least {min_offset})"
+                raise AuditStoreError(msg)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                ((_NEXT_OFFSET, next_offset), (_RANGE_STATE, range_state)),
+            )
+
+    def _insert(self, row: StoredLeaf) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO leaves (seq, kafka_offset, record, leaf_hash, at, actor)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (row.seq, row.kafka_offset, row.record, row.leaf_hash, row.at, row.actor),
+            )
+        except sqlite3.IntegrityError as exc:
+            msg = f"leaf {row.seq} (offset {row.kafka_offset}) conflicts with the store: {exc}"
+            raise AuditStoreError(msg) from None
+        self._db.executemany(
+            "INSERT INTO leaf_events (seq, position, event_id) VALUES (?, ?, ?)",
+            ((row.seq, n, event_id) for n, event_id in enumerate(row.event_ids)),
+        )
+
+    def add_checkpoint(self, size: int, root: bytes, at: str, note: str) -> None:
+        """Record a checkpoint of the tree at ``size`` (at most the store's size).
+
+        Adding the same checkpoint again does nothing; a different root for a size
+        already checkpointed is refused: the log would have two histories.
+        """
+        _check_time(at, "at")
+        with self._transaction():
+            if not 0 <= size <= self.next_seq():
+                msg = f"a checkpoint of size {size} is beyond the {self.next_seq()} leaves stored"
+                raise AuditStoreError(msg)
+            row = self._db.execute(
+                "SELECT root FROM checkpoints WHERE size = ?", (size,)
+            ).fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO checkpoints (size, root, at, note) VALUES (?, ?, ?, ?)",
+                    (size, root, at, note),
+                )
+            elif bytes(row[0]) != root:
+                msg = f"a checkpoint of size {size} with a different root is already stored"
+                raise AuditStoreError(msg)
+
+    # ---- life --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database; every committed write is already durable."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (even a
+    ``KeyboardInterrupt``), with SQLite's errors turned into ``AuditStoreError``."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            # Another writer held the lock beyond busy_timeout: later may succeed.
+            raise AuditStoreError(f"the audit store is busy: {exc}", retriable=True) from None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            # Some SQLite errors (a full disk) have already rolled back by themselves.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise AuditStoreError(f"the audit store failed: {exc}") from exc
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as failure:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise AuditStoreError(f"the audit store could not commit: {failure}") from None
+
+
+def _check_row(row: StoredLeaf, seq: int, min_offset: int) -> None:
+    if row.seq != seq:
+        msg = f"leaf {row.seq} is out of order: the next leaf must be {seq}"
+        raise AuditStoreError(msg)
+    if row.kafka_offset < min_offset:
+        msg = f"leaf {row.seq} comes from offset {row.kafka_offset}, already read (< {min_offset})"
+        raise AuditStoreError(msg)
+    _check_time(row.at, f"leaf {row.seq} at")
+    if not row.actor:
+        raise AuditStoreError(f"leaf {row.seq} has no actor")
+    for event_id in row.event_ids:
+        if _canonical_event_id(event_id) != event_id:
+            msg = f"leaf {row.seq} event id {event_id!r} is not a lowercase hyphenated UUID"
+            raise AuditStoreError(msg)
+
+
+def _check_time(value: str, what: str) -> None:
+    if _UTC_TEXT.fullmatch(value) is None:
+        msg = f"{what} {value!r} is not a fixed-width UTC time like 2026-11-22T12:00:00.000000Z"
+        raise AuditStoreError(msg)
+
+
+def _canonical_event_id(event_id: str) -> str:
+    # UUIDs typed by a person may be upper case or unhyphenated; stored ids never are.
+    try:
+        return str(uuid.UUID(event_id))
+    except ValueError:
+        return event_id

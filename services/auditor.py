@@ -1,0 +1,295 @@
+"""Auditor tools: verify the whole log, prove inclusion and consistency, ask who saw what.
+
+``verify`` rebuilds the Merkle tree from ``liaison.audit`` itself and checks it against
+three things: every leaf in the store (same record, same hash, same sequence), every
+signed checkpoint on ``liaison.audit.checkpoints`` (signature by a key the bus trusts
+for itself, and the root at that size), and the count (a checkpoint beyond the end of
+the log means the log was truncated). The first divergence is reported with its
+sequence number.
+
+Proofs are JSON documents that ``check_proof`` verifies offline with nothing but the
+checkpoint signer's verifier key (``liaison audit verifier-key``); docs/audit.md shows the
+format and the same check in a few lines of Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.audit import decode_record, leaf_data, split_leaf
+from schemas.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    note_verifier_key,
+    parse_verifier_key,
+    verify_checkpoint,
+)
+from schemas.errors import ConfigurationError, SchemaError
+from schemas.keys import BUS, TrustStore
+from schemas.merkle import (
+    CompactRange,
+    ProofError,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from services.audit_service import audit_origin
+from services.audit_store import SqliteAuditStore, StoredLeaf, utc_text
+from services.kafka import assigned, catch_up, end_offsets
+from services.settings import Settings
+
+__all__ = [
+    "CONSISTENCY",
+    "INCLUSION",
+    "Divergence",
+    "VerifyReport",
+    "check_proof",
+    "consistency",
+    "leaves_about",
+    "prove",
+    "since_text",
+    "verifier_keys",
+    "verify_log",
+]
+
+INCLUSION = "liaison.audit.inclusion_proof.v1"
+CONSISTENCY = "liaison.audit.consistency_proof.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """The first place the log, the store and the checkpoints disagree."""
+
+    position: int | None
+    detail: str
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What ``verify_log`` checked, and the first divergence if any."""
+
+    leaves: int = 0
+    checkpoints: int = 0
+    invalid_records: int = 0
+    divergence: Divergence | None = None
+    checkpoint_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether everything agreed."""
+        return self.divergence is None
+
+
+def verifier_keys(settings: Settings, trust: TrustStore) -> list[str]:
+    """The signed-note verifier keys of every bus key (any status): checkpoint signers."""
+    origin = audit_origin(settings)
+    return [
+        note_verifier_key(origin, base64.b64decode(k.public_key))
+        for k in trust.keys
+        if k.owner == BUS
+    ]
+
+
+def _open_checkpoint(text: str, keys: list[str]) -> Checkpoint:
+    for vkey in keys:
+        name, raw = parse_verifier_key(vkey)
+        try:
+            return verify_checkpoint(text, raw, name, origin=name)
+        except CheckpointError:
+            continue
+    raise CheckpointError("no key the bus trusts for itself signed this checkpoint")
+
+
+async def _checkpoints(
+    settings: Settings, keys: list[str]
+) -> tuple[dict[int, Checkpoint], list[str]]:
+    found: dict[int, Checkpoint] = {}
+    bad: list[str] = []
+    async with assigned(settings, settings.topics.audit_checkpoints) as consumer:
+        async for batch in catch_up(consumer):
+            for raw in batch:
+                try:
+                    cp = _open_checkpoint((raw.value or b"").decode(errors="replace"), keys)
+                except CheckpointError as exc:
+                    bad.append(f"checkpoint record at offset {raw.offset}: {exc}")
+                    continue
+                if cp.size in found and found[cp.size].root != cp.root:
+                    bad.append(f"two signed checkpoints of size {cp.size} disagree on the root")
+                found[cp.size] = cp
+    return found, bad
+
+
+async def verify_log(
+    settings: Settings,
+    store: SqliteAuditStore,
+    trust: TrustStore,
+    *,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> VerifyReport:
+    """Rebuild the tree from the log; compare with the store and every signed checkpoint."""
+    report = VerifyReport()
+    checkpoints, bad = await _checkpoints(settings, verifier_keys(settings, trust))
+    report.checkpoints = len(checkpoints)
+    report.checkpoint_sizes = sorted(checkpoints)
+    if bad:
+        report.divergence = Divergence(None, bad[0])
+        return report
+    total = sum((await end_offsets(settings, [settings.topics.audit])).values())
+    stored: Iterator[StoredLeaf] = store.leaves()
+    compact = CompactRange()
+    seq = 0
+    async with assigned(settings, settings.topics.audit) as consumer:
+        async for batch in catch_up(consumer):
+            for raw in batch:
+                value: bytes = raw.value or b""
+                divergence = _check_leaf(seq, value, next(stored, None))
+                if divergence is not None:
+                    report.divergence = divergence
+                    return report
+                try:
+                    decode_record(value)
+                except SchemaError:
+                    report.invalid_records += 1
+                compact.append(leaf_hash(leaf_data(seq, value)))
+                seq += 1
+                cp = checkpoints.get(compact.size)
+                if cp is not None and cp.root != compact.root():
+                    report.divergence = Divergence(
+                        compact.size - 1,
+                        f"the log's first {cp.size} records do not have the root signed in"
+                        f" the checkpoint of size {cp.size}",
+                    )
+                    return report
+            progress(seq, total)
+    report.leaves = seq
+    extra = next(stored, None)
+    if extra is not None:
+        report.divergence = Divergence(
+            extra.seq, f"the store holds leaf {extra.seq}, beyond the end of the log ({seq})"
+        )
+    beyond = [size for size in checkpoints if size > seq]
+    if report.divergence is None and beyond:
+        report.divergence = Divergence(
+            seq,
+            f"a signed checkpoint covers {max(beyond)} records but the log has only {seq}:"
+            " records were removed from its end",
+        )
+    return report
+
+
+def _check_leaf(seq: int, value: bytes, stored: StoredLeaf | None) -> Divergence | None:
+    if stored is None:
+        return Divergence(seq, f"the store ends before leaf {seq} (leaves removed from its end?)")
+    if stored.seq != seq:
+        return Divergence(seq, f"the store has no leaf {seq}; its next leaf is {stored.seq}")
+    if stored.record != value:
+        return Divergence(seq, f"leaf {seq}: the stored record differs from the log's")
+    if stored.leaf_hash != leaf_hash(leaf_data(seq, value)):
+        return Divergence(seq, f"leaf {seq}: the stored hash is not the hash of its record")
+    return None
+
+
+def _latest_signed(store: SqliteAuditStore) -> tuple[int, str]:
+    latest = store.latest_checkpoint()
+    if latest is None:
+        raise ConfigurationError("no checkpoint yet: run `liaison audit checkpoint` first")
+    return latest.size, latest.note
+
+
+def prove(
+    settings: Settings, store: SqliteAuditStore, trust: TrustStore, event_id: str
+) -> dict[str, Any]:
+    """Inclusion proofs of every record about ``event_id`` against the latest checkpoint."""
+    size, note = _latest_signed(store)
+    seqs = store.seqs_for_event(event_id)
+    if not seqs:
+        raise ConfigurationError(f"no audit record concerns event {event_id}")
+    hashes = store.leaf_hashes(size)
+    proofs = []
+    for leaf in store.leaves():
+        if leaf.seq >= size:
+            break
+        if leaf.seq in seqs:
+            proofs.append(
+                {
+                    "seq": leaf.seq,
+                    "leaf": base64.b64encode(leaf_data(leaf.seq, leaf.record)).decode(),
+                    "proof": [h.hex() for h in inclusion_proof(hashes, leaf.seq)],
+                }
+            )
+    return {
+        "type": INCLUSION,
+        "event_id": event_id,
+        "checkpoint": note,
+        "verifier_keys": verifier_keys(settings, trust),
+        "proofs": proofs,
+        "not_yet_checkpointed": [s for s in seqs if s >= size],
+    }
+
+
+def consistency(
+    settings: Settings, store: SqliteAuditStore, trust: TrustStore, old_size: int, new_size: int
+) -> dict[str, Any]:
+    """A consistency proof between two signed checkpoints of the log."""
+    notes = {cp.size: cp.note for cp in store.checkpoints()}
+    for size in (old_size, new_size):
+        if size not in notes:
+            sizes = ", ".join(str(s) for s in sorted(notes)) or "none yet"
+            raise ConfigurationError(f"no signed checkpoint of size {size} (checkpoints: {sizes})")
+    if old_size > new_size:
+        raise ConfigurationError("OLD_SIZE must not be larger than NEW_SIZE")
+    proof = consistency_proof(store.leaf_hashes(new_size), old_size)
+    return {
+        "type": CONSISTENCY,
+        "old_checkpoint": notes[old_size],
+        "new_checkpoint": notes[new_size],
+        "verifier_keys": verifier_keys(settings, trust),
+        "proof": [h.hex() for h in proof],
+    }
+
+
+def check_proof(document: dict[str, Any], verifier_key: str) -> list[str]:
+    """Verify a proof document offline with one verifier key; return what it proves.
+
+    Raises ``ProofError`` or ``CheckpointError`` (both ``LiaisonError``) when it fails.
+    """
+    name, raw = parse_verifier_key(verifier_key)
+    kind = document.get("type")
+    if kind == INCLUSION:
+        cp = verify_checkpoint(document["checkpoint"], raw, name)
+        lines = [f"checkpoint {cp.origin} size {cp.size}: signature OK"]
+        for item in document["proofs"]:
+            data = base64.b64decode(item["leaf"], validate=True)
+            seq, record = split_leaf(data)
+            if seq != item["seq"]:
+                raise ProofError(f"leaf data says seq {seq}, the proof says {item['seq']}")
+            proof = tuple(bytes.fromhex(h) for h in item["proof"])
+            verify_inclusion(leaf_hash(data), seq, cp.size, proof, cp.root)
+            parsed = decode_record(record)
+            when = parsed.at.isoformat()
+            lines.append(f"leaf {seq}: {parsed.action} by {parsed.actor} at {when}: included")
+        return lines
+    if kind == CONSISTENCY:
+        old = verify_checkpoint(document["old_checkpoint"], raw, name)
+        new = verify_checkpoint(document["new_checkpoint"], raw, name, origin=old.origin)
+        proof = tuple(bytes.fromhex(h) for h in document["proof"])
+        verify_consistency(old.size, new.size, old.root, new.root, proof)
+        return [f"checkpoints {old.size} and {new.size} of {old.origin}: consistent (append-only)"]
+    raise ProofError(f"not a Liaison proof document (type {kind!r})")
+
+
+def leaves_about(store: SqliteAuditStore, event_id: str) -> list[StoredLeaf]:
+    """Every stored record that concerns ``event_id``, in order."""
+    wanted = set(store.seqs_for_event(event_id))
+    return [leaf for leaf in store.leaves() if leaf.seq in wanted]
+
+
+def since_text(since: dt.datetime | None) -> str | None:
+    """A ``--since`` time in the store's fixed-width UTC form."""
+    return utc_text(since) if since else None

@@ -1,0 +1,331 @@
+"""The audit log against the real broker and the real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from producers.publisher import Publisher
+from schemas.audit import FeedRead
+from schemas.envelope import seal
+from schemas.events import ConcernRaised
+from schemas.inspectorates import Inspectorate
+from schemas.keys import BUS, SigningKey
+from schemas.records import event_record
+from services.audit_log import append_audit, audit_outbound
+from services.audit_service import AuditService, open_store, publish_checkpoint
+from services.kafka import end_offsets, kafka_sink, read_from
+from services.settings import Settings
+from tests.conftest import env_for, router_for
+from tests.factories import concern, utc_now
+
+pytestmark = pytest.mark.kafka
+
+LIAISON = [sys.executable, "-m", "services"]
+CHECK_PROOF_SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_proof.py"
+
+
+async def liaison(
+    settings: Settings, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    process = await asyncio.create_subprocess_exec(
+        *LIAISON, *args,
+        env={**env_for(settings), **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
+
+
+async def audit_size(settings: Settings) -> int:
+    """Committed records on the audit topic (one partition, no transaction markers here)."""
+    records = await read_from(
+        settings, {(settings.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
+    )
+    return len(records)
+
+
+async def stored_everything(settings: Settings, signing: dict[str, SigningKey]) -> int:
+    """Run the audit service until the store holds every record on the log."""
+    with open_store(settings) as store:
+        service = AuditService(settings, store, signing[BUS])
+        await service.start()
+        try:
+            for _ in range(300):
+                if store.size() >= await audit_size(settings):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await service.stop()
+        await publish_checkpoint(settings, store, signing[BUS], utc_now())
+        return store.size()
+
+
+async def route_some(
+    settings: Settings, signing: dict[str, SigningKey], events: Sequence[ConcernRaised]
+) -> None:
+    start = await end_offsets(settings, [settings.topics.feed])
+    router = router_for(settings, signing)
+    await router.start()
+    try:
+        async with kafka_sink(settings) as sink:
+            for event in events:
+                key = signing[event.source.value]
+                await Publisher(sink, settings.topics, key, utc_now).publish(event)
+        await read_from(settings, start, until=lambda r: len(r) >= len(events), timeout_s=30)
+    finally:
+        await router.stop()
+
+
+def tamper(store: Path, copy: Path, statements: Sequence[str]) -> Path:
+    shutil.copy(store, copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("PRAGMA foreign_keys = OFF")
+        for statement in statements:
+            db.execute(statement)
+    return copy
+
+
+async def test_verify_passes_then_catches_each_kind_of_tampering(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    events = [concern(subject_agencies=["police"]) for _ in range(6)]
+    await route_some(kafka, signing, events)
+    assert await stored_everything(kafka, signing) >= 6
+
+    ok = await liaison(kafka, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "OK:" in ok.stdout
+    assert "1 signed checkpoint(s) verified" in ok.stdout
+
+    store = next((kafka.home / "audit").glob("*.sqlite3"))
+    cases = {
+        "changed": (["UPDATE leaves SET record = CAST('{}' AS BLOB) WHERE seq = 3"], "leaf 3"),
+        "dropped": (["DELETE FROM leaves WHERE seq = 2"], "no leaf 2"),
+        "reordered": (
+            [
+                "UPDATE leaves SET seq = -1 WHERE seq = 1",
+                "UPDATE leaves SET seq = 1, kafka_offset = -10 WHERE seq = 4",
+                "UPDATE leaves SET seq = 4 WHERE seq = -1",
+            ],
+            "leaf 1",
+        ),
+        "truncated": (["DELETE FROM leaves WHERE seq >= 5"], "before leaf 5"),
+    }
+    for name, (statements, position) in cases.items():
+        copy = tamper(store, tmp_path / f"{name}.sqlite3", statements)
+        failed = await liaison(kafka, "audit", "verify", env={"LIAISON_AUDIT_STORE": str(copy)})
+        assert failed.returncode == 1, f"{name}: {failed.stdout}{failed.stderr}"
+        assert position in failed.stderr, f"{name}: {failed.stderr}"
+        assert "Traceback" not in failed.stderr
+
+    # Each failed verification is itself on the audit log.
+    records = await read_from(
+        kafka, {(kafka.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
+    )
+    failures = [r for r in records if dict(r.headers).get("action") == b"audit.verification_failed"]
+    assert len(failures) == len(cases)
+
+
+async def test_audit_service_killed_mid_stream_loses_and_duplicates_no_leaf(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    rng = random.Random(7)  # noqa: S311 - test timing, not security
+    before = await audit_size(kafka)  # the fixture's key.generated records
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=True)
+    await producer.start()
+    sent = 0
+    behind: list[int] = []
+
+    async def produce_until(stop: asyncio.Event) -> None:
+        """Audit records arriving while the service works, as they would in production."""
+        nonlocal sent
+        while not stop.is_set():
+            futures = []
+            for _ in range(100):
+                record = FeedRead(
+                    at=utc_now(), actor="analyst:test", analyst="test", purpose="load",
+                    returned=sent,
+                )  # fmt: skip
+                out = audit_outbound(kafka, record)
+                futures.append(await producer.send(out.topic, out.value, key=out.key))
+                sent += 1
+            await asyncio.gather(*futures)
+            await asyncio.sleep(0.02)
+
+    try:
+        for _ in range(4):
+            service = await asyncio.create_subprocess_exec(
+                *LIAISON, "serve", "audit", env=env_for(kafka),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            stop = asyncio.Event()
+            producing = asyncio.create_task(produce_until(stop))
+            await asyncio.sleep(rng.uniform(1.5, 3.0))
+            service.send_signal(signal.SIGKILL)  # while records keep arriving
+            await service.wait()
+            stop.set()
+            await producing
+            with open_store(kafka) as store:
+                behind.append(before + sent - store.size())
+    finally:
+        await producer.stop()
+    # At least one kill must have cut the service short, or this would prove nothing.
+    assert any(n > 0 for n in behind), behind
+    total = before + sent
+    assert await stored_everything(kafka, signing) == total
+    with open_store(kafka) as store:
+        leaves = list(store.leaves())
+    assert [leaf.seq for leaf in leaves] == list(range(total))
+    assert len({leaf.kafka_offset for leaf in leaves}) == total
+    reads = [json.loads(leaf.record) for leaf in leaves]
+    returned = [r["returned"] for r in reads if r["action"] == "feed.read"]
+    assert returned == list(range(sent))  # every record once, in log order
+    verified = await liaison(kafka, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+
+
+async def test_prove_check_proof_consistency_who_saw_and_activity(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    event = concern(subject_agencies=["police"], area="E08000025")
+    await route_some(kafka, signing, [event])
+    await append_audit(kafka, [FeedRead(
+        at=utc_now(), actor="analyst:a.khan", analyst="a.khan", purpose="JTAI planning",
+        returned=1, event_ids=(event.id,),
+    )])  # fmt: skip
+    first = await stored_everything(kafka, signing)
+    await route_some(kafka, signing, [concern(subject_agencies=["health"])])
+    second = await stored_everything(kafka, signing)
+    assert second > first
+
+    vkey = (await liaison(kafka, "audit", "verifier-key")).stdout.split()[0]
+    proof = tmp_path / "proof.json"
+    made = await liaison(kafka, "audit", "prove", str(event.id), "--out", str(proof))
+    assert made.returncode == 0, made.stderr
+    checked = await liaison(kafka, "audit", "check-proof", str(proof), "--key", vkey)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "event.routed by router:0" in checked.stdout
+    assert "feed.read by analyst:a.khan" in checked.stdout
+
+    # The short documented script, independent of Liaison's code, agrees.
+    independent = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHECK_PROOF_SCRIPT), str(proof), vkey,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    script_out, script_err = await independent.communicate()
+    assert independent.returncode == 0, script_err.decode()
+    assert b"OK: " in script_out
+
+    document = json.loads(proof.read_text())
+    document["proofs"][0]["proof"][0] = "00" * 32
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    refused = await liaison(kafka, "audit", "check-proof", str(forged), "--key", vkey)
+    assert refused.returncode == 1
+    assert "FAILED" in refused.stdout
+
+    grown = tmp_path / "consistency.json"
+    made = await liaison(
+        kafka, "audit", "consistency", str(first), str(second), "--out", str(grown)
+    )
+    assert made.returncode == 0, made.stderr
+    checked = await liaison(kafka, "audit", "check-proof", str(grown), "--key", vkey)
+    assert checked.returncode == 0, checked.stdout
+    assert "consistent" in checked.stdout
+
+    saw = await liaison(kafka, "audit", "who-saw", str(event.id))
+    assert saw.returncode == 0, saw.stderr
+    for who in ("router:0", "analyst:a.khan", "event.routed", "feed.read"):
+        assert who in saw.stdout
+    activity = await liaison(kafka, "audit", "activity", "--actor", "analyst:a.khan")
+    assert "JTAI planning" in activity.stdout
+    assert "event.routed" not in activity.stdout
+
+
+async def test_replay_by_time_window_and_area_returns_exactly_the_matching_events(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    rng = random.Random(11)  # noqa: S311 - test data
+    areas = ["E08000025", "E10000016", "E09000012"]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=True)
+    await producer.start()
+    bursts: list[list[ConcernRaised]] = []
+    marks = [utc_now()]
+    try:
+        for n in range(3):
+            burst = [
+                concern(
+                    source=s, programme="jtai", area=rng.choice(areas), subject_agencies=["health"]
+                )
+                for s in rng.choices(list(Inspectorate), k=700)
+            ]
+            futures = []
+            for event in burst:
+                record = event_record(
+                    event,
+                    seal(event, signing[event.source.value], utc_now()).envelope,
+                    kafka.topics,
+                )
+                futures.append(
+                    await producer.send(
+                        record.topic, record.value, key=record.key, headers=list(record.headers)
+                    )
+                )
+            if n == 1:  # a record in the middle window that does not verify: listed, not exported
+                bad = event_record(
+                    concern(area="E10000016"), b'{"not": "an envelope"}', kafka.topics
+                )
+                futures.append(
+                    await producer.send(
+                        bad.topic, bad.value, key=bad.key, headers=list(bad.headers)
+                    )
+                )
+            await asyncio.gather(*futures)
+            bursts.append(burst)
+            await asyncio.sleep(1.5)
+            marks.append(utc_now())
+            await asyncio.sleep(0.5)
+    finally:
+        await producer.stop()
+
+    out = tmp_path / "replay.jsonl"
+    since, until = marks[1].isoformat(), marks[2].isoformat()
+    done = await liaison(
+        kafka,
+        "replay",
+        "--since",
+        since,
+        "--until",
+        until,
+        "--area",
+        "E10000016",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    got = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    expected = [str(e.id) for e in bursts[1] if e.area == "E10000016"]
+    assert sorted(got) == sorted(expected)
+    assert len(got) == len(set(got))
+    assert f"{len(expected)} verified, 1 not verifiable" in done.stderr
+    assert "not_dsse" in done.stderr
+    audited = await read_from(
+        kafka, {(kafka.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
+    )
+    runs = [json.loads(r.value) for r in audited if dict(r.headers).get("action") == b"replay.run"]
+    assert runs[-1]["verified"] == len(expected)
+    assert runs[-1]["filters"]["area"] == "E10000016"
+    assert runs[-1]["unverifiable"] == 1

@@ -1,0 +1,389 @@
+"""The SQLite leaf store: order, atomic batches, durability across crashes, queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from services.audit_store import (
+    AuditStore,
+    AuditStoreError,
+    SqliteAuditStore,
+    StoredCheckpoint,
+    StoredLeaf,
+    utc_text,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+EVENT = "6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77"
+
+
+def leaf(
+    seq: int,
+    *,
+    offset: int | None = None,
+    actor: str = "router:0",
+    event_ids: tuple[str, ...] = (),
+    minutes: int | None = None,
+) -> StoredLeaf:
+    """A leaf with made-up record bytes and hash (the store does no maths on them)."""
+    record = b'{"n":%d}' % seq
+    return StoredLeaf(
+        seq=seq,
+        kafka_offset=seq * 2 if offset is None else offset,
+        record=record,
+        leaf_hash=hashlib.sha256(b"\x00%d\n" % seq + record).digest(),
+        at=utc_text(T0 + dt.timedelta(minutes=seq if minutes is None else minutes)),
+        actor=actor,
+        event_ids=event_ids,
+    )
+
+
+def batch(start: int, count: int) -> list[StoredLeaf]:
+    return [leaf(seq) for seq in range(start, start + count)]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "audit" / "leaves.sqlite"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SqliteAuditStore]:
+    with SqliteAuditStore(path) as opened:
+        yield opened
+
+
+def run_python(code: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter, from the repository root, with ``PATH`` set
+    to the store's path."""
+    return subprocess.run(
+        [sys.executable, "-c", f"PATH = {str(path)!r}\n" + textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# ---- a fresh store ---------------------------------------------------------------------
+
+
+def test_a_new_store_is_empty(store: SqliteAuditStore) -> None:
+    assert (store.next_seq(), store.size(), store.next_offset()) == (0, 0, 0)
+    assert store.range_state() is None
+    assert list(store.leaves()) == []
+    assert store.leaf_hashes() == []
+    assert store.checkpoints() == []
+    assert store.latest_checkpoint() is None
+
+
+def test_sqlite_store_is_an_audit_store(store: SqliteAuditStore) -> None:
+    as_protocol: AuditStore = store
+    assert as_protocol.size() == 0
+
+
+def test_durability_settings_are_in_force(store: SqliteAuditStore, path: Path) -> None:
+    # synchronous: 2 is FULL (fsync the WAL at every commit, so it survives power loss).
+    assert store.pragmas() == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
+    # WAL mode is a property of the file: another connection sees it too.
+    other = sqlite3.connect(path)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        other.close()
+
+
+def test_schema_version_is_recorded_and_a_newer_store_refused(path: Path) -> None:
+    SqliteAuditStore(path).close()
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        with raw:
+            raw.execute("UPDATE schema_version SET version = 2")
+    finally:
+        raw.close()
+    with pytest.raises(AuditStoreError, match="schema version 2"):
+        SqliteAuditStore(path)
+
+
+# ---- appending and reading back --------------------------------------------------------
+
+
+def test_append_then_read_back(store: SqliteAuditStore) -> None:
+    rows = [leaf(0, event_ids=(EVENT,)), leaf(1), leaf(2, event_ids=(str(uuid.uuid4()), EVENT))]
+    store.append_batch(rows, next_offset=5, range_state=b"state-1")
+    assert list(store.leaves()) == rows
+    assert list(store.leaves(1, 2)) == rows[1:2]
+    assert store.leaf_hashes() == [r.leaf_hash for r in rows]
+    assert store.leaf_hashes(2) == [r.leaf_hash for r in rows[:2]]
+    assert store.leaf_hashes(3, start=1) == [r.leaf_hash for r in rows[1:]]
+    assert (store.next_seq(), store.size(), store.next_offset()) == (3, 3, 5)
+    assert store.range_state() == b"state-1"
+
+
+def test_batches_accumulate_and_state_is_replaced(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 2), next_offset=3, range_state=b"a")
+    store.append_batch(batch(2, 3), next_offset=9, range_state=b"b")
+    assert [r.seq for r in store.leaves()] == [0, 1, 2, 3, 4]
+    assert (store.next_offset(), store.range_state()) == (9, b"b")
+
+
+def test_an_empty_batch_only_moves_the_offset_on(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 1), next_offset=1, range_state=b"a")
+    # Kafka transaction markers take offsets but carry no record.
+    store.append_batch([], next_offset=4, range_state=b"a")
+    assert (store.size(), store.next_offset()) == (1, 4)
+
+
+def test_reading_streams_in_pages_across_a_large_log(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 2500), next_offset=5000, range_state=b"")
+    seqs = [r.seq for r in store.leaves(10)]
+    assert seqs == list(range(10, 2500))
+
+
+def test_leaves_are_the_log_as_it_was_when_asked(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 2), next_offset=4, range_state=b"")
+    reading = store.leaves()
+    store.append_batch(batch(2, 2), next_offset=8, range_state=b"")
+    assert [r.seq for r in reading] == [0, 1]
+
+
+def test_the_store_reopens_with_everything(path: Path) -> None:
+    with SqliteAuditStore(path) as first:
+        first.append_batch(batch(0, 3), next_offset=6, range_state=b"r")
+        first.add_checkpoint(3, b"\x01" * 32, utc_text(T0), "published at offset 0")
+    with SqliteAuditStore(path) as again:
+        assert list(again.leaves()) == batch(0, 3)
+        assert (again.next_offset(), again.range_state()) == (6, b"r")
+        assert again.checkpoints() == [
+            StoredCheckpoint(3, b"\x01" * 32, utc_text(T0), "published at offset 0")
+        ]
+
+
+# ---- refusals leave nothing behind -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "why"),
+    [
+        (batch(1, 2), "out of order"),  # does not start at next_seq
+        ([leaf(0), leaf(2)], "out of order"),  # a gap
+        ([leaf(0), leaf(1), leaf(1, offset=9)], "out of order"),  # a repeat
+        ([leaf(0, offset=4), leaf(1, offset=4)], "already read"),  # offsets not increasing
+        ([leaf(0), leaf(1, offset=0)], "already read"),
+        ([replace(leaf(0), at="2026-11-22T12:00:00Z")], "fixed-width UTC"),
+        ([leaf(0, event_ids=(EVENT.upper(),))], "lowercase hyphenated UUID"),
+        ([leaf(0, actor="")], "no actor"),
+    ],
+)
+def test_a_bad_batch_is_refused_whole(
+    store: SqliteAuditStore, rows: list[StoredLeaf], why: str
+) -> None:
+    with pytest.raises(AuditStoreError, match=why):
+        store.append_batch(rows, next_offset=100, range_state=b"bad")
+    assert (store.size(), store.next_offset(), store.range_state()) == (0, 0, None)
+    assert store.seqs_for_event(EVENT) == []
+    # The store is still usable after a refusal.
+    store.append_batch(batch(0, 1), next_offset=1, range_state=b"ok")
+    assert store.size() == 1
+
+
+def test_offsets_already_read_are_refused(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 2), next_offset=10, range_state=b"")
+    with pytest.raises(AuditStoreError, match="already read"):
+        store.append_batch([leaf(2, offset=9)], next_offset=11, range_state=b"")
+    with pytest.raises(AuditStoreError, match="re-read"):
+        store.append_batch([], next_offset=9, range_state=b"")
+    with pytest.raises(AuditStoreError, match="re-read"):
+        store.append_batch([leaf(2, offset=12)], next_offset=12, range_state=b"")
+    assert (store.size(), store.next_offset()) == (2, 10)
+
+
+class Exploding(list[StoredLeaf]):
+    """Rows whose iteration fails after the first two have been written."""
+
+    def __iter__(self) -> Iterator[StoredLeaf]:
+        yield from self[:2]
+        raise RuntimeError("the producer of rows failed")
+
+
+def test_a_batch_interrupted_by_an_exception_leaves_nothing(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 1), next_offset=1, range_state=b"before")
+    with pytest.raises(RuntimeError):
+        store.append_batch(Exploding(batch(1, 3)), next_offset=99, range_state=b"after")
+    assert (store.size(), store.next_offset(), store.range_state()) == (1, 1, b"before")
+    store.append_batch(batch(1, 3), next_offset=7, range_state=b"after")
+    assert store.size() == 4
+
+
+def test_a_write_locked_by_another_process_is_refused_as_retriable(path: Path) -> None:
+    with SqliteAuditStore(path, busy_timeout_s=0.05) as store:
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(AuditStoreError, match="busy") as caught:
+                store.append_batch(batch(0, 1), next_offset=1, range_state=b"")
+            assert caught.value.retriable
+        finally:
+            holder.close()
+        store.append_batch(batch(0, 1), next_offset=1, range_state=b"")
+        assert store.size() == 1
+
+
+def test_refusals_are_not_retriable(store: SqliteAuditStore) -> None:
+    with pytest.raises(AuditStoreError) as caught:
+        store.append_batch(batch(5, 1), next_offset=20, range_state=b"")
+    assert not caught.value.retriable
+
+
+# ---- crashes ---------------------------------------------------------------------------
+
+_PRELUDE = """
+    import datetime as dt, hashlib, os, signal, sys
+    from pathlib import Path
+    from services.audit_store import SqliteAuditStore, StoredLeaf, utc_text
+
+    def leaf(seq):
+        record = b'{"n":%d}' % seq
+        return StoredLeaf(seq, seq * 2, record, hashlib.sha256(record).digest(),
+                          utc_text(dt.datetime(2026, 11, 22, tzinfo=dt.UTC)), "router:0",
+                          ("6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77",))
+
+    store = SqliteAuditStore(Path(PATH))
+    store.append_batch([leaf(0), leaf(1)], next_offset=4, range_state=b"first")
+"""
+
+
+def test_a_batch_is_durable_once_append_returns_even_if_the_process_dies(path: Path) -> None:
+    done = run_python(
+        _PRELUDE
+        + """
+    store.append_batch([leaf(2), leaf(3), leaf(4)], next_offset=10, range_state=b"second")
+    os.kill(os.getpid(), signal.SIGKILL)  # no close(), no interpreter shutdown
+    """,
+        path,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with SqliteAuditStore(path) as reopened:
+        assert [r.seq for r in reopened.leaves()] == [0, 1, 2, 3, 4]
+        assert (reopened.next_offset(), reopened.range_state()) == (10, b"second")
+        assert reopened.seqs_for_event(EVENT) == [0, 1, 2, 3, 4]
+
+
+def test_a_process_killed_inside_a_batch_leaves_none_of_it(path: Path) -> None:
+    done = run_python(
+        _PRELUDE
+        + """
+    class DieMidway(list):
+        # Two rows are inserted inside the open transaction, then the process dies.
+        def __iter__(self):
+            yield from self[:2]
+            print("inside", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    store.append_batch(DieMidway([leaf(2), leaf(3), leaf(4)]), next_offset=10,
+                       range_state=b"second")
+    """,
+        path,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.stdout == "inside\n"
+    with SqliteAuditStore(path) as reopened:
+        assert [r.seq for r in reopened.leaves()] == [0, 1]
+        assert (reopened.next_offset(), reopened.range_state()) == (4, b"first")
+        reopened.append_batch([leaf(2), leaf(3)], next_offset=8, range_state=b"resumed")
+        assert reopened.size() == 4
+
+
+# ---- queries ---------------------------------------------------------------------------
+
+
+def test_who_saw_an_event(store: SqliteAuditStore) -> None:
+    other = str(uuid.uuid4())
+    store.append_batch(
+        [
+            leaf(0, event_ids=(EVENT,), actor="inspectorate:ofsted"),
+            leaf(1, event_ids=(other,)),
+            leaf(2, event_ids=(other, EVENT), actor="analyst:a.khan"),
+            leaf(3),
+        ],
+        next_offset=8,
+        range_state=b"",
+    )
+    assert store.seqs_for_event(EVENT) == [0, 2]
+    assert store.seqs_for_event(other) == [1, 2]
+    # A person may type the id in upper case or without hyphens.
+    assert store.seqs_for_event(EVENT.upper()) == [0, 2]
+    assert store.seqs_for_event(uuid.UUID(EVENT).hex) == [0, 2]
+    assert store.seqs_for_event("not-an-id") == []
+    # Event ids come back in the order the record listed them.
+    assert next(store.leaves(2, 3)).event_ids == (other, EVENT)
+
+
+def test_by_actor_in_order_and_since(store: SqliteAuditStore) -> None:
+    rows = [
+        leaf(0, actor="analyst:a.khan", minutes=0),
+        leaf(1, actor="router:0", minutes=1),
+        leaf(2, actor="analyst:a.khan", minutes=2),
+        leaf(3, actor="analyst:a.khan", minutes=3),
+    ]
+    store.append_batch(rows, next_offset=8, range_state=b"")
+    assert [r.seq for r in store.by_actor("analyst:a.khan")] == [0, 2, 3]
+    since = utc_text(T0 + dt.timedelta(minutes=2))
+    assert [r.seq for r in store.by_actor("analyst:a.khan", since)] == [2, 3]
+    assert list(store.by_actor("analyst:nobody")) == []
+
+
+def test_times_in_other_forms_are_refused(store: SqliteAuditStore) -> None:
+    # Text order is time order only in one fixed-width form.
+    with pytest.raises(AuditStoreError, match="fixed-width UTC"):
+        store.by_actor("router:0", "2026-11-22T12:00:00+00:00")
+    with pytest.raises(AuditStoreError, match="aware"):
+        utc_text(dt.datetime(2026, 11, 22))  # noqa: DTZ001 - the naive time is the point
+    assert utc_text(T0.astimezone(dt.timezone(dt.timedelta(hours=-5)))) == (
+        "2026-11-22T12:00:00.000000Z"
+    )
+
+
+# ---- checkpoints -----------------------------------------------------------------------
+
+
+def test_checkpoints_are_ordered_by_size(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 10), next_offset=20, range_state=b"")
+    for size in (7, 2, 10, 0):
+        store.add_checkpoint(size, bytes([size]) * 32, utc_text(T0), f"size {size}")
+    assert [c.size for c in store.checkpoints()] == [0, 2, 7, 10]
+    latest = store.latest_checkpoint()
+    assert latest == StoredCheckpoint(10, bytes([10]) * 32, utc_text(T0), "size 10")
+
+
+def test_the_same_checkpoint_twice_is_harmless_but_a_fork_is_refused(
+    store: SqliteAuditStore,
+) -> None:
+    store.append_batch(batch(0, 4), next_offset=8, range_state=b"")
+    store.add_checkpoint(4, b"\x01" * 32, utc_text(T0), "first")
+    store.add_checkpoint(4, b"\x01" * 32, utc_text(T0), "again")
+    with pytest.raises(AuditStoreError, match="different root"):
+        store.add_checkpoint(4, b"\x02" * 32, utc_text(T0), "fork")
+    assert store.checkpoints() == [StoredCheckpoint(4, b"\x01" * 32, utc_text(T0), "first")]
+
+
+def test_a_checkpoint_beyond_the_log_is_refused(store: SqliteAuditStore) -> None:
+    store.append_batch(batch(0, 2), next_offset=4, range_state=b"")
+    with pytest.raises(AuditStoreError, match="beyond"):
+        store.add_checkpoint(3, b"\x00" * 32, utc_text(T0), "too far")
+    assert store.checkpoints() == []
