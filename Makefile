@@ -7,11 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install broker topics demo test check lint typecheck stop lock clean
+.PHONY: help install broker topics demo test bench check lint typecheck stop lock clean
 
 help:
 	@echo "make demo   - set up, start the local Kafka broker, run the quick-start scenario"
 	@echo "make test   - set up, start the broker, run every test, ruff and mypy --strict"
+	@echo "make bench  - measure Liaison's parts and the router on this machine"
 	@echo "make stop   - stop the local broker"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -37,6 +38,10 @@ test: broker
 	@$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 	$(MAKE) check
+
+# Speed and memory are measured here, never in the test suite.
+bench: broker
+	$(BIN)/python -m tests.benchmarks.bench
 
 check: install
 	$(BIN)/ruff check .

@@ -106,8 +106,10 @@ routed to them. A duplicate id counts once, as first seen, even if the copy diff
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
@@ -140,12 +142,28 @@ class _Stream:
     """What the watch keeps for one (area, theme)."""
 
     concerns: dict[uuid.UUID, ConcernRaised] = field(default_factory=dict)
-    # Claimed windows, start -> end. A few per area and theme, so a scan beats an index.
-    claimed: dict[dt.datetime, dt.datetime] = field(default_factory=dict)
+    # Claimed windows as (start, end), sorted by start, so `covers` is a bisection:
+    # out-of-order arrival (a backfill, say) can claim many windows in one stream.
+    claimed: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
+    longest: dt.timedelta = dt.timedelta(0)
     newest: dt.datetime | None = None
 
+    def claim(self, start: dt.datetime, end: dt.datetime) -> None:
+        if (start, end) not in self.claimed:
+            bisect.insort(self.claimed, (start, end))
+            self.longest = max(self.longest, end - start)
+
     def covers(self, when: dt.datetime) -> bool:
-        return any(start <= when < end for start, end in self.claimed.items())
+        # Only windows starting in (when - longest, when] can contain `when`.
+        i = bisect.bisect_right(self.claimed, (when, _LATEST))
+        while i > 0:
+            i -= 1
+            start, end = self.claimed[i]
+            if start <= when - self.longest:
+                return False
+            if when < end:
+                return True
+        return False
 
     def record(self, concern: ConcernRaised) -> None:
         self.concerns[concern.id] = concern
@@ -155,8 +173,10 @@ class _Stream:
     def forget_before(self, horizon: dt.datetime) -> None:
         for stale in [i for i, c in self.concerns.items() if c.occurred_at < horizon]:
             del self.concerns[stale]
-        for start in [s for s, end in self.claimed.items() if end <= horizon]:
-            del self.claimed[start]
+        self.claimed = [(start, end) for start, end in self.claimed if end > horizon]
+
+
+_LATEST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def _order(concern: ConcernRaised) -> tuple[dt.datetime, uuid.UUID]:
@@ -204,7 +224,7 @@ class JtaiWatch:
         stream.record(concern)
         raised = None if covered else self._assess(stream, concern)
         if raised is not None:
-            stream.claimed[raised.window_start] = raised.window_end
+            stream.claim(raised.window_start, raised.window_end)
         self._forget(stream)
         return raised
 
@@ -219,7 +239,7 @@ class JtaiWatch:
         """Rebuild state at start-up from a consideration already emitted."""
         stream = self._stream(emitted.area, emitted.theme)
         # The recorded end, not start + today's window: the setting may have changed since.
-        stream.claimed[emitted.window_start.astimezone(dt.UTC)] = emitted.window_end
+        stream.claim(emitted.window_start.astimezone(dt.UTC), emitted.window_end)
         self._forget(stream)
 
     def _stream(self, area: str, theme: Theme) -> _Stream:
@@ -231,23 +251,42 @@ class JtaiWatch:
 
     def _assess(self, stream: _Stream, concern: ConcernRaised) -> JtaiConsiderationRequested | None:
         """The consideration an open ``concern`` raises, if any (steps 3 to 5)."""
-        opened = sorted(
-            (c for c in stream.concerns.values() if not stream.covers(c.occurred_at)),
-            key=_order,
-        )
-        if concern.severity == _SEVERITY_4 or concern.immediate_risk:
+        t, window = concern.occurred_at, self._window
+        urgent = concern.severity == _SEVERITY_4 or concern.immediate_risk
+        # Only open concerns within one window of t can share a window with it.
+        nearby = [
+            c
+            for c in stream.concerns.values()
+            if t - window < c.occurred_at < t + window and not stream.covers(c.occurred_at)
+        ]
+        if not urgent and len({c.source for c in nearby}) < self._min_inspectorates:
+            return None  # too few inspectorates near t for any window: skip the sort
+        opened = sorted(nearby, key=_order)
+        if urgent:
             trigger = (
                 JtaiTrigger.SEVERITY_4
                 if concern.severity == _SEVERITY_4
                 else JtaiTrigger.IMMEDIATE_RISK
             )
-            return self._raise(concern, trigger, self._within(opened, concern.occurred_at))
-        t = concern.occurred_at
-        starts = sorted({c.occurred_at for c in opened if t - self._window < c.occurred_at <= t})
-        for start in starts:
-            members = self._within(opened, start)
-            if len({c.source for c in members}) >= self._min_inspectorates:
-                return self._raise(concern, JtaiTrigger.SEVERAL_INSPECTORATES, members)
+            return self._raise(concern, trigger, self._within(opened, t))
+        # The earliest window [s, s + window) with s in (t - window, t] (s an open concern's
+        # time) holding enough inspectorates: a sliding window over the sorted concerns,
+        # linear after the sort, however many concerns an area and theme accumulate.
+        sources: Counter[Inspectorate] = Counter()
+        end = 0
+        for i, first in enumerate(opened):
+            start = first.occurred_at
+            if start > t:
+                break
+            while end < len(opened) and opened[end].occurred_at < start + window:
+                sources[opened[end].source] += 1
+                end += 1
+            is_new_start = i == 0 or opened[i - 1].occurred_at != start
+            if is_new_start and len(sources) >= self._min_inspectorates:
+                return self._raise(concern, JtaiTrigger.SEVERAL_INSPECTORATES, opened[i:end])
+            sources[first.source] -= 1
+            if not sources[first.source]:
+                del sources[first.source]
         return None
 
     def _within(self, opened: list[ConcernRaised], start: dt.datetime) -> list[ConcernRaised]:

@@ -12,7 +12,6 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Final, Generic, Literal, Self, TypeAlias, TypeVar
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from pydantic import (
     AwareDatetime,
@@ -31,7 +30,7 @@ from schemas._problems import check_size, schema_error
 from schemas.errors import Problem, SchemaError
 from schemas.inspectorates import JTAI, PROGRAMMES, Agency, Inspectorate, Programme
 from schemas.minimisation import check_minimised
-from schemas.reference import check_area
+from schemas.reference import check_area_at
 from schemas.versioning import Upcasters
 
 __all__ = [
@@ -58,8 +57,6 @@ MAX_EVENT_BYTES: Final = 64 * 1024
 CLOCK_SKEW: Final = dt.timedelta(minutes=5)
 """How far in the future ``occurred_at`` may be, for publishers' clocks running fast."""
 
-# Local authorities change at midnight in England, so an event's day is its London date.
-_ENGLAND: Final = ZoneInfo("Europe/London")
 
 CONCERN_RAISED: Final = "uk.inspectorate.concern.raised.v1"
 EXCEPTIONAL_PRACTICE_IDENTIFIED: Final = "uk.inspectorate.exceptional_practice.identified.v1"
@@ -159,9 +156,7 @@ class _Event(BaseModel):
     @field_validator("area")
     @classmethod
     def _live_upper_tier_area(cls, value: str, info: ValidationInfo) -> str:
-        occurred_at = info.data.get("occurred_at")
-        if isinstance(occurred_at, dt.datetime):
-            check_area(value, occurred_at.astimezone(_ENGLAND).date())
+        check_area_at(value, info.data.get("occurred_at"))
         return value
 
     @field_validator("programme")

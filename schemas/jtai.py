@@ -13,11 +13,9 @@ an upcaster, never by changing v1.
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Final, Literal, Self
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from pydantic import (
     AwareDatetime,
@@ -41,7 +39,7 @@ from schemas.events import (
 from schemas.inspectorates import Inspectorate
 from schemas.keys import BUS
 from schemas.minimisation import check_minimised
-from schemas.reference import check_area
+from schemas.reference import check_area_at
 
 __all__ = [
     "JTAI_CONSIDERATION_REQUESTED",
@@ -53,8 +51,6 @@ __all__ = [
 
 JTAI_CONSIDERATION_REQUESTED: Final = "uk.inspectorate.jtai.consideration_requested.v1"
 
-# An area's existence is judged on its London date, as for the inspectorates' events.
-_ENGLAND: Final = ZoneInfo("Europe/London")
 
 # "Several" inspectorates: fewer than two is one inspectorate's view, not a joint signal.
 _SEVERAL: Final = 2
@@ -98,9 +94,7 @@ class JtaiConsiderationRequested(BaseModel):
     @field_validator("area")
     @classmethod
     def _live_upper_tier_area(cls, value: str, info: ValidationInfo) -> str:
-        occurred_at = info.data.get("occurred_at")
-        if isinstance(occurred_at, dt.datetime):
-            check_area(value, occurred_at.astimezone(_ENGLAND).date())
+        check_area_at(value, info.data.get("occurred_at"))
         return value
 
     @field_validator("contributing_event_ids")

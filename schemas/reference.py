@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from types import MappingProxyType
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from schemas.errors import SchemaError
 
@@ -30,6 +31,7 @@ __all__ = [
     "PoliceForceArea",
     "Region",
     "check_area",
+    "check_area_at",
     "local_authorities",
     "police_force_areas",
     "regions",
@@ -104,6 +106,16 @@ def successors(code: str) -> tuple[LocalAuthority, ...]:
     mistyped code is not mistaken for one that simply has no successor.
     """
     return _successor_table()[_authority(code).code]
+
+
+_ENGLAND: Final = ZoneInfo("Europe/London")
+
+
+def check_area_at(code: str, when: object) -> None:
+    """``check_area`` on the date ``when`` falls on in England (authorities change at local
+    midnight); does nothing when ``when`` is not a datetime (its own check reports that)."""
+    if isinstance(when, datetime.datetime):
+        check_area(code, when.astimezone(_ENGLAND).date())
 
 
 def check_area(code: str, on: datetime.date) -> LocalAuthority:

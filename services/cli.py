@@ -26,7 +26,7 @@ from schemas.keys import BUS, SigningKey, TrustStore
 from services.asyncapi import asyncapi_document
 from services.audit_log import append_audit, operator
 from services.audit_service import AuditService, open_store, publish_checkpoint
-from services.audit_store import StoredLeaf
+from services.audit_store import SqliteAuditStore, StoredLeaf
 from services.auditor import (
     VerifyReport,
     check_proof,
@@ -668,6 +668,17 @@ def _print_json(document: object, output: Path | None) -> None:
         _say(f"wrote {output}")
 
 
+def _on_store(settings: Settings, use: Callable[[SqliteAuditStore, TrustStore], T]) -> T:
+    """``use(store, trust)`` with the audit store open and the bus's trust store loaded."""
+
+    async def run() -> T:
+        trust = await load_trust(settings)
+        with open_store(settings) as store:
+            return use(store, trust)
+
+    return _run(run)
+
+
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file.")]
 
 
@@ -678,13 +689,9 @@ def audit_prove(
 ) -> None:
     """Inclusion proofs of the records about an event, against the latest checkpoint."""
     settings = _settings()
-
-    async def run() -> dict[str, Any]:
-        trust = await load_trust(settings)
-        with open_store(settings) as store:
-            return prove(settings, store, trust, event_id)
-
-    _print_json(_run(run), output)
+    _print_json(
+        _on_store(settings, lambda store, trust: prove(settings, store, trust, event_id)), output
+    )
 
 
 @audit_app.command("consistency")
@@ -695,13 +702,10 @@ def audit_consistency(
 ) -> None:
     """A proof that the log at NEW_SIZE extends the log at OLD_SIZE (append-only)."""
     settings = _settings()
-
-    async def run() -> dict[str, Any]:
-        trust = await load_trust(settings)
-        with open_store(settings) as store:
-            return consistency(settings, store, trust, old_size, new_size)
-
-    _print_json(_run(run), output)
+    document = _on_store(
+        settings, lambda store, trust: consistency(settings, store, trust, old_size, new_size)
+    )
+    _print_json(document, output)
 
 
 @audit_app.command("check-proof")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -81,3 +84,17 @@ def env_for(settings: Settings) -> dict[str, str]:
         "LIAISON_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "LIAISON_HOME": str(settings.home),
     }
+
+
+async def run_liaison(
+    settings: Settings, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `liaison ARGS...` as a user would, as ``settings``, without blocking the loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services", *args,
+        env={**env_for(settings), **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(list(args), process.returncode, out.decode(), err.decode())

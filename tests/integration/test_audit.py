@@ -8,7 +8,6 @@ import random
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,26 +26,13 @@ from services.audit_log import append_audit, audit_outbound
 from services.audit_service import AuditService, open_store, publish_checkpoint
 from services.kafka import end_offsets, kafka_sink, read_from
 from services.settings import Settings
-from tests.conftest import env_for, router_for
+from tests.conftest import env_for, router_for, run_liaison
 from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
 
 LIAISON = [sys.executable, "-m", "services"]
 CHECK_PROOF_SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_proof.py"
-
-
-async def liaison(
-    settings: Settings, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        *LIAISON, *args,
-        env={**env_for(settings), **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 180)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
 
 
 async def audit_size(settings: Settings) -> int:
@@ -105,7 +91,7 @@ async def test_verify_passes_then_catches_each_kind_of_tampering(
     await route_some(kafka, signing, events)
     assert await stored_everything(kafka, signing) >= 6
 
-    ok = await liaison(kafka, "audit", "verify")
+    ok = await run_liaison(kafka, "audit", "verify")
     assert ok.returncode == 0, ok.stderr
     assert "OK:" in ok.stdout
     assert "1 signed checkpoint(s) verified" in ok.stdout
@@ -126,7 +112,7 @@ async def test_verify_passes_then_catches_each_kind_of_tampering(
     }
     for name, (statements, position) in cases.items():
         copy = tamper(store, tmp_path / f"{name}.sqlite3", statements)
-        failed = await liaison(kafka, "audit", "verify", env={"LIAISON_AUDIT_STORE": str(copy)})
+        failed = await run_liaison(kafka, "audit", "verify", env={"LIAISON_AUDIT_STORE": str(copy)})
         assert failed.returncode == 1, f"{name}: {failed.stdout}{failed.stderr}"
         assert position in failed.stderr, f"{name}: {failed.stderr}"
         assert "Traceback" not in failed.stderr
@@ -193,7 +179,7 @@ async def test_audit_service_killed_mid_stream_loses_and_duplicates_no_leaf(
     reads = [json.loads(leaf.record) for leaf in leaves]
     returned = [r["returned"] for r in reads if r["action"] == "feed.read"]
     assert returned == list(range(sent))  # every record once, in log order
-    verified = await liaison(kafka, "audit", "verify")
+    verified = await run_liaison(kafka, "audit", "verify")
     assert verified.returncode == 0, verified.stderr
 
 
@@ -211,11 +197,11 @@ async def test_prove_check_proof_consistency_who_saw_and_activity(
     second = await stored_everything(kafka, signing)
     assert second > first
 
-    vkey = (await liaison(kafka, "audit", "verifier-key")).stdout.split()[0]
+    vkey = (await run_liaison(kafka, "audit", "verifier-key")).stdout.split()[0]
     proof = tmp_path / "proof.json"
-    made = await liaison(kafka, "audit", "prove", str(event.id), "--out", str(proof))
+    made = await run_liaison(kafka, "audit", "prove", str(event.id), "--out", str(proof))
     assert made.returncode == 0, made.stderr
-    checked = await liaison(kafka, "audit", "check-proof", str(proof), "--key", vkey)
+    checked = await run_liaison(kafka, "audit", "check-proof", str(proof), "--key", vkey)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "event.routed by router:0" in checked.stdout
     assert "feed.read by analyst:a.khan" in checked.stdout
@@ -233,24 +219,24 @@ async def test_prove_check_proof_consistency_who_saw_and_activity(
     document["proofs"][0]["proof"][0] = "00" * 32
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(document))
-    refused = await liaison(kafka, "audit", "check-proof", str(forged), "--key", vkey)
+    refused = await run_liaison(kafka, "audit", "check-proof", str(forged), "--key", vkey)
     assert refused.returncode == 1
     assert "FAILED" in refused.stdout
 
     grown = tmp_path / "consistency.json"
-    made = await liaison(
+    made = await run_liaison(
         kafka, "audit", "consistency", str(first), str(second), "--out", str(grown)
     )
     assert made.returncode == 0, made.stderr
-    checked = await liaison(kafka, "audit", "check-proof", str(grown), "--key", vkey)
+    checked = await run_liaison(kafka, "audit", "check-proof", str(grown), "--key", vkey)
     assert checked.returncode == 0, checked.stdout
     assert "consistent" in checked.stdout
 
-    saw = await liaison(kafka, "audit", "who-saw", str(event.id))
+    saw = await run_liaison(kafka, "audit", "who-saw", str(event.id))
     assert saw.returncode == 0, saw.stderr
     for who in ("router:0", "analyst:a.khan", "event.routed", "feed.read"):
         assert who in saw.stdout
-    activity = await liaison(kafka, "audit", "activity", "--actor", "analyst:a.khan")
+    activity = await run_liaison(kafka, "audit", "activity", "--actor", "analyst:a.khan")
     assert "JTAI planning" in activity.stdout
     assert "event.routed" not in activity.stdout
 
@@ -303,7 +289,7 @@ async def test_replay_by_time_window_and_area_returns_exactly_the_matching_event
 
     out = tmp_path / "replay.jsonl"
     since, until = marks[1].isoformat(), marks[2].isoformat()
-    done = await liaison(
+    done = await run_liaison(
         kafka,
         "replay",
         "--since",

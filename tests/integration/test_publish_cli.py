@@ -17,22 +17,12 @@ from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
 from services.kafka import end_offsets, read_from
 from services.settings import Settings
-from tests.conftest import env_for, router_for
+from tests.conftest import env_for, router_for, run_liaison
 from tests.factories import concern
 
 pytestmark = pytest.mark.kafka
 
 LIAISON = [sys.executable, "-m", "services"]
-
-
-async def liaison(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        *LIAISON, *args,
-        env=env_for(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
 
 
 def event_ids(records: Sequence[InboundRecord], topic: str) -> list[str]:
@@ -43,7 +33,7 @@ async def test_publish_reports_invalid_lines_sends_the_rest_and_dedups_republish
     kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
 ) -> None:
     # A key of HMICFRS's own on this machine (the fixture's is only on the bus).
-    generated = await liaison(kafka, "keys", "rotate", "--inspectorate", "hmicfrs")
+    generated = await run_liaison(kafka, "keys", "rotate", "--inspectorate", "hmicfrs")
     assert generated.returncode == 0, generated.stderr
     good = [
         concern(source="hmicfrs", programme="ncpi", subject_agencies=["health"]) for _ in range(40)
@@ -65,7 +55,7 @@ async def test_publish_reports_invalid_lines_sends_the_rest_and_dedups_republish
     router = router_for(kafka, signing)
     await router.start()
     try:
-        first = await liaison(kafka, "publish", "--as", "hmicfrs", str(file))
+        first = await run_liaison(kafka, "publish", "--as", "hmicfrs", str(file))
         assert first.returncode == 2, first.stderr
         assert first.stdout.split() == [str(e.id) for e in good]
         assert "line 21: summary:" in first.stderr
@@ -75,7 +65,7 @@ async def test_publish_reports_invalid_lines_sends_the_rest_and_dedups_republish
         assert "40 published as hmicfrs; 2 problem(s)" in first.stderr
 
         # The same file again: Kafka gets the events twice, the programmes once.
-        second = await liaison(kafka, "publish", "--as", "hmicfrs", str(file))
+        second = await run_liaison(kafka, "publish", "--as", "hmicfrs", str(file))
         assert second.returncode == 2
         assert second.stdout.split() == [str(e.id) for e in good]
 

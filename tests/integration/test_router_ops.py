@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,22 +20,12 @@ from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, InboundRecord, header_
 from services.kafka import end_offsets, kafka_sink, read_from
 from services.settings import Settings
 from services.trust import load_trust, publish_keys
-from tests.conftest import env_for, router_for
+from tests.conftest import env_for, router_for, run_liaison
 from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
 
 LIAISON = [sys.executable, "-m", "services"]
-
-
-async def liaison(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        *LIAISON, *args,
-        env=env_for(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
 
 
 def considerations(records: Sequence[InboundRecord]) -> list[InboundRecord]:
@@ -124,18 +113,18 @@ async def test_quarantine_list_and_redrive_once_the_key_is_registered(
             await Publisher(sink, topics, newcomer, utc_now).publish(event)
         await read_from(kafka, start, until=lambda r: len(r) >= 1, timeout_s=30)
 
-        listed = await liaison(kafka, "quarantine", "list")
+        listed = await run_liaison(kafka, "quarantine", "list")
         assert listed.returncode == 0, listed.stderr
         assert "unknown_key" in listed.stdout
         assert "1 record(s)" in listed.stdout
 
-        early = await liaison(kafka, "quarantine", "redrive", "0")
+        early = await run_liaison(kafka, "quarantine", "redrive", "0")
         assert early.returncode == 1
         assert "still fails" in early.stderr
         assert "unknown_key" in early.stderr
 
         await publish_keys(kafka, [newcomer.trusted(valid_from=utc_now() - dt.timedelta(hours=1))])
-        done = await liaison(kafka, "quarantine", "redrive", "0")
+        done = await run_liaison(kafka, "quarantine", "redrive", "0")
         assert done.returncode == 0, done.stderr
 
         def routed(records: Sequence[InboundRecord]) -> bool:
@@ -145,10 +134,10 @@ async def test_quarantine_list_and_redrive_once_the_key_is_registered(
         clas = [r for r in records if r.topic == topics.programme(Programme.CLAS)]
         assert [header_map(r.headers)[HEADER_EVENT_ID] for r in clas] == [str(event.id).encode()]
 
-        again = await liaison(kafka, "quarantine", "redrive", "0")
+        again = await run_liaison(kafka, "quarantine", "redrive", "0")
         assert again.returncode == 1
         assert "already redriven" in again.stderr
-        relisted = await liaison(kafka, "quarantine", "list")
+        relisted = await run_liaison(kafka, "quarantine", "list")
         assert "1 record(s)" in relisted.stdout  # the redrive marker is not a refused record
     finally:
         await router.stop()
@@ -162,7 +151,7 @@ async def test_rules_explain_prints_every_destination_and_publishes_nothing(
     file = tmp_path / "two.jsonl"
     file.write_bytes(encode_event(routed) + b"\n" + encode_event(nowhere) + b"\n")
     before = await end_offsets(kafka, list(kafka.topics.all_events()))
-    shown = await liaison(kafka, "rules", "explain", str(file))
+    shown = await run_liaison(kafka, "rules", "explain", str(file))
     assert shown.returncode == 0, shown.stderr
     assert "liaison.programme.ncpi" in shown.stdout
     assert "liaison.programme.peel" in shown.stdout

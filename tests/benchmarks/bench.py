@@ -1,0 +1,150 @@
+"""``make bench``: how fast Liaison's parts are on this machine. Prints numbers; asserts none.
+
+Pure parts (no broker): sealing and opening envelopes, routing, the JTAI watch, Merkle
+appends. End to end (the local broker must be running; ``make bench`` starts it): events
+routed per second by the transactional router, from the first record published to the
+last routing committed. Timing lives here, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from consumers.jtai import JtaiWatch
+from consumers.routing import route
+from schemas.envelope import open_envelope, seal
+from schemas.inspectorates import PROGRAMMES, Inspectorate
+from schemas.keys import BUS, TrustStore
+from schemas.merkle import CompactRange, leaf_hash
+from schemas.records import event_headers, event_record
+from services.kafka import apply_topics, end_offsets, read_from
+from services.keys_admin import ensure_keys
+from services.log import configure_logging
+from services.router_service import RouterService
+from services.rules_file import load_rules
+from services.settings import Settings
+from tests.factories import NOW, concern, inbound, key_for, trust_of
+
+RULES = load_rules(Path(__file__).resolve().parents[2] / "deploy" / "rules.toml")
+
+
+def rate(name: str, count: int, work: Callable[[], object], repeats: int = 5) -> None:
+    """Best-of and median per-second rate of ``work`` doing ``count`` items."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    best, median = min(times), statistics.median(times)
+    print(f"{name:<44} {count / best:>12,.0f}/s best  {count / median:>12,.0f}/s median")  # noqa: T201
+
+
+def pure() -> None:
+    key = key_for("ofsted")
+    trust: TrustStore = trust_of(key)
+    events = [concern(subject_agencies=["police", "health"], theme="neglect") for _ in range(2000)]
+    sealed = [seal(e, key, NOW) for e in events]
+    records = [inbound(s.envelope, event_headers(s.event)) for s in sealed]
+    rate("seal (validate + lint + sign)", len(events), lambda: [seal(e, key, NOW) for e in events])
+    rate(
+        "open (verify + decode + checks)",
+        len(records),
+        lambda: [open_envelope(r, trust, NOW) for r in records],
+    )
+    rate("route (default rules)", len(events), lambda: [route(e, RULES.rules) for e in events])
+
+    def watch() -> None:
+        w = JtaiWatch(dt.timedelta(days=180))
+        for i, e in enumerate(events):
+            w.observe(e.model_copy(update={"area": ["E08000025", "E10000016"][i % 2]}))
+
+    rate("JTAI watch observe", len(events), watch)
+    leaves = [leaf_hash(str(i).encode()) for i in range(100_000)]
+    rate("Merkle compact-range append", len(leaves), lambda: CompactRange().extend(leaves), 3)
+
+    tracemalloc.start()
+    w = JtaiWatch(dt.timedelta(days=180))
+    sources = list(Inspectorate)
+    for i in range(5_000):
+        source = sources[i % 5]
+        w.observe(
+            concern(
+                source=source,
+                programme=PROGRAMMES[source][0],
+                theme="neglect",
+                area="E08000025",
+                occurred_at=NOW - dt.timedelta(minutes=i),
+                id=uuid.UUID(int=i + 1),
+            )
+        )
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"{'JTAI watch memory, 5,000 concerns, one area':<44} {peak / 1e6:>11.1f} MB peak")  # noqa: T201
+
+
+async def end_to_end(count: int) -> None:
+    with TemporaryDirectory() as home:
+        settings = Settings().model_copy(
+            update={"topic_prefix": f"bench.{uuid.uuid4().hex[:8]}.", "home": Path(home)}
+        )
+        await apply_topics(settings, settings.topics.specs())
+        keys = await ensure_keys(
+            settings, (*(i.value for i in Inspectorate), BUS), dt.datetime.now(dt.UTC)
+        )
+        events = [concern(source=s, programme=PROGRAMMES[s][0], subject_agencies=["health"])
+                  for s in (list(Inspectorate) * count)[:count]]  # fmt: skip
+        records = [event_record(e, seal(e, keys[e.source.value], NOW).envelope, settings.topics)
+                   for e in events]  # fmt: skip
+        start = await end_offsets(settings, [settings.topics.feed])
+        router = RouterService(settings, RULES, keys[BUS])
+        await router.start()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True, linger_ms=5
+        )
+        await producer.start()
+        began = time.perf_counter()
+        try:
+            sends = [await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+                     for r in records]  # fmt: skip
+            await asyncio.gather(*sends)
+            published = time.perf_counter() - began
+            await read_from(settings, start, until=lambda r: len(r) >= count, timeout_s=600)
+            routed = time.perf_counter() - began
+        finally:
+            await producer.stop()
+            await router.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.delete_topics([spec.name for spec in settings.topics.specs()])
+        finally:
+            await admin.close()
+        print(f"{'publish (pre-sealed, idempotent producer)':<44} {count / published:>12,.0f}/s")  # noqa: T201
+        print(f"{'route end to end (exactly once, committed)':<44} {count / routed:>12,.0f}/s"  # noqa: T201
+              f"  ({count} events in {routed:.1f} s)")  # fmt: skip
+
+
+def main() -> None:
+    configure_logging("WARNING")  # per-event logs would cost more than what is measured
+    print(f"Liaison benchmark: Python {platform.python_version()}, {os.cpu_count()} cores,"  # noqa: T201
+          f" {platform.machine()}")  # fmt: skip
+    pure()
+    asyncio.run(end_to_end(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
+
+
+if __name__ == "__main__":
+    main()
