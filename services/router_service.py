@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
 from consumers.jtai import JtaiWatch
-from consumers.router import HEADER_RULES, plan
+from consumers.router import Plan, plan
 from consumers.rules import RuleSet
 from schemas.audit import (
     AuditRecord,
@@ -43,7 +44,7 @@ from schemas.audit import (
 )
 from schemas.envelope import open_consideration, open_envelope, seal_consideration
 from schemas.errors import EnvelopeError
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import ConcernRaised
 from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, JtaiConsiderationRequested
 from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, OutboundRecord, event_headers, header_map
@@ -185,33 +186,23 @@ class RouterService:
     def _audit(self, record: AuditRecord) -> OutboundRecord:
         return audit_outbound(self._settings, record)
 
-    def _decision_record(
-        self,
-        produced: Sequence[OutboundRecord],
-        event: ConcernRaised | ExceptionalPracticeIdentified,
-        now: dt.datetime,
-    ) -> AuditRecord:
+    def _decision_record(self, decision: Plan, now: dt.datetime) -> AuditRecord:
         """One audit record per routing decision, naming every destination and rule."""
+        event = decision.event
+        assert event is not None  # noqa: S101 - only verified events are routed
         topics = self._settings.topics
-        if any(out.topic == topics.unrouted for out in produced):
+        if not decision.destinations:
             return EventUnrouted(
                 at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
                 area=event.area,
             )  # fmt: skip
-        destinations = tuple(
-            RouteTaken(
-                topic=out.topic,
-                rules=tuple(
-                    r
-                    for r in header_map(out.headers).get(HEADER_RULES, b"").decode().split(",")
-                    if r
-                ),
-            )
-            for out in produced
-        )
+        rules: defaultdict[str, list[str]] = defaultdict(list)
+        for destination in decision.destinations:
+            rules[topics.programme(destination.programme)].append(destination.rule)
+        taken = [RouteTaken(topic=topic, rules=tuple(sorted(r))) for topic, r in rules.items()]
         return EventRouted(
             at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
-            area=event.area, destinations=destinations,
+            area=event.area, destinations=(*taken, RouteTaken(topic=topics.feed)),
         )  # fmt: skip
 
     # -- one batch, one transaction -----------------------------------------------------------
@@ -262,7 +253,7 @@ class RouterService:
                 continue
             new_ids.add(str(event.id))
             outbound.extend(decision.outbound)
-            outbound.append(self._audit(self._decision_record(decision.outbound, event, now)))
+            outbound.append(self._audit(self._decision_record(decision, now)))
             decisions.append((context, "event_routed", {
                 "destinations": sorted({d.programme.value for d in decision.destinations}),
                 "rules": sorted({d.rule for d in decision.destinations}),
