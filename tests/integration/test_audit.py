@@ -315,3 +315,28 @@ async def test_replay_by_time_window_and_area_returns_exactly_the_matching_event
     assert runs[-1]["verified"] == len(expected)
     assert runs[-1]["filters"]["area"] == "E10000016"
     assert runs[-1]["unverifiable"] == 1
+
+
+async def test_feed_read_prints_verified_events_and_is_audited_with_its_purpose(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    wanted = concern(subject_agencies=["police"], area="E10000016")
+    other = concern(subject_agencies=["police"], area="E08000025")
+    await route_some(kafka, signing, [wanted, other])
+    read = await run_liaison(
+        kafka, "feed", "read", "--analyst", "a.khan", "--purpose", "JTAI shortlist",
+        "--area", "E10000016",
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    assert [json.loads(line)["id"] for line in read.stdout.splitlines()] == [str(wanted.id)]
+    records = await read_from(
+        kafka, {(kafka.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
+    )
+    (audited,) = [
+        json.loads(r.value) for r in records if dict(r.headers).get("action") == b"feed.read"
+    ]
+    assert audited["actor"] == "analyst:a.khan"
+    assert audited["purpose"] == "JTAI shortlist"
+    assert audited["event_ids"] == [str(wanted.id)]
+    assert audited["returned"] == 1
+    assert audited["filters"] == {"area": "E10000016"}
