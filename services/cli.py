@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, BinaryIO, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,7 +19,7 @@ from rich.table import Table
 from consumers.explain import explain, unmatched_note
 from schemas.audit import FeedRead, ReplayRun, VerificationFailed, decode_record
 from schemas.errors import ConfigurationError, LiaisonError, SchemaError
-from schemas.events import MAX_EVENT_BYTES, decode_event, validate_event
+from schemas.events import MAX_EVENT_BYTES, decode_event
 from schemas.inspectorates import Inspectorate
 from schemas.json_schema import json_schemas, render
 from schemas.keys import BUS, SigningKey, TrustStore
@@ -38,7 +38,7 @@ from services.auditor import (
     verify_log,
 )
 from services.demo import run_demo
-from services.inputs import read_documents
+from services.inputs import check_documents, read_documents
 from services.kafka import apply_topics, describe_topics
 from services.keys_admin import generate, revoke, rotate
 from services.keystore import KeyStore, signing_key_for
@@ -112,6 +112,18 @@ def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
         _fail(str(exc))
     except OSError as exc:  # a file Liaison keeps could not be read or written
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+
+
+def _input(file: str, *, exit_code: int = 1) -> BinaryIO:
+    """The input named on the command line: a file, or ``-`` for stdin."""
+    if file == "-":
+        return sys.stdin.buffer
+    try:
+        return Path(file).open("rb")
+    except OSError as exc:
+        err.print("[bold red]error:[/bold red] ", end="")
+        err.print(f"cannot read {file}: {exc.strerror}", highlight=False, markup=False)
+        raise typer.Exit(exit_code) from None
 
 
 def _say(message: str) -> None:
@@ -227,42 +239,20 @@ def validate(
     file: Annotated[str, typer.Argument(help="A JSON object or JSON Lines file; - for stdin.")],
 ) -> None:
     """Check events against the contract without publishing; exit 2 listing every problem."""
-    now = dt.datetime.now(dt.UTC)
-    try:
-        stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    except OSError as exc:
-        err.print(f"[bold red]error:[/bold red] cannot read {file}: {exc.strerror}")
-        raise typer.Exit(INVALID) from None
+    stream = _input(file, exit_code=INVALID)
     valid = invalid = 0
-    first_seen: dict[str, str] = {}
     with stream:
-        for document in read_documents(stream):
-            if document.oversized:
+        for checked in check_documents(read_documents(stream), _now):
+            for problem in checked.problems:
+                out.print(problem, highlight=False, markup=False)
+            if checked.event is None:
                 invalid += 1
-                out.print(
-                    f"{document.where}: event is over the {MAX_EVENT_BYTES}-byte limit"
-                    " (not parsed)",
-                    highlight=False,
-                )
                 continue
-            try:
-                event = validate_event(document.data, now=now)
-            except SchemaError as exc:
-                invalid += 1
-                for problem in exc.problems:
-                    out.print(f"{document.where}: {problem}", highlight=False, markup=False)
-                continue
-            event_id = str(event.id)
-            if event_id in first_seen:
-                invalid += 1
-                out.print(
-                    f"{document.where}: id: {event_id} repeats the event at {first_seen[event_id]}",
-                    highlight=False,
-                )
-                continue
-            first_seen[event_id] = document.where
             valid += 1
-            out.print(f"{document.where}: ok ({event.type}, id {event_id})", highlight=False)
+            event = checked.event
+            out.print(
+                f"{checked.document.where}: ok ({event.type}, id {event.id})", highlight=False
+            )
     if valid + invalid == 0:
         err.print(f"[bold red]error:[/bold red] no events found in {file}")
         raise typer.Exit(INVALID)
@@ -405,10 +395,7 @@ def publish(
     when everything was published, 2 when some events were invalid, 1 on failure.
     """
     settings = _settings()
-    try:
-        stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror}")
+    stream = _input(file)
 
     async def run() -> int:
         trust = await load_trust(settings)
@@ -483,10 +470,7 @@ def rules_explain(
         rules = load_rules(settings.rules_path)
     except LiaisonError as exc:
         _fail(str(exc))
-    try:
-        stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror}")
+    stream = _input(file)
     table = Table(title=f"Routing under {settings.rules_path}")
     for column in ("where", "event", "destination", "rule", "reason"):
         table.add_column(column, overflow="fold")

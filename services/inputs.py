@@ -6,14 +6,21 @@ held in memory, so a bad file cannot exhaust the process.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from schemas.events import MAX_EVENT_BYTES
+from schemas.errors import SchemaError
+from schemas.events import (
+    MAX_EVENT_BYTES,
+    ConcernRaised,
+    ExceptionalPracticeIdentified,
+    validate_event,
+)
 
-__all__ = ["Document", "read_documents"]
+__all__ = ["Checked", "Document", "check_documents", "read_documents"]
 
 _CHUNK = 64 * 1024
 
@@ -97,3 +104,54 @@ def _skip_line(stream: BinaryIO) -> bytes:
         newline = chunk.find(b"\n")
         if newline >= 0:
             return chunk[newline + 1 :]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One document after checking: its event when valid, else every problem, by line."""
+
+    document: Document
+    event: ConcernRaised | ExceptionalPracticeIdentified | None
+    problems: tuple[str, ...] = ()
+
+
+def _no_extra_check(event: ConcernRaised | ExceptionalPracticeIdentified) -> str | None:
+    del event
+    return None
+
+
+def check_documents(
+    documents: Iterable[Document],
+    clock: Callable[[], dt.datetime],
+    extra: Callable[[ConcernRaised | ExceptionalPracticeIdentified], str | None] = (
+        _no_extra_check
+    ),
+) -> Iterator[Checked]:
+    """Check each document as a publisher must (size, contract, ``extra``, repeated ids).
+
+    Problems read ``<where>: <field>: <reason>`` and never repeat event content; an id
+    already seen earlier in the same input is a problem of the later document.
+    """
+    first_seen: dict[str, str] = {}
+    for document in documents:
+        where = document.where
+        if document.oversized:
+            message = f"{where}: event is over the {MAX_EVENT_BYTES}-byte limit (not parsed)"
+            yield Checked(document, None, (message,))
+            continue
+        try:
+            event = validate_event(document.data, now=clock())
+        except SchemaError as exc:
+            yield Checked(document, None, tuple(f"{where}: {p}" for p in exc.problems))
+            continue
+        refused = extra(event)
+        if refused is not None:
+            yield Checked(document, None, (f"{where}: {refused}",))
+            continue
+        event_id = str(event.id)
+        if event_id in first_seen:
+            message = f"{where}: id: {event_id} repeats the event at {first_seen[event_id]}"
+            yield Checked(document, None, (message,))
+            continue
+        first_seen[event_id] = where
+        yield Checked(document, event)

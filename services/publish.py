@@ -14,11 +14,11 @@ from producers.publisher import Delivery, Publisher
 from schemas.audit import EventPublished
 from schemas.envelope import Sealed
 from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
-from schemas.events import MAX_EVENT_BYTES, validate_event
+from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
 from schemas.inspectorates import Inspectorate
 from schemas.keys import SigningKey, TrustStore
 from services.audit_log import audit_outbound
-from services.inputs import Document
+from services.inputs import Document, check_documents
 from services.kafka import kafka_sink
 from services.settings import Settings
 
@@ -54,34 +54,22 @@ def _problems(
     inspectorate: Inspectorate,
 ) -> tuple[list[Sealed], list[str]]:
     """Seal every valid document; describe every invalid one (by line, never its content)."""
+
+    def own(event: ConcernRaised | ExceptionalPracticeIdentified) -> str | None:
+        if event.source is inspectorate:
+            return None
+        return f"source: is {event.source.value}, but this is publishing as {inspectorate.value}"
+
     sealed: list[Sealed] = []
     problems: list[str] = []
-    first_seen: dict[str, str] = {}
-    for document in documents:
-        where = document.where
-        if document.oversized:
-            problems.append(f"{where}: event is over the {MAX_EVENT_BYTES}-byte limit (not parsed)")
+    for checked in check_documents(documents, publisher.clock, own):
+        problems.extend(checked.problems)
+        if checked.event is None:
             continue
         try:
-            event = validate_event(document.data, now=publisher.clock())
-        except SchemaError as exc:
-            problems.extend(f"{where}: {problem}" for problem in exc.problems)
-            continue
-        if event.source is not inspectorate:
-            problems.append(
-                f"{where}: source: is {event.source.value}, but this is publishing as"
-                f" {inspectorate.value}"
-            )
-            continue
-        event_id = str(event.id)
-        if event_id in first_seen:
-            problems.append(f"{where}: id: {event_id} repeats the event at {first_seen[event_id]}")
-            continue
-        first_seen[event_id] = where
-        try:
-            sealed.append(publisher.seal(event))
+            sealed.append(publisher.seal(checked.event))
         except (SchemaError, EnvelopeError) as exc:
-            problems.append(f"{where}: {exc}")
+            problems.append(f"{checked.document.where}: {exc}")
     return sealed, problems
 
 

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.router import HEADER_REASON, HEADER_RULES
 from producers.publisher import Publisher
-from schemas.envelope import pae, seal
+from schemas.envelope import seal, sign_envelope
 from schemas.events import ConcernRaised, encode_event
 from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import SigningKey
@@ -90,18 +90,8 @@ def tamper(record: OutboundRecord) -> OutboundRecord:
 
 def signed_by_another(event: ConcernRaised, key: SigningKey, settings: Settings) -> OutboundRecord:
     """``event`` (another inspectorate's) signed by hand with ``key``, on the event's topic."""
-    payload = encode_event(event)
-    envelope = {
-        "payload": base64.b64encode(payload).decode(),
-        "payloadType": event.type,
-        "signatures": [
-            {
-                "keyid": key.keyid,
-                "sig": base64.b64encode(key.sign(pae(event.type, payload))).decode(),
-            }
-        ],
-    }
-    return event_record(event, json.dumps(envelope).encode(), settings.topics)
+    envelope = sign_envelope(event.type, encode_event(event), key)
+    return event_record(event, envelope, settings.topics)
 
 
 async def test_tampered_and_wrong_inspectorate_records_are_quarantined_others_delivered(

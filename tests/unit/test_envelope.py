@@ -19,6 +19,7 @@ from schemas.envelope import (
     open,
     pae,
     seal,
+    sign_envelope,
 )
 from schemas.errors import EnvelopeError, SignatureError
 from schemas.events import ConcernRaised, encode_event
@@ -150,16 +151,7 @@ def test_key_of_another_inspectorate_is_refused() -> None:
     # A CQC key signs an Ofsted event by hand (seal would refuse to).
     event = concern()
     payload = encode_event(event)
-    doc = {
-        "payload": base64.b64encode(payload).decode(),
-        "payloadType": event.type,
-        "signatures": [
-            {
-                "keyid": CQC.keyid,
-                "sig": base64.b64encode(CQC.sign(pae(event.type, payload))).decode(),
-            }
-        ],
-    }
+    doc = json.loads(sign_envelope(event.type, payload, CQC))
     assert refused(rewrap(event, doc)) is Reason.WRONG_INSPECTORATE
 
 
@@ -167,16 +159,7 @@ def test_payload_type_must_match_the_event() -> None:
     event = concern()
     payload = encode_event(event)
     kind = "uk.inspectorate.exceptional_practice.identified.v1"
-    doc = {
-        "payload": base64.b64encode(payload).decode(),
-        "payloadType": kind,
-        "signatures": [
-            {
-                "keyid": OFSTED.keyid,
-                "sig": base64.b64encode(OFSTED.sign(pae(kind, payload))).decode(),
-            }
-        ],
-    }
+    doc = json.loads(sign_envelope(kind, payload, OFSTED))
     assert refused(rewrap(event, doc)) is Reason.TYPE_MISMATCH
 
 
@@ -185,16 +168,7 @@ def test_signed_but_schema_invalid_payload_is_refused() -> None:
     data = json.loads(encode_event(event))
     data["severity"] = 9
     payload = json.dumps(data).encode()
-    doc = {
-        "payload": base64.b64encode(payload).decode(),
-        "payloadType": event.type,
-        "signatures": [
-            {
-                "keyid": OFSTED.keyid,
-                "sig": base64.b64encode(OFSTED.sign(pae(event.type, payload))).decode(),
-            }
-        ],
-    }
+    doc = json.loads(sign_envelope(event.type, payload, OFSTED))
     assert refused(rewrap(event, doc)) is Reason.SCHEMA_INVALID
 
 
