@@ -4,9 +4,17 @@ Every error Liaison raises on purpose derives from ``LiaisonError``::
 
     LiaisonError
     ├── SchemaError (ValueError)          input does not meet the event contract
+    │   ├── QuarantineRecordError         a record on liaison.quarantine cannot be read
+    │   └── DuplicateKeyError             a JSON object repeats a key (readers would differ)
     ├── EnvelopeError (ValueError)        a record cannot be opened; ``reason`` says why
     │   └── SignatureError                signature, key id, key validity or key owner
     ├── ConfigurationError (ValueError)   settings, rules or deploy files are wrong
+    ├── RedriveError                      a quarantined record is not (or not yet) redriven
+    ├── CheckpointError (ValueError)      a signed checkpoint does not parse or verify
+    │                                     (schemas.checkpoint)
+    ├── ProofError (ValueError)           a Merkle proof does not verify (schemas.merkle)
+    ├── AuditStoreError                   the audit store cannot be opened or read
+    │                                     (services.audit_store)
     └── BrokerError                       the message log cannot be reached or used
         └── LocalBrokerError              the local development broker failed to start/stop
 
@@ -22,10 +30,13 @@ from dataclasses import dataclass
 __all__ = [
     "BrokerError",
     "ConfigurationError",
+    "DuplicateKeyError",
     "EnvelopeError",
     "LiaisonError",
     "LocalBrokerError",
     "Problem",
+    "QuarantineRecordError",
+    "RedriveError",
     "SchemaError",
     "SignatureError",
 ]
@@ -60,6 +71,15 @@ class SchemaError(LiaisonError, ValueError):
         super().__init__(message)
 
 
+class DuplicateKeyError(SchemaError):
+    """A JSON object repeats a key: readers disagree on which one wins, so none is taken."""
+
+
+class QuarantineRecordError(SchemaError):
+    """A record on ``liaison.quarantine`` is not a quarantine record (anyone able to write
+    there could have put anything); readers list it as unreadable and carry on."""
+
+
 class EnvelopeError(LiaisonError, ValueError):
     """A record cannot be opened; ``reason`` is a stable code (see ``schemas.envelope``).
 
@@ -78,6 +98,11 @@ class SignatureError(EnvelopeError):
 
 class ConfigurationError(LiaisonError, ValueError):
     """A setting, rule file or deploy file is wrong; fix it and start again."""
+
+
+class RedriveError(LiaisonError):
+    """A quarantined record is not redriven: not found, unreadable, already redriven, still
+    refused, or not from the events topic of the inspectorate that signed it."""
 
 
 class BrokerError(LiaisonError):

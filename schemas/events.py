@@ -10,11 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from enum import StrEnum
-from typing import Annotated, Any, Final, Generic, Literal, Self, TypeAlias, TypeVar
-from uuid import UUID
+from typing import Annotated, Final, Generic, Literal, Self, TypeAlias, TypeVar
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,9 +27,10 @@ from pydantic import (
 from schemas._problems import check_size, schema_error
 from schemas.errors import Problem, SchemaError
 from schemas.inspectorates import JTAI, PROGRAMMES, Agency, Inspectorate, Programme
-from schemas.minimisation import check_minimised
+from schemas.minimisation import check_minimised, check_reference
 from schemas.reference import check_area_at
 from schemas.versioning import Upcasters
+from schemas.wire import CanonicalUuid, Rfc3339, strict_loads
 
 __all__ = [
     "CODEC",
@@ -97,7 +96,7 @@ class Classification(StrEnum):
     OFFICIAL_SENSITIVE = "OFFICIAL-SENSITIVE"
 
 
-GssCode: TypeAlias = Annotated[str, StringConstraints(pattern=r"^E(06|08|09|10)\d{6}$")]
+GssCode: TypeAlias = Annotated[str, StringConstraints(pattern=r"^E(06|08|09|10)[0-9]{6}$")]
 """An English upper-tier local authority's GSS code (unitary, metropolitan, London, county)."""
 
 Summary: TypeAlias = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
@@ -132,9 +131,9 @@ class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
     type: str
-    id: UUID
+    id: CanonicalUuid
     source: Inspectorate
-    occurred_at: AwareDatetime
+    occurred_at: Rfc3339
     area: GssCode
     programme: Programme
     subject_agencies: tuple[Agency, ...] = Field(min_length=1)
@@ -173,6 +172,13 @@ class _Event(BaseModel):
     @classmethod
     def _summary_minimised(cls, value: str) -> str:
         check_minimised(value, "summary")
+        return value
+
+    @field_validator("evidence_refs")
+    @classmethod
+    def _references_minimised(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for position, reference in enumerate(value):
+            check_reference(reference, f"evidence_refs.{position}")
         return value
 
 
@@ -227,32 +233,26 @@ class EventCodec(Generic[E]):
     def decode(self, data: bytes | str, *, now: dt.datetime | None = None) -> E:
         """Parse and validate one event; ``now`` (a publisher's clock) enables the time check.
 
-        Input over ``MAX_EVENT_BYTES`` is refused before parsing; every problem found is
-        listed in the ``SchemaError``.
+        Input over ``MAX_EVENT_BYTES`` is refused before parsing. Decoding is strict
+        (``schemas.wire``): duplicate keys (``DuplicateKeyError``), coercion of types and
+        non-canonical UUIDs or date-times are refused. Every problem found is listed in
+        the ``SchemaError``.
         """
         check_size(data, "event", MAX_EVENT_BYTES)
-        context = {"now": now} if now is not None else None
-        try:
-            if not self._upcasters:
-                return self._adapter.validate_json(data, context=context)
-            raw = self._adapter.validate_python(
-                self._upcasters.upcast(_json_object(data)), context=context
+        document = strict_loads(data)
+        if not isinstance(document, dict):
+            raise SchemaError(
+                "an event must be a JSON object", [Problem("", "must be a JSON object")]
             )
+        context = {"now": now} if now is not None else None
+        if self._upcasters:
+            # Stored older versions are lifted to the current one, then held to the same
+            # strict JSON validation as a current event.
+            data = json.dumps(self._upcasters.upcast(document))
+        try:
+            return self._adapter.validate_json(data, strict=True, context=context)
         except ValidationError as exc:
             raise _schema_error(exc) from None
-        return raw
-
-
-def _json_object(data: bytes | str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SchemaError(
-            f"not valid JSON ({exc})", [Problem("", f"not valid JSON ({exc})")]
-        ) from None
-    if not isinstance(parsed, dict):
-        raise SchemaError("an event must be a JSON object")
-    return parsed
 
 
 CODEC: Final = EventCodec(_EVENT)

@@ -18,7 +18,6 @@ from typing import Annotated, Final, Literal, Self
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,6 +29,7 @@ from pydantic import (
 )
 
 from schemas._problems import check_size, schema_error
+from schemas.errors import Problem, SchemaError
 from schemas.events import (
     MAX_EVENT_BYTES,
     Classification,
@@ -40,6 +40,7 @@ from schemas.inspectorates import Inspectorate
 from schemas.keys import BUS
 from schemas.minimisation import check_minimised
 from schemas.reference import check_area_at
+from schemas.wire import CanonicalUuid, Rfc3339, WindowEnd, strict_loads
 
 __all__ = [
     "JTAI_CONSIDERATION_REQUESTED",
@@ -76,17 +77,17 @@ class JtaiConsiderationRequested(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["uk.inspectorate.jtai.consideration_requested.v1"] = JTAI_CONSIDERATION_REQUESTED
-    id: UUID
+    id: CanonicalUuid
     source: Literal["liaison"] = BUS
-    occurred_at: AwareDatetime = Field(
+    occurred_at: Rfc3339 = Field(
         description="When the concern that raised this consideration occurred."
     )
     area: GssCode
     theme: Theme
-    window_start: AwareDatetime = Field(description="Earliest occurred_at among contributors.")
-    window_end: AwareDatetime = Field(description="window_start plus the window (exclusive).")
+    window_start: Rfc3339 = Field(description="Earliest occurred_at among contributors.")
+    window_end: WindowEnd = Field(description="window_start plus the window (exclusive).")
     trigger: JtaiTrigger
-    contributing_event_ids: tuple[UUID, ...] = Field(min_length=1)
+    contributing_event_ids: tuple[CanonicalUuid, ...] = Field(min_length=1)
     contributing_inspectorates: tuple[Inspectorate, ...] = Field(min_length=1)
     rationale: Rationale
     classification: Classification = Classification.OFFICIAL_SENSITIVE
@@ -144,7 +145,14 @@ def decode_consideration(data: bytes | str) -> JtaiConsiderationRequested:
     Input over ``MAX_EVENT_BYTES`` is refused before it is parsed.
     """
     check_size(data, "consideration", MAX_EVENT_BYTES)
+    document = strict_loads(data)
+    if not isinstance(document, dict):
+        raise SchemaError("a consideration must be a JSON object")
+    if document.get("type") != JTAI_CONSIDERATION_REQUESTED:
+        # The model's default serves those who build one; on the wire the type is required.
+        msg = f"type: must be {JTAI_CONSIDERATION_REQUESTED!r}"
+        raise SchemaError(msg, [Problem("type", f"must be {JTAI_CONSIDERATION_REQUESTED!r}")])
     try:
-        return JtaiConsiderationRequested.model_validate_json(data)
+        return JtaiConsiderationRequested.model_validate_json(data, strict=True)
     except ValidationError as exc:
         raise schema_error(exc, "consideration") from None

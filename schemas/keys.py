@@ -19,9 +19,12 @@ from typing import Annotated, Final, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas._problems import schema_error
+from schemas.errors import SchemaError
 from schemas.inspectorates import Inspectorate
+from schemas.wire import Rfc3339, strict_loads
 
 __all__ = [
     "BUS",
@@ -29,6 +32,7 @@ __all__ = [
     "SigningKey",
     "TrustStore",
     "TrustedKey",
+    "decode_key_record",
     "key_id",
 ]
 
@@ -66,10 +70,10 @@ class TrustedKey(BaseModel):
     keyid: KeyId
     public_key: str = Field(description="Raw 32-byte Ed25519 public key, standard base64.")
     owner: str
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime | None = None
+    valid_from: Rfc3339
+    valid_until: Rfc3339 | None = None
     status: KeyStatus = KeyStatus.ACTIVE
-    revoked_at: AwareDatetime | None = None
+    revoked_at: Rfc3339 | None = None
     revocation_reason: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
@@ -115,6 +119,21 @@ class TrustedKey(BaseModel):
         return self.model_copy(
             update={"status": KeyStatus.REVOKED, "revoked_at": at, "revocation_reason": reason}
         )
+
+
+_MAX_KEY_RECORD: Final = 4096
+
+
+def decode_key_record(data: bytes) -> TrustedKey:
+    """One ``liaison.keys`` record, strictly (``schemas.wire``); raise ``SchemaError``."""
+    if len(data) > _MAX_KEY_RECORD:
+        raise SchemaError(f"a key record is at most {_MAX_KEY_RECORD} bytes")
+    if not isinstance(strict_loads(data), dict):
+        raise SchemaError("a key record must be a JSON object")
+    try:
+        return TrustedKey.model_validate_json(data, strict=True)
+    except ValidationError as exc:
+        raise schema_error(exc, "key record") from None
 
 
 class TrustStore(BaseModel):

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
-from schemas.keys import TrustedKey, TrustStore
+from schemas.errors import SchemaError
+from schemas.keys import TrustedKey, TrustStore, decode_key_record
 from schemas.records import OutboundRecord
 from services.kafka import assigned, catch_up, kafka_sink
 from services.settings import Settings
@@ -44,10 +44,10 @@ def _apply(store: TrustStore, values: Iterable[bytes | None]) -> TrustStore:
         if not value:
             continue
         try:
-            entry = TrustedKey.model_validate_json(value)
-        except ValidationError as exc:
+            entry = decode_key_record(value)
+        except SchemaError as exc:
             # A bad key record must not stop verification of everything else.
-            _log.warning("key_record_refused", errors=exc.error_count())
+            _log.warning("key_record_refused", problems=len(exc.problems))
             continue
         store = store.with_key(entry)
     return store

@@ -193,3 +193,28 @@ def test_missing_or_unknown_type_says_which_types_exist() -> None:
 def test_jtai_rationale_is_linted_too() -> None:
     with pytest.raises(ValueError, match=r"jtai\.rationale contains an email address"):
         concern(jtai={"requested": True, "rationale": "ask jo@example.org"})
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "NHS 943 476 5919",
+        "mailto:duty.team@example.org",
+        "born 01/02/2019",
+        "B1 1AA",
+        "https://example.org/records?dob=2019-02-01",
+    ],
+)
+def test_evidence_refs_are_linted_like_free_text(reference: str) -> None:
+    body = encode_event(concern(evidence_refs=["ILACS report, section 3"])).replace(
+        b"ILACS report, section 3", reference.encode()
+    )
+    with pytest.raises(SchemaError) as caught:
+        decode_event(body)
+    assert [p.path for p in caught.value.problems] == ["evidence_refs"]
+    assert reference not in str(caught.value)
+
+
+def test_evidence_refs_that_are_report_urls_pass() -> None:
+    refs = ["ILACS report, section 3", "https://reports.ofsted.gov.uk/provider/44/80512"]
+    assert decode_event(encode_event(concern(evidence_refs=refs))).evidence_refs == tuple(refs)
