@@ -2,18 +2,21 @@
 
 from consumers.explain import Explanation, explain, unmatched_note
 from consumers.jtai import JtaiWatch
-from consumers.router import HEADER_REASON, HEADER_RULES, Plan, plan
+from consumers.router import HEADER_REASON, HEADER_RULES, BatchOutcome, LogLine, Plan, Router, plan
 from consumers.routing import Destination, route
 from consumers.rules import JtaiSettings, Rule, RuleSet
 
 __all__ = [
     "HEADER_REASON",
     "HEADER_RULES",
+    "BatchOutcome",
     "Destination",
     "Explanation",
     "JtaiSettings",
     "JtaiWatch",
+    "LogLine",
     "Plan",
+    "Router",
     "Rule",
     "RuleSet",
     "explain",

@@ -22,6 +22,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -29,12 +30,13 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.errors import EnvelopeError, SchemaError, SignatureError
+from schemas.errors import DuplicateKeyError, EnvelopeError, SchemaError, SignatureError
 from schemas.events import (
     CLOCK_SKEW,
     MAX_EVENT_BYTES,
     ConcernRaised,
     ExceptionalPracticeIdentified,
+    JtaiRequest,
     decode_event,
     encode_event,
     validate_event,
@@ -42,6 +44,7 @@ from schemas.events import (
 from schemas.jtai import JtaiConsiderationRequested, decode_consideration, encode_consideration
 from schemas.keys import SigningKey, TrustedKey, TrustStore
 from schemas.records import Headers, InboundRecord, event_headers, header_map
+from schemas.wire import strict_loads
 
 __all__ = [
     "LOG_APPEND_TIME",
@@ -114,6 +117,12 @@ class Reason(StrEnum):
     TYPE_MISMATCH = "type_mismatch"
     SCHEMA_INVALID = "schema_invalid"
     HEADER_MISMATCH = "header_mismatch"
+    DUPLICATE_KEY = "duplicate_key"
+    """A JSON object in the envelope or the signed payload repeats a key."""
+    ID_CONFLICT = "id_conflict"
+    """Another inspectorate's verified event already has this event id."""
+    INTERNAL_ERROR = "internal_error"
+    """Judging the record failed in a way Liaison did not foresee (a bug, kept, not lost)."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -184,14 +193,26 @@ def _b64(value: object, what: str) -> bytes:
     return raw
 
 
+_KEYID: Final = re.compile(r"[0-9a-f]{64}")
+_PAYLOAD_TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+){1,15}")
+_MAX_PAYLOAD_TYPE: Final = 128
+
+
 def _parse(value: bytes) -> tuple[str, bytes, str, bytes]:
+    """The envelope's four parts, strictly; refuse anything else with a reason code.
+
+    Messages name what is wrong, never what the record holds (a key id, a type or a key
+    taken from input may be any text).
+    """
     if len(value) > MAX_ENVELOPE_BYTES:
         msg = f"record is {len(value)} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit"
         raise EnvelopeError(Reason.OVERSIZED, msg)
     try:
-        document: Any = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        raise EnvelopeError(Reason.MALFORMED_JSON, "the record is not JSON") from None
+        document: Any = strict_loads(value)
+    except DuplicateKeyError:
+        raise EnvelopeError(Reason.DUPLICATE_KEY, "the envelope repeats a key") from None
+    except SchemaError as exc:
+        raise EnvelopeError(Reason.MALFORMED_JSON, f"the record is {exc}") from None
     if not isinstance(document, dict) or set(document) != {
         "payload",
         "payloadType",
@@ -202,16 +223,20 @@ def _parse(value: bytes) -> tuple[str, bytes, str, bytes]:
         )
     payload_type = document["payloadType"]
     signatures = document["signatures"]
-    if not isinstance(payload_type, str):
-        raise EnvelopeError(Reason.NOT_DSSE, "payloadType is not a string")
+    if (
+        not isinstance(payload_type, str)
+        or len(payload_type) > _MAX_PAYLOAD_TYPE
+        or not _PAYLOAD_TYPE.fullmatch(payload_type)
+    ):
+        raise EnvelopeError(Reason.NOT_DSSE, "payloadType is not a type name")
     if not isinstance(signatures, list) or len(signatures) != 1:
         raise EnvelopeError(Reason.NOT_DSSE, "an envelope carries exactly one signature")
     (signature,) = signatures
     if not isinstance(signature, dict) or set(signature) - {"keyid", "sig"}:
         raise EnvelopeError(Reason.NOT_DSSE, "a signature has exactly keyid and sig")
     keyid = signature.get("keyid")
-    if not isinstance(keyid, str):
-        raise EnvelopeError(Reason.NOT_DSSE, "the signature has no keyid")
+    if not isinstance(keyid, str) or not _KEYID.fullmatch(keyid):
+        raise EnvelopeError(Reason.NOT_DSSE, "the signature's keyid is not a key id (64 hex)")
     payload = _b64(document["payload"], "payload")
     sig = _b64(signature.get("sig"), "sig")
     return payload_type, payload, keyid, sig
@@ -227,6 +252,16 @@ class Verified:
     judged_at: dt.datetime
 
 
+def _appended_at(record: InboundRecord) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        # Only a broker sets LogAppendTime; one out of range is judged as no time at all.
+        raise EnvelopeError(
+            Reason.KEY_NOT_VALID, "the record's append time is out of range"
+        ) from None
+
+
 def verify(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Verified:
     """Check shape, key id, signature over the exact payload bytes, and key validity.
 
@@ -236,16 +271,12 @@ def verify(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Verifi
     payload_type, payload, keyid, sig = _parse(record.value)
     key = trust.get(keyid)
     if key is None:
-        raise SignatureError(Reason.UNKNOWN_KEY, f"no trusted key has id {keyid[:64]}")
+        raise SignatureError(Reason.UNKNOWN_KEY, "no trusted key has the signature's key id")
     try:
         key.verifier().verify(sig, pae(payload_type, payload))
     except InvalidSignature:
         raise SignatureError(Reason.BAD_SIGNATURE, "the signature does not verify") from None
-    judged_at = (
-        dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
-        if record.timestamp_type == LOG_APPEND_TIME
-        else now
-    )
+    judged_at = _appended_at(record) if record.timestamp_type == LOG_APPEND_TIME else now
     refused = key.refuses_at(judged_at)
     if refused is not None:
         reason = Reason.KEY_REVOKED if key.revoked_at is not None else Reason.KEY_NOT_VALID
@@ -270,6 +301,41 @@ def check_claims(
             )
 
 
+_CONTRACT_NAMES: Final = frozenset(
+    name
+    for model in (
+        ConcernRaised,
+        ExceptionalPracticeIdentified,
+        JtaiRequest,
+        JtaiConsiderationRequested,
+    )
+    for name in model.model_fields
+)
+_MAX_DETAIL: Final = 480
+
+
+def _safe_path(path: str) -> str:
+    """A field path with every part that is not a contract name replaced: the name of an
+    unknown field is input text, and may be anything (a child's name, say)."""
+    parts = (
+        p if p in _CONTRACT_NAMES or p.isdecimal() else "<unknown field>" for p in path.split(".")
+    )
+    return ".".join(parts) if path else path
+
+
+def _refused_payload(exc: SchemaError) -> EnvelopeError:
+    """The refusal of a verified payload that does not meet the contract, naming only
+    rules and field positions (kept forever in the audit log)."""
+    if isinstance(exc, DuplicateKeyError):
+        return EnvelopeError(Reason.DUPLICATE_KEY, "the signed payload repeats a key")
+    problems = "; ".join(
+        f"{_safe_path(p.path)}: {p.reason}" if p.path else p.reason for p in exc.problems
+    )
+    if len(problems) > _MAX_DETAIL:
+        problems = problems[: _MAX_DETAIL - 3] + "..."
+    return EnvelopeError(Reason.SCHEMA_INVALID, f"invalid event: {problems}")
+
+
 def open_envelope(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Opened:
     """Verify and decode one inspectorate event; raise ``EnvelopeError`` with a ``Reason``.
 
@@ -281,7 +347,7 @@ def open_envelope(record: InboundRecord, trust: TrustStore, now: dt.datetime) ->
     try:
         event = decode_event(verified.payload)
     except SchemaError as exc:
-        raise EnvelopeError(Reason.SCHEMA_INVALID, str(exc)) from None
+        raise _refused_payload(exc) from None
     check_claims(record, verified, event.type, event.source.value, event_headers(event))
     return Opened(event, verified.payload, verified.key, verified.judged_at)
 
@@ -327,7 +393,7 @@ def open_consideration(
     try:
         event = decode_consideration(verified.payload)
     except SchemaError as exc:
-        raise EnvelopeError(Reason.SCHEMA_INVALID, str(exc)) from None
+        raise _refused_payload(exc) from None
     check_claims(record, verified, event.type, event.source, event_headers(event))
     return OpenedConsideration(event, verified.payload, verified.key, verified.judged_at)
 

@@ -7,9 +7,10 @@ outbound record *and* the batch's consumer offsets in one aiokafka transaction. 
 use ``read_committed``, so a batch is seen whole or not at all; a router killed mid-batch
 is fenced on restart (same transactional id) and its open transaction aborted.
 
-The decision per record is ``consumers.router.plan`` (pure). The state the router keeps,
-the ids it has routed (so a re-published event is routed once) and the JTAI watch, is
-rebuilt at start from what it committed before (``liaison.feed.areas`` and
+The whole decision per batch is ``consumers.router.Router.step`` (pure). The state the
+router keeps, the verified ids it has routed with their sources (so a re-published event
+is routed once, and another inspectorate's reuse of an id is refused) and the JTAI
+watch, is rebuilt at start from what it committed before (``liaison.feed.areas`` and
 ``liaison.jtai``), and again after any failed transaction, so it always matches the log.
 """
 
@@ -30,24 +31,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
-from consumers.jtai import JtaiWatch
-from consumers.router import Plan, plan
+from consumers.router import Router
 from consumers.rules import RuleSet
-from schemas.audit import (
-    AuditRecord,
-    ConsiderationEmitted,
-    DuplicateIgnored,
-    EventQuarantined,
-    EventRouted,
-    EventUnrouted,
-    RouteTaken,
-)
-from schemas.envelope import open_consideration, open_envelope, seal_consideration
+from schemas.envelope import open_consideration, open_envelope
 from schemas.errors import EnvelopeError
-from schemas.events import ConcernRaised
-from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, JtaiConsiderationRequested
+from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
 from schemas.keys import SigningKey
-from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, OutboundRecord, event_headers, header_map
+from schemas.records import HEADER_TYPE, OutboundRecord, header_map
 from services.audit_log import audit_outbound
 from services.kafka import assigned, catch_up, inbound, producer_options
 from services.settings import Settings
@@ -56,6 +46,7 @@ from services.trust import TrustFollower
 __all__ = ["RouterService", "router_group_id", "router_transactional_id"]
 
 _BATCH = 500  # records per transaction: fewer commits, bounded redelivery after a crash
+_CONSIDERATION_TYPE = JTAI_CONSIDERATION_REQUESTED.encode()
 
 
 def router_group_id(settings: Settings) -> str:
@@ -91,26 +82,25 @@ def _now() -> dt.datetime:
 
 
 class RouterService:
-    """Trust follower, routed-id memory, JTAI watch and the transactional subscriber."""
+    """Trust follower, the pure ``Router`` (state and decisions) and the transactional
+    subscriber: the I/O around ``Router.step``."""
 
     def __init__(self, settings: Settings, rules: RuleSet, bus_key: SigningKey) -> None:
         self._settings = settings
         self._rules = rules
         self._bus_key = bus_key
         self._trust = TrustFollower(settings)
-        self._routed: set[str] = set()
-        self._watch = self._new_watch()
+        self._actor = f"router:{settings.router_instance}"
+        self._router = self._new_router()
         self._stale = True
         self._log = structlog.get_logger("liaison.router")
-        self._actor = f"router:{settings.router_instance}"
         self._producer: AIOKafkaProducer | None = None
         self.failed = asyncio.Event()
         """Set when the router can no longer go on (fenced by another instance)."""
         self.broker = self._build_broker()
 
-    def _new_watch(self) -> JtaiWatch:
-        jtai = self._rules.jtai
-        return JtaiWatch(dt.timedelta(days=jtai.window_days), jtai.min_inspectorates)
+    def _new_router(self) -> Router:
+        return Router(self._settings.topics, self._rules, self._bus_key, self._actor)
 
     def _build_broker(self) -> KafkaBroker:
         settings = self._settings
@@ -141,148 +131,59 @@ class RouterService:
     # -- state ------------------------------------------------------------------------------
 
     async def _rebuild(self) -> None:
-        """Routed ids and the JTAI watch, from what earlier transactions committed."""
+        """Routed ids and the JTAI watch, from what earlier transactions committed.
+
+        Only verified envelopes count: a record on the feed or the JTAI queue that does not
+        verify (anyone with write access could have put it there) teaches the router
+        nothing, so it can neither hide a real event as a "duplicate" nor fake a claim.
+        """
         settings = self._settings
         trust, now = self._trust.store, _now()
-        watch = self._new_watch()
+        router = self._new_router()
+        unverifiable: defaultdict[str, int] = defaultdict(int)
         async with assigned(settings, settings.topics.jtai) as consumer:
             async for batch in catch_up(consumer):
                 for raw in batch:
-                    if (
-                        header_map(raw.headers).get(HEADER_TYPE)
-                        != JTAI_CONSIDERATION_REQUESTED.encode()
-                    ):
+                    record = inbound(raw)
+                    if header_map(record.headers).get(HEADER_TYPE) != _CONSIDERATION_TYPE:
                         continue
                     try:
-                        watch.replay_emission(open_consideration(inbound(raw), trust, now).event)
+                        router.remember_consideration(open_consideration(record, trust, now).event)
                     except EnvelopeError as exc:
-                        self._log.warning("jtai_record_unverifiable", reason=str(exc.reason))
-        routed: set[str] = set()
+                        unverifiable[f"jtai:{exc.reason}"] += 1
         async with assigned(settings, settings.topics.feed) as consumer:
             async for batch in catch_up(consumer):
                 for raw in batch:
-                    event_id = header_map(raw.headers).get(HEADER_EVENT_ID)
-                    if event_id:
-                        routed.add(event_id.decode())
                     try:
-                        event = open_envelope(inbound(raw), trust, now).event
+                        router.remember(open_envelope(inbound(raw), trust, now))
                     except EnvelopeError as exc:
-                        self._log.warning("feed_record_unverifiable", reason=str(exc.reason))
-                        continue
-                    if isinstance(event, ConcernRaised):
-                        watch.replay_concern(event)
-        self._routed, self._watch, self._stale = routed, watch, False
-        self._log.info("router_state_loaded", routed=len(routed))
-
-    def _consideration(self, event: JtaiConsiderationRequested, now: dt.datetime) -> OutboundRecord:
-        sealed = seal_consideration(event, self._bus_key, now)
-        return OutboundRecord(
-            topic=self._settings.topics.jtai,
-            key=event.area.encode(),
-            value=sealed.envelope,
-            headers=event_headers(event),
-        )
-
-    def _audit(self, record: AuditRecord) -> OutboundRecord:
-        return audit_outbound(self._settings, record)
-
-    def _decision_record(self, decision: Plan, now: dt.datetime) -> AuditRecord:
-        """One audit record per routing decision, naming every destination and rule."""
-        event = decision.event
-        assert event is not None  # noqa: S101 - only verified events are routed
-        topics = self._settings.topics
-        if not decision.destinations:
-            return EventUnrouted(
-                at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
-                area=event.area,
-            )  # fmt: skip
-        rules: defaultdict[str, list[str]] = defaultdict(list)
-        for destination in decision.destinations:
-            rules[topics.programme(destination.programme)].append(destination.rule)
-        taken = [RouteTaken(topic=topic, rules=tuple(sorted(r))) for topic, r in rules.items()]
-        return EventRouted(
-            at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
-            area=event.area, destinations=(*taken, RouteTaken(topic=topics.feed)),
-        )  # fmt: skip
+                        unverifiable[f"feed:{exc.reason}"] += 1
+        if unverifiable:
+            self._log.warning("router_state_records_unverifiable", **unverifiable)
+        self._router, self._stale = router, False
+        self._log.info("router_state_loaded", routed=router.routed)
 
     # -- one batch, one transaction -----------------------------------------------------------
 
     async def _route_batch(self, records: Sequence[Any], consumer: AIOKafkaConsumer) -> None:
         if self._stale:
             await self._rebuild()
-        topics, now = self._settings.topics, _now()
-        outbound: list[OutboundRecord] = []
         first: dict[TopicPartition, int] = {}
         offsets: dict[TopicPartition, int] = {}
-        new_ids: set[str] = set()
-        decisions: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
         for raw in records:
             tp = TopicPartition(raw.topic, raw.partition)
             first.setdefault(tp, raw.offset)
             offsets[tp] = raw.offset + 1
-            record = inbound(raw)
-            decision = plan(record, topics, self._trust.store, now, self._rules.rules)
-            event = decision.event
-            context: dict[str, Any] = {
-                "topic": raw.topic,
-                "partition": raw.partition,
-                "offset": raw.offset,
-            }
-            if decision.refused is not None:
-                outbound.extend(decision.outbound)
-                outbound.append(self._audit(EventQuarantined(
-                    at=now, actor=self._actor, reason=str(decision.refused.reason),
-                    source_topic=raw.topic, partition=raw.partition, offset=raw.offset,
-                    detail=str(decision.refused)[:500],
-                )))  # fmt: skip
-                decisions.append(
-                    (context, "event_quarantined", {"reason": str(decision.refused.reason)})
-                )
-                continue
-            assert event is not None  # noqa: S101 - a plan refuses or carries an event
-            context |= {
-                "event_id": str(event.id),
-                "inspectorate": event.source.value,
-                "area": event.area,
-            }
-            if str(event.id) in self._routed or str(event.id) in new_ids:
-                decisions.append((context, "event_duplicate_ignored", {}))
-                outbound.append(self._audit(DuplicateIgnored(
-                    at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
-                )))  # fmt: skip
-                continue
-            new_ids.add(str(event.id))
-            outbound.extend(decision.outbound)
-            outbound.append(self._audit(self._decision_record(decision, now)))
-            decisions.append((context, "event_routed", {
-                "destinations": sorted({d.programme.value for d in decision.destinations}),
-                "rules": sorted({d.rule for d in decision.destinations}),
-            }))  # fmt: skip
-            if isinstance(event, ConcernRaised):
-                consideration = self._watch.observe(event)
-                if consideration is not None:
-                    outbound.append(self._consideration(consideration, now))
-                    outbound.append(self._audit(ConsiderationEmitted(
-                        at=now, actor=self._actor,
-                        event_ids=consideration.contributing_event_ids,
-                        consideration_id=consideration.id, area=consideration.area,
-                        theme=consideration.theme, trigger=consideration.trigger,
-                    )))  # fmt: skip
-                    decisions.append((context, "jtai_consideration_requested", {
-                        "consideration_id": str(consideration.id),
-                        "trigger": consideration.trigger.value,
-                        "contributors": [str(i) for i in consideration.contributing_event_ids],
-                    }))  # fmt: skip
+        outcome = self._router.step([inbound(raw) for raw in records], self._trust.store, _now())
+        outbound = [*outcome.outbound, *(audit_outbound(self._settings, a) for a in outcome.audit)]
         if not await self._commit(outbound, offsets):
             # Nothing of this batch happened: read it again, from a state rebuilt from the log.
             self._stale = True
             for tp, offset in first.items():
                 consumer.seek(tp, offset)
             return
-        self._routed |= new_ids
-        for context, what, details in decisions:
-            level = self._log.warning if what == "event_quarantined" else self._log.info
-            level(what, **context, **details)
+        for line in outcome.logs:
+            (self._log.warning if line.warning else self._log.info)(line.event, **line.fields)
 
     async def _commit(
         self, outbound: Sequence[OutboundRecord], offsets: dict[TopicPartition, int]

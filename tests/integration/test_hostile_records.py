@@ -1,0 +1,184 @@
+"""Issue 9 on the real broker: a hostile corpus in one batch between good events from
+several inspectorates. Every good event is delivered exactly once, every bad record is
+quarantined and audited with a reason code, the router and the audit service keep
+running, and ``audit verify`` is OK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from schemas.audit import EventQuarantined, decode_record
+from schemas.envelope import seal, sign_envelope
+from schemas.events import (
+    CONCERN_RAISED,
+    ConcernRaised,
+    ExceptionalPracticeIdentified,
+    encode_event,
+)
+from schemas.inspectorates import Inspectorate, Programme
+from schemas.keys import BUS, SigningKey
+from schemas.records import HEADER_EVENT_ID, InboundRecord, OutboundRecord, event_record, header_map
+from services.audit_service import AuditService, open_store
+from services.kafka import end_offsets, read_from
+from services.settings import Settings
+from tests.conftest import router_for, run_liaison
+from tests.factories import concern, good_practice, utc_now
+from tests.integration.test_end_to_end import produce_raw
+from tests.unit.test_router_step import CHILD, HOSTILE
+
+pytestmark = pytest.mark.kafka
+
+
+def signed(payload: bytes, key: SigningKey, settings: Settings) -> OutboundRecord:
+    """A payload of any content, validly signed by ``key``, on the key owner's topic."""
+    return OutboundRecord(
+        topic=settings.topics.events(Inspectorate(key.owner)),
+        key=b"E08000025",
+        value=sign_envelope(CONCERN_RAISED, payload, key),
+    )
+
+
+def good(
+    event: ConcernRaised | ExceptionalPracticeIdentified, key: SigningKey, settings: Settings
+) -> OutboundRecord:
+    return event_record(event, seal(event, key, utc_now()).envelope, settings.topics)
+
+
+def hostile(settings: Settings, signing: dict[str, SigningKey]) -> list[bytes]:
+    """Every case of issue 9 that reaches the router, and a few more."""
+    ofsted = signing["ofsted"]
+    clean = json.loads(encode_event(concern(summary="clean")))
+    smuggled = encode_event(concern(summary="clean")).replace(
+        b'"summary":"clean"', b'"summary":"NHS 943 476 5919, born 1/2/2019","summary":"clean"'
+    )
+    lax = [
+        {"immediate_risk": "false"},
+        {"severity": 2.0},
+        {"id": uuid.uuid4().hex},
+        {"occurred_at": "2026-10-14 09:30:00+01:00"},
+        {"occurred_at": "0001-01-01T00:00:00+23:59"},
+        {CHILD: "an unknown field named like a child"},
+    ]
+    signed_payloads = [smuggled] + [json.dumps(clean | change).encode() for change in lax]
+    return [
+        *HOSTILE.values(),
+        b"x" * 200_000,  # over the envelope limit
+        b"y" * 900_000,  # near Kafka's own limit: its hex must not exceed it in quarantine
+        *(signed(p, ofsted, settings).value for p in signed_payloads),
+    ]
+
+
+async def test_a_hostile_batch_loses_nothing_and_stops_nothing(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    topics = kafka.topics
+    first = concern(subject_agencies=["police"])
+    police = {"subject_agencies": ["police"]}
+    goods = [
+        good(first, signing["ofsted"], kafka),
+        good(concern(source="cqc", programme="clas", **police), signing["cqc"], kafka),
+        good(good_practice(source="hmicfrs", programme="peel"), signing["hmicfrs"], kafka),
+        good(concern(source="hmi_prisons", programme="custody", **police),
+             signing["hmi_prisons"], kafka),
+    ]  # fmt: skip
+    bad = hostile(kafka, signing)
+    # CQC's key signing an event that reuses an Ofsted event's id: an id conflict.
+    conflict = good(concern(id=first.id, source="cqc", programme="clas"), signing["cqc"], kafka)
+    # A junk record on the feed claiming a later event's id: it must not hide that event.
+    later = concern(source="hmi_probation", programme="youth_justice", subject_agencies=["police"])
+    junk_feed = OutboundRecord(
+        topics.feed, b"E08000025", b"junk", ((HEADER_EVENT_ID, str(later.id).encode()),)
+    )
+    ofsted_topic = topics.events(Inspectorate.OFSTED)
+    batch = [goods[0], goods[1]]
+    batch += [OutboundRecord(ofsted_topic, b"E08000025", value) for value in bad]
+    batch += [conflict, goods[2], goods[3]]
+    bad.append(conflict.value)
+    watched = [topics.feed, topics.quarantine, topics.programme(Programme.NCPI), topics.audit]
+    start = await end_offsets(kafka, watched)
+    # Everything is on the log before the router starts, so it comes in one batch.
+    await produce_raw(kafka, [junk_feed, *batch])
+
+    router = router_for(kafka, signing)
+    await router.start()
+    try:
+
+        def arrived(wanted: int) -> Callable[[Sequence[InboundRecord]], bool]:
+            # Feed copies (and the junk record) and quarantined records.
+            return lambda records: (
+                sum(r.topic in {topics.feed, topics.quarantine} for r in records) >= wanted
+            )
+
+        await read_from(kafka, start, until=arrived(len(goods) + 1 + len(bad)), timeout_s=60)
+        # The router is still routing after the batch: a later event is delivered too.
+        await produce_raw(kafka, [good(later, signing["hmi_probation"], kafka)])
+        await read_from(kafka, start, until=arrived(len(goods) + 2 + len(bad)), timeout_s=60)
+        await asyncio.sleep(1.0)  # anything extra (a duplicate) would arrive by now
+        records = await read_from(kafka, start, until=lambda _: False, timeout_s=2)
+        assert not router.failed.is_set()
+    finally:
+        await router.stop()
+
+    check_delivered(kafka, records, [*goods, good(later, signing["hmi_probation"], kafka)], bad)
+    audits = [decode_record(r.value) for r in records if r.topic == topics.audit]
+    refused = [a for a in audits if isinstance(a, EventQuarantined)]
+    assert len(refused) == len(bad)
+    reasons = Counter(a.reason for a in refused)
+    assert reasons["duplicate_key"] >= 2  # the envelope and the signed payload
+    assert reasons["schema_invalid"] == 6
+    assert reasons["id_conflict"] == 1
+    assert reasons["oversized"] == 2
+    assert all(a.raw_sha256 for a in refused)
+    permanent = b"\n".join(r.value for r in records if r.topic == topics.audit)
+    assert CHILD.encode() not in permanent
+    assert b"943 476 5919" not in permanent
+    await audit_service_stores_and_verifies(kafka, signing)
+
+
+def check_delivered(
+    settings: Settings,
+    records: Sequence[InboundRecord],
+    goods: Sequence[OutboundRecord],
+    bad: Sequence[bytes],
+) -> None:
+    """Each good event on the feed exactly once, the police ones in NCPI; each bad one in
+    quarantine."""
+    topics = settings.topics
+    feed = [r for r in records if r.topic == topics.feed and r.value != b"junk"]
+    delivered = Counter(header_map(r.headers)[HEADER_EVENT_ID].decode() for r in feed)
+    assert delivered == Counter(header_map(g.headers)[HEADER_EVENT_ID].decode() for g in goods)
+    ncpi = [r for r in records if r.topic == topics.programme(Programme.NCPI)]
+    assert len(ncpi) == 4  # the police concerns of Ofsted, CQC, HMI Prisons, HMI Probation
+    quarantined = [r for r in records if r.topic == topics.quarantine]
+    assert len(quarantined) == len(bad)
+
+
+async def audit_service_stores_and_verifies(
+    settings: Settings, signing: dict[str, SigningKey]
+) -> None:
+    """The audit service stores every record, and the auditor's check agrees."""
+    records = len(
+        await read_from(
+            settings, {(settings.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
+        )
+    )
+    with open_store(settings) as store:
+        service = AuditService(settings, store, signing[BUS])
+        await service.start()
+        try:
+            for _ in range(150):
+                if store.size() >= records:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await service.stop()
+        assert store.size() == records
+    verified = await run_liaison(settings, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "OK" in verified.stdout
