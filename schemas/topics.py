@@ -3,6 +3,11 @@
 This is the one place topic names are spelled. ``Topics(prefix)`` gives the same names
 with a prefix, so tests (and parallel demos) can share one broker without clashing; the
 contract names are those with the empty prefix.
+
+Every topic is kept forever except ``liaison.quarantine``: it holds the raw bytes of
+refused records, personal data included, so it keeps them for a bounded retention
+(``Topics(quarantine_retention_ms=...)``, by default ``QUARANTINE_RETENTION_DAYS``; the
+deployment's setting is ``LIAISON_QUARANTINE_RETENTION_DAYS``), long enough to redrive.
 """
 
 from __future__ import annotations
@@ -12,12 +17,19 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from schemas.errors import ConfigurationError
 from schemas.inspectorates import JTAI, Inspectorate, Programme
 
-__all__ = ["EVENT_PARTITIONS", "TopicSpec", "Topics"]
+__all__ = ["DAY_MS", "EVENT_PARTITIONS", "QUARANTINE_RETENTION_DAYS", "TopicSpec", "Topics"]
 
 EVENT_PARTITIONS: Final = 3
 """Partitions of every area-keyed topic: events, programme queues, JTAI and the feed."""
+
+DAY_MS: Final = 24 * 60 * 60 * 1000
+"""One day in milliseconds (Kafka's unit for ``retention.ms``)."""
+
+QUARANTINE_RETENTION_DAYS: Final = 30
+"""How long ``liaison.quarantine`` keeps refused records unless configured otherwise."""
 
 _KEEP_FOREVER: Final = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
 # Every topic that carries signed envelopes stamps records with the broker's append time:
@@ -37,9 +49,17 @@ class TopicSpec:
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """Topic names of the contract, optionally behind a prefix (``""`` in production)."""
+    """Topic names of the contract, optionally behind a prefix (``""`` in production),
+    and the quarantine topic's retention (the one contract config a deployment sets)."""
 
     prefix: str = ""
+    quarantine_retention_ms: int = QUARANTINE_RETENTION_DAYS * DAY_MS
+
+    def __post_init__(self) -> None:
+        if self.quarantine_retention_ms < 1:
+            # -1 would be "forever": the raw bytes of refused records must not stay forever.
+            msg = f"the quarantine retention must be positive, not {self.quarantine_retention_ms}"
+            raise ConfigurationError(msg)
 
     def events(self, inspectorate: Inspectorate) -> str:
         """``liaison.events.<inspectorate>``: one inspectorate's outbound events."""
@@ -120,7 +140,16 @@ class Topics:
                 self.feed, EVENT_PARTITIONS, "every verified event, for analysts", _ENVELOPES
             ),
             TopicSpec(
-                self.quarantine, 1, "records refused, with raw bytes and reason", _KEEP_FOREVER
+                self.quarantine,
+                1,
+                "records refused, with raw bytes and reason, kept for a bounded retention",
+                MappingProxyType(
+                    {
+                        "retention.ms": str(self.quarantine_retention_ms),
+                        "retention.bytes": "-1",
+                        "cleanup.policy": "delete",
+                    }
+                ),
             ),
             TopicSpec(self.unrouted, 1, "verified events no rule matched", _ENVELOPES),
             TopicSpec(self.audit, 1, "the audit log", one_partition_forever),

@@ -1,124 +1,145 @@
 """``liaison quarantine list | redrive``: what was refused, why, and putting it back.
 
-A quarantine record is identified by its offset on ``liaison.quarantine``. Redrive
-re-opens the refused record with today's trust store; only if it now verifies is it
-produced again, byte for byte, to the topic it came from, where the router treats it
-like any other record (it is judged at its new append time, so a record refused for a
-revoked key can never be laundered this way). A redrive is recorded on the quarantine
-topic itself, so the same record is not redriven twice.
+A quarantine record is identified by its offset on ``liaison.quarantine``. Anyone able to
+write to that topic can put anything there, so nothing a record says is trusted:
+
+- ``list`` reads every record on its own (``schemas.quarantine.listing``); one that
+  cannot be read is listed as such, with no content, and the rest as usual.
+- ``redrive`` re-opens the raw value with today's trust store, judged now (the time the
+  router will judge it at, so a record refused for a revoked key can never be laundered),
+  checks the raw value against its recorded SHA-256, and produces it again, byte for
+  byte, only to the events topic of the inspectorate whose key verified it, and only if
+  the record says it came from exactly that topic. A forged record naming a programme
+  queue (or another inspectorate's topic) is refused and nothing is produced. The
+  redrive is marked on the quarantine topic itself, so it happens once, and audited.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import json
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 from schemas.audit import QuarantineRedriven
 from schemas.envelope import open_envelope
-from schemas.errors import ConfigurationError, EnvelopeError
+from schemas.errors import EnvelopeError, RedriveError
+from schemas.inspectorates import Inspectorate
+from schemas.keys import TrustStore
+from schemas.quarantine import (
+    HEADER_REDRIVE_OF,
+    QuarantineEntry,
+    RedriveMarker,
+    listing,
+)
 from schemas.records import InboundRecord, OutboundRecord
+from schemas.topics import Topics
 from services.audit_log import append_audit, operator
-from services.kafka import assigned, catch_up, kafka_sink
+from services.kafka import assigned, catch_up, inbound, kafka_sink
 from services.settings import Settings
 from services.trust import load_trust
 
-__all__ = ["Quarantined", "list_quarantine", "redrive"]
+__all__ = ["UNREADABLE", "Redrive", "list_quarantine", "plan_redrive", "redrive"]
 
-_REDRIVE_OF = "redrive_of"
+UNREADABLE = "unreadable quarantine record"
+"""How ``quarantine list`` shows a record it cannot read (its content is never shown)."""
+
+_CREATE_TIME = 0  # judged at the reader's now, as the router will judge the new record
 
 
 @dataclass(frozen=True, slots=True)
-class Quarantined:
-    """One refused record, as kept on ``liaison.quarantine``."""
+class Redrive:
+    """What redriving one quarantined record produces: the record itself and its marker."""
 
-    id: int
-    reason: str
-    detail: str
-    quarantined_at: str
-    source: str
-    redriven_at: str | None
-    body: dict[str, Any]
-
-    def original(self) -> InboundRecord:
-        """The refused record as it was consumed (for re-verification)."""
-        b = self.body
-        return InboundRecord(
-            topic=b["source_topic"],
-            partition=b["partition"],
-            offset=b["offset"],
-            timestamp_ms=b["timestamp_ms"],
-            key=bytes.fromhex(b["raw_key_hex"]) or None,
-            value=bytes.fromhex(b["raw_value_hex"]),
-            headers=tuple((n, bytes.fromhex(v)) for n, v in b["raw_headers_hex"]),
-            timestamp_type=b["timestamp_type"],
-        )
+    quarantine_id: int
+    to: str
+    event: OutboundRecord
+    marker: OutboundRecord
 
 
-async def list_quarantine(settings: Settings) -> list[Quarantined]:
-    """Every quarantined record, oldest first, with whether it has been redriven."""
-    found: dict[int, Quarantined] = {}
-    redriven: dict[int, str] = {}
+async def list_quarantine(settings: Settings) -> tuple[QuarantineEntry, ...]:
+    """Every refused record, oldest first, with whether it has been redriven."""
+    records: list[InboundRecord] = []
     async with assigned(settings, settings.topics.quarantine) as consumer:
         async for batch in catch_up(consumer):
-            for raw in batch:
-                headers = dict(raw.headers)
-                if _REDRIVE_OF in headers:
-                    redriven[int(headers[_REDRIVE_OF])] = json.loads(raw.value)["redriven_at"]
-                    continue
-                body = json.loads(raw.value)
-                found[raw.offset] = Quarantined(
-                    id=raw.offset,
-                    reason=body["reason"],
-                    detail=body["detail"],
-                    quarantined_at=body["quarantined_at"],
-                    source=f"{body['source_topic']}/{body['partition']}/{body['offset']}",
-                    redriven_at=None,
-                    body=body,
-                )
-    return [replace(q, redriven_at=redriven.get(q.id)) for q in found.values()]
+            records.extend(inbound(raw) for raw in batch)
+    return listing(sorted(records, key=lambda r: (r.partition, r.offset)))
 
 
-async def redrive(settings: Settings, quarantine_id: int, now: dt.datetime) -> Quarantined:
-    """Re-submit quarantined record ``quarantine_id`` if it now verifies; else say why not."""
-    items = {q.id: q for q in await list_quarantine(settings)}
-    item = items.get(quarantine_id)
-    if item is None:
-        raise ConfigurationError(
-            f"no quarantined record has id {quarantine_id} (see `liaison quarantine list`)"
+def plan_redrive(
+    entry: QuarantineEntry | None,
+    quarantine_id: int,
+    topics: Topics,
+    trust: TrustStore,
+    now: dt.datetime,
+) -> Redrive:
+    """Decide whether quarantined record ``quarantine_id`` may be redriven; raise
+    ``RedriveError`` with one plain reason when not. Pure: nothing is produced here.
+
+    Messages never repeat what the quarantine record says (it may be forged): only its
+    id, reason codes and topic names derived from the verified key.
+    """
+    if entry is None:
+        msg = f"no quarantined record has id {quarantine_id} (see `liaison quarantine list`)"
+        raise RedriveError(msg)
+    record = entry.record
+    if record is None:
+        msg = f"record {quarantine_id} is an {UNREADABLE}; it cannot be redriven"
+        raise RedriveError(msg)
+    if entry.redriven:
+        when = f" at {entry.redriven_at.isoformat()}" if entry.redriven_at else ""
+        raise RedriveError(f"record {quarantine_id} was already redriven{when}")
+    if not record.raw_value_intact():
+        msg = (
+            f"record {quarantine_id}'s raw value does not match its recorded SHA-256"
+            " (incomplete or altered); it is not redriven"
         )
-    if item.redriven_at is not None:
-        raise ConfigurationError(
-            f"record {quarantine_id} was already redriven at {item.redriven_at}"
-        )
-    original = item.original()
-    trust = await load_trust(settings)
+        raise RedriveError(msg)
+    original = record.original()
     try:
-        open_envelope(original, trust, now)
+        opened = open_envelope(
+            dataclasses.replace(original, timestamp_type=_CREATE_TIME), trust, now
+        )
     except EnvelopeError as exc:
-        raise ConfigurationError(
-            f"record {quarantine_id} still fails ({exc}); fix the cause first, e.g. register"
-            " the signing key with `liaison keys`"
-        ) from None
+        msg = (
+            f"record {quarantine_id} still fails ({exc.reason}); fix the cause first, e.g."
+            " register the signing key with `liaison keys`"
+        )
+        raise RedriveError(msg) from None
+    to = topics.events(Inspectorate(opened.event.source))
+    if record.source_topic != to:
+        msg = (
+            f"record {quarantine_id} does not say it came from {to}, the events topic of the"
+            " inspectorate whose key verified it; a record is only redriven there"
+        )
+        raise RedriveError(msg)
+    marker = RedriveMarker(redriven_at=now, to=to)
+    return Redrive(
+        quarantine_id=quarantine_id,
+        to=to,
+        event=OutboundRecord(to, original.key or b"", original.value, original.headers),
+        marker=OutboundRecord(
+            topics.quarantine,
+            str(quarantine_id).encode(),
+            marker.to_bytes(),
+            ((HEADER_REDRIVE_OF, str(quarantine_id).encode()),),
+        ),
+    )
+
+
+async def redrive(settings: Settings, quarantine_id: int, now: dt.datetime) -> Redrive:
+    """Re-submit quarantined record ``quarantine_id`` if it may be (see ``plan_redrive``)."""
+    entries = {entry.id: entry for entry in await list_quarantine(settings)}
+    trust = await load_trust(settings)
+    planned = plan_redrive(entries.get(quarantine_id), quarantine_id, settings.topics, trust, now)
     async with kafka_sink(settings) as sink:
-        await sink.send(
-            OutboundRecord(original.topic, original.key or b"", original.value, original.headers)
-        )
-        await sink.send(
-            OutboundRecord(
-                settings.topics.quarantine,
-                str(quarantine_id).encode(),
-                json.dumps({"redriven_at": now.isoformat(), "to": original.topic}).encode(),
-                ((_REDRIVE_OF, str(quarantine_id).encode()),),
-            )
-        )
+        await sink.send(planned.event)
+        await sink.send(planned.marker)
     await append_audit(
         settings,
         [
             QuarantineRedriven(
-                at=now, actor=operator(), quarantine_id=quarantine_id, source_topic=original.topic
+                at=now, actor=operator(), quarantine_id=quarantine_id, source_topic=planned.to
             )
         ],
     )
-    return replace(item, redriven_at=now.isoformat())
+    return planned

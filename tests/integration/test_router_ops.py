@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 
 from producers.publisher import Publisher
-from schemas.envelope import open_consideration
+from schemas.envelope import open_consideration, seal
 from schemas.events import ConcernRaised, encode_event
-from schemas.inspectorates import Programme
+from schemas.inspectorates import Inspectorate, Programme
 from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
 from schemas.keys import SigningKey
-from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, InboundRecord, header_map
+from schemas.quarantine import encode_quarantined, quarantined
+from schemas.records import (
+    HEADER_EVENT_ID,
+    HEADER_TYPE,
+    InboundRecord,
+    OutboundRecord,
+    event_headers,
+    header_map,
+)
 from services.kafka import end_offsets, kafka_sink, read_from
 from services.settings import Settings
 from services.trust import load_trust, publish_keys
@@ -141,6 +149,80 @@ async def test_quarantine_list_and_redrive_once_the_key_is_registered(
         assert "1 record(s)" in relisted.stdout  # the redrive marker is not a refused record
     finally:
         await router.stop()
+
+
+def refused_as_if_from(topic: str, key: SigningKey) -> bytes:
+    """A quarantine record of a validly signed Ofsted event that says it came from ``topic``."""
+    event = concern(subject_agencies=["police"], finding="cause_of_concern")
+    sealed = seal(event, key, utc_now())
+    record = InboundRecord(
+        topic=topic,
+        partition=0,
+        offset=0,
+        timestamp_ms=int(utc_now().timestamp() * 1000),
+        key=event.area.encode(),
+        value=sealed.envelope,
+        headers=event_headers(event),
+        timestamp_type=1,
+    )
+    return encode_quarantined(quarantined(record, "unknown_key", "forged", utc_now()))
+
+
+async def put_on_quarantine(settings: Settings, *values: bytes) -> list[int]:
+    """Write ``values`` to the quarantine topic as anyone able to write there could."""
+    async with kafka_sink(settings) as sink:
+        return [
+            (await sink.send(OutboundRecord(settings.topics.quarantine, b"k", value))).offset
+            for value in values
+        ]
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+async def test_a_forged_quarantine_record_naming_a_programme_queue_is_not_redriven(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    topics = kafka.topics
+    custody = topics.programme(Programme.CUSTODY)
+    watched = [custody, topics.programme(Programme.NCPI), *topics.all_events()]
+    before = await end_offsets(kafka, watched)
+    (forged,) = await put_on_quarantine(kafka, refused_as_if_from(custody, signing["ofsted"]))
+
+    refused = await run_liaison(kafka, "quarantine", "redrive", str(forged))
+    assert refused.returncode == 1
+    message = one_error_line(refused.stderr)
+    assert "only redriven there" in message
+    assert topics.events(Inspectorate.OFSTED) in message
+    assert custody not in message
+    assert await end_offsets(kafka, watched) == before  # nothing produced anywhere
+
+    listed = await run_liaison(kafka, "quarantine", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "1 record(s)" in listed.stdout  # and no redrive marker was written
+
+
+async def test_unreadable_quarantine_records_are_listed_as_such_and_the_rest_as_usual(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    readable = refused_as_if_from(kafka.topics.events(Inspectorate.OFSTED), signing["ofsted"])
+    junk, _, _ = await put_on_quarantine(kafka, b"not json", b"[" * 80000, readable)
+
+    listed = await run_liaison(kafka, "quarantine", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+    assert "3 record(s)" in listed.stdout
+    assert listed.stdout.count("unreadable quarantine record") == 2
+    assert "unknown_key" in listed.stdout
+    assert "not json" not in listed.stdout  # an unreadable record's content is never shown
+
+    unreadable = await run_liaison(kafka, "quarantine", "redrive", str(junk))
+    assert unreadable.returncode == 1
+    assert "unreadable quarantine record" in one_error_line(unreadable.stderr)
 
 
 async def test_rules_explain_prints_every_destination_and_publishes_nothing(

@@ -7,8 +7,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.inspectorates import Inspectorate
+from schemas.topics import DAY_MS, Topics
 from services.kafka import apply_topics, describe_topics
 from services.settings import Settings
+from tests.conftest import run_liaison
 
 pytestmark = pytest.mark.kafka
 
@@ -97,3 +99,39 @@ async def test_apply_sets_drifted_configs_back_to_the_contract(kafka: Settings) 
             break
         await asyncio.sleep(0.1)
     assert not any(r.reconfigured for r in again)
+
+
+async def retention_ms(settings: Settings, topic: str, expected: str) -> str:
+    """The topic's retention.ms on the broker, once it shows ``expected`` (or after a while)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        for _ in range(50):  # a change reaches the broker's view a moment later
+            (described,) = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)]
+            )
+            value: str = dict(e[:2] for e in described.resources[0][4])["retention.ms"]
+            if value == expected:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    return value
+
+
+async def test_apply_keeps_the_quarantine_thirty_days_by_default(kafka: Settings) -> None:
+    # Topics with no retention given: the contract's default, whatever the shell sets.
+    await apply_topics(kafka, Topics(kafka.topic_prefix).specs())
+    thirty_days = str(30 * 24 * 60 * 60 * 1000)
+    assert await retention_ms(kafka, kafka.topics.quarantine, thirty_days) == thirty_days
+
+
+async def test_topics_apply_sets_the_configured_quarantine_retention(kafka: Settings) -> None:
+    applied = await run_liaison(
+        kafka, "topics", "apply", env={"LIAISON_QUARANTINE_RETENTION_DAYS": "7"}
+    )
+    assert applied.returncode == 0, applied.stderr
+    seven_days = str(7 * DAY_MS)
+    assert await retention_ms(kafka, kafka.topics.quarantine, seven_days) == seven_days
+    # Only the quarantine is bounded: the audit log is still never deleted.
+    assert await retention_ms(kafka, kafka.topics.audit, "-1") == "-1"

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import pytest
+
+from schemas.errors import ConfigurationError
 from schemas.inspectorates import Inspectorate, Programme
-from schemas.topics import Topics
+from schemas.topics import DAY_MS, Topics
+from services.settings import Settings
 
 # The public contract, spelled out by hand: a rename must break this test.
 CONTRACT = {
@@ -80,3 +84,44 @@ def test_every_topic_carrying_envelopes_uses_append_time() -> None:
     specs = {spec.name: spec for spec in topics.specs()}
     for name in carrying:
         assert specs[name].config["message.timestamp.type"] == "LogAppendTime", name
+
+
+def test_quarantine_keeps_refused_records_thirty_days_by_default_then_deletes() -> None:
+    spec = {spec.name: spec for spec in Topics().specs()}["liaison.quarantine"]
+    assert spec.config == {
+        "retention.ms": str(30 * 24 * 60 * 60 * 1000),
+        "retention.bytes": "-1",
+        "cleanup.policy": "delete",
+    }
+
+
+def test_quarantine_retention_is_configurable_and_only_for_the_quarantine() -> None:
+    topics = Topics("p.", quarantine_retention_ms=7 * DAY_MS)
+    specs = {spec.name: spec for spec in topics.specs()}
+    assert specs["p.liaison.quarantine"].config["retention.ms"] == str(7 * DAY_MS)
+    others = [spec for name, spec in specs.items() if name != "p.liaison.quarantine"]
+    assert all(s.config.get("retention.ms") in (None, "-1") for s in others)
+
+
+@pytest.mark.parametrize("retention_ms", [0, -1])
+def test_quarantine_retention_is_never_forever_nor_nothing(retention_ms: int) -> None:
+    with pytest.raises(ConfigurationError, match="quarantine retention"):
+        Topics(quarantine_retention_ms=retention_ms)
+
+
+def test_settings_give_the_topics_their_quarantine_retention(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LIAISON_QUARANTINE_RETENTION_DAYS", raising=False)
+    assert Settings().topics.quarantine_retention_ms == 30 * DAY_MS
+    monkeypatch.setenv("LIAISON_QUARANTINE_RETENTION_DAYS", "7")
+    assert Settings().topics.quarantine_retention_ms == 7 * DAY_MS
+
+
+@pytest.mark.parametrize("days", ["0", "-3", "36501", "thirty"])
+def test_settings_refuse_a_retention_out_of_bounds(
+    monkeypatch: pytest.MonkeyPatch, days: str
+) -> None:
+    monkeypatch.setenv("LIAISON_QUARANTINE_RETENTION_DAYS", days)
+    with pytest.raises(ValueError, match="quarantine_retention_days"):
+        Settings()
