@@ -17,6 +17,11 @@ Bytes, not objects, are what the log proves: ``encode_record`` gives one canonic
 string per record (compact JSON, sorted keys, ``None`` left out, ``at`` in UTC), and the
 leaf that is hashed is ``leaf_data(seq, record_bytes)``, built from the stored bytes
 exactly as they are.
+
+Anyone can write to the topic, so a reader judges each value on its own:
+``judge_record`` takes any bytes and returns either the record or an ``InvalidRecord``
+with a stable reason code (``InvalidReason``); it never raises. The audit service keeps
+an invalid value as a leaf all the same (the tree must match the log), marked invalid.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 from uuid import UUID
@@ -49,6 +55,8 @@ from schemas.keys import BUS
 
 __all__ = [
     "ACTIONS",
+    "EARLIEST_AT",
+    "LATEST_AT",
     "MAX_RECORD_BYTES",
     "ActorKind",
     "AuditRecord",
@@ -60,6 +68,8 @@ __all__ = [
     "EventRouted",
     "EventUnrouted",
     "FeedRead",
+    "InvalidReason",
+    "InvalidRecord",
     "KeyGenerated",
     "KeyRevoked",
     "KeyRotated",
@@ -68,15 +78,23 @@ __all__ = [
     "ReplayRun",
     "RouteTaken",
     "VerificationFailed",
+    "check_actor",
     "decode_leaf",
     "decode_record",
     "encode_record",
+    "judge_record",
     "leaf_data",
     "split_leaf",
 ]
 
 MAX_RECORD_BYTES: Final = 64 * 1024
 """Largest accepted audit record; a larger input is refused before it is parsed."""
+
+EARLIEST_AT: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+"""No record is older than this (the bus did not exist); an earlier ``at`` is refused."""
+LATEST_AT: Final = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+"""Every ``at`` is before this: far enough for any clock, near enough that converting any
+offset to UTC stays inside Python's dates (``9999-12-31T23:59:59-23:59`` would not)."""
 
 
 class ActorKind(StrEnum):
@@ -101,6 +119,10 @@ _INSPECTORATES: Final = frozenset(i.value for i in Inspectorate)
 _KINDS: Final = frozenset(k.value for k in ActorKind)
 
 
+# Messages name the rule broken, never the text that broke it: whatever a record holds
+# may end up in a log.
+
+
 def _check_actor(value: str) -> str:
     match = _ACTOR.fullmatch(value)
     kinds = ", ".join(k.value for k in ActorKind)
@@ -111,18 +133,37 @@ def _check_actor(value: str) -> str:
         )
         raise ValueError(msg)
     if match["kind"] not in _KINDS:
-        msg = f"kind {match['kind']!r} is not one of {kinds}"
+        msg = f"its kind (before the colon) must be one of {kinds}"
         raise ValueError(msg)
     if match["kind"] == ActorKind.INSPECTORATE and match["name"] not in _INSPECTORATES:
-        msg = f"{match['name']!r} is not an inspectorate ({', '.join(sorted(_INSPECTORATES))})"
+        msg = f"must name an inspectorate ({', '.join(sorted(_INSPECTORATES))})"
         raise ValueError(msg)
     return value
 
 
+def check_actor(value: str) -> str:
+    """``value`` if it is an actor string (``<kind>:<name>``); ``SchemaError`` if not."""
+    try:
+        return _check_actor(value)
+    except ValueError as exc:
+        raise SchemaError(f"actor: {exc}", [Problem("actor", str(exc))]) from None
+
+
 def _check_key_owner(value: str) -> str:
     if value != BUS and value not in _INSPECTORATES:
-        msg = f"{value!r} is not an inspectorate or {BUS!r}"
+        msg = f"must be an inspectorate or {BUS!r}"
         raise ValueError(msg)
+    return value
+
+
+def _check_unicode(value: str) -> str:
+    # JSON's \ud800 escapes are refused by the parser, but a record built in Python could
+    # still hold a lone surrogate, which no UTF-8 encoder writes: refuse it here, not when
+    # the record is encoded on its way to the log.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate (not Unicode text)") from None
     return value
 
 
@@ -133,18 +174,26 @@ Actor: TypeAlias = Annotated[
 
 # Kafka's own limits on topic names: 249 characters of letters, digits, '.', '_', '-'.
 Topic: TypeAlias = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
-Partition: TypeAlias = Annotated[int, Field(ge=0)]
-Offset: TypeAlias = Annotated[int, Field(ge=0)]
+# Kafka's own integers: a partition is an int32, an offset an int64; counts are held to
+# int64 as well, so any JSON reader (Java, Go) can hold every stored number.
+_INT64_MAX: Final = 2**63 - 1
+Partition: TypeAlias = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Offset: TypeAlias = Annotated[int, Field(ge=0, le=_INT64_MAX)]
 KeyId: TypeAlias = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 KeyOwner: TypeAlias = Annotated[str, AfterValidator(_check_key_owner)]
 ReasonCode: TypeAlias = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Detail: TypeAlias = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-RuleName: TypeAlias = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Filters: TypeAlias = dict[
-    Annotated[str, StringConstraints(min_length=1, max_length=100)],
-    Annotated[str, StringConstraints(max_length=500)],
+Sha256Hex: TypeAlias = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Detail: TypeAlias = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_check_unicode)
 ]
-Count: TypeAlias = Annotated[int, Field(ge=0)]
+RuleName: TypeAlias = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_unicode)
+]
+Filters: TypeAlias = dict[
+    Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_check_unicode)],
+    Annotated[str, StringConstraints(max_length=500), AfterValidator(_check_unicode)],
+]
+Count: TypeAlias = Annotated[int, Field(ge=0, le=_INT64_MAX)]
 
 
 class _Record(BaseModel):
@@ -168,7 +217,14 @@ class _Record(BaseModel):
     @classmethod
     def _utc(cls, value: dt.datetime) -> dt.datetime:
         # One instant, one spelling: the same record must always encode to the same bytes.
-        return value.astimezone(dt.UTC)
+        span = f"must be from {EARLIEST_AT.year} up to (not including) {LATEST_AT.year}"
+        try:
+            utc = value.astimezone(dt.UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 is in the year 10000 in UTC
+            raise ValueError(span) from None
+        if not EARLIEST_AT <= utc < LATEST_AT:
+            raise ValueError(span)
+        return utc
 
     @field_validator("event_ids")
     @classmethod
@@ -203,6 +259,13 @@ class EventQuarantined(_Record):
     partition: Partition
     offset: Offset
     detail: Detail = Field(description="Plain English; never repeats event content.")
+    raw_sha256: Sha256Hex | None = Field(
+        default=None,
+        description=(
+            "SHA-256 (lowercase hex) of the refused record's raw value, which the quarantine"
+            " topic keeps only for a while; absent in records written before it existed."
+        ),
+    )
 
 
 class RouteTaken(BaseModel):
@@ -296,7 +359,9 @@ class FeedRead(_Record):
     """An analyst read a feed; ``event_ids`` are the events returned."""
 
     action: Literal["feed.read"] = "feed.read"
-    analyst: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    analyst: Annotated[
+        str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_unicode)
+    ]
     purpose: Detail = Field(description="Why the analyst read the feed, in their words.")
     filters: Filters = Field(default_factory=dict)
     returned: Count
@@ -323,7 +388,7 @@ class VerificationFailed(_Record):
     """Verifying the audit log found a problem; ``position`` is the leaf, when known."""
 
     action: Literal["audit.verification_failed"] = "audit.verification_failed"
-    position: Annotated[int, Field(ge=0)] | None = None
+    position: Annotated[int, Field(ge=0, le=_INT64_MAX)] | None = None
     detail: Detail
 
 
@@ -388,17 +453,82 @@ def encode_record(record: AuditRecord) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class InvalidReason(StrEnum):
+    """Why a value on the audit topic is not an audit record: stable codes, stored with the
+    value's invalid leaf."""
+
+    EMPTY = "empty"
+    """No bytes at all (a tombstone, or a producer that sent nothing)."""
+    TOO_LARGE = "too_large"
+    """Over ``MAX_RECORD_BYTES``; not parsed."""
+    NOT_JSON = "not_json"
+    """Not UTF-8 JSON: any other bytes, a lone surrogate escape, nesting too deep for the
+    parser, a number too large to represent."""
+    NOT_AN_OBJECT = "not_an_object"
+    """JSON, but not an object."""
+    UNKNOWN_ACTION = "unknown_action"
+    """An object with no ``action``, or one this version of the contract does not know."""
+    INVALID_FIELDS = "invalid_fields"
+    """A known action whose fields break the contract (missing, unknown, wrong type, out
+    of range: a date whose UTC conversion overflows, for instance)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRecord:
+    """A value that is not an audit record: why (``reason``) and every problem found
+    (``error``, whose message never repeats the value's text)."""
+
+    reason: InvalidReason
+    error: SchemaError
+
+
+def judge_record(data: bytes | str) -> AuditRecord | InvalidRecord:
+    """The record in ``data``, or why it is not one; never raises, whatever ``data`` holds."""
+    if not data:
+        return InvalidRecord(InvalidReason.EMPTY, SchemaError("invalid audit record: empty"))
+    if isinstance(data, str):
+        try:
+            data = data.encode()
+        except UnicodeEncodeError:
+            error = SchemaError("invalid audit record: not valid JSON (a lone surrogate)")
+            return InvalidRecord(InvalidReason.NOT_JSON, error)
+    try:
+        check_size(data, "audit record", MAX_RECORD_BYTES)
+    except SchemaError as exc:
+        return InvalidRecord(InvalidReason.TOO_LARGE, exc)
+    try:
+        return _RECORD.validate_json(data, strict=True)
+    except ValidationError as exc:
+        return InvalidRecord(_reason(exc), _schema_error(exc))
+    except (ArithmeticError, RecursionError) as exc:
+        # The validators are written not to raise these, and a fuzz test holds them to it;
+        # this is the last line that keeps one hostile record from stopping a reader.
+        message = f"invalid audit record: a value is out of range ({type(exc).__name__})"
+        return InvalidRecord(InvalidReason.INVALID_FIELDS, SchemaError(message))
+
+
 def decode_record(data: bytes | str) -> AuditRecord:
     """Parse and validate one stored record; raise ``SchemaError`` listing every problem.
 
     Decoding is strict (``"5"`` is not a number), so a record decodes only if its stored
-    JSON has exactly the types the contract says.
+    JSON has exactly the types the contract says. ``judge_record`` is the same without
+    the exception.
     """
-    check_size(data, "audit record", MAX_RECORD_BYTES)
-    try:
-        return _RECORD.validate_json(data, strict=True)
-    except ValidationError as exc:
-        raise _schema_error(exc) from None
+    judged = judge_record(data)
+    if isinstance(judged, InvalidRecord):
+        raise judged.error
+    return judged
+
+
+def _reason(exc: ValidationError) -> InvalidReason:
+    kinds = {error["type"] for error in exc.errors(include_url=False, include_input=False)}
+    if "json_invalid" in kinds:
+        return InvalidReason.NOT_JSON
+    if kinds & {"model_attributes_type", "model_type", "dict_type"}:
+        return InvalidReason.NOT_AN_OBJECT
+    if kinds & {"union_tag_invalid", "union_tag_not_found"}:
+        return InvalidReason.UNKNOWN_ACTION
+    return InvalidReason.INVALID_FIELDS
 
 
 def _schema_error(exc: ValidationError) -> SchemaError:

@@ -61,7 +61,9 @@ _PUBLIC_KEY_SIZE: Final = 32
 _SIGNATURE_SIZE: Final = 64
 _MAX_SIZE: Final = 2**64 - 1  # tree sizes are uint64 everywhere else (Go, Trillian)
 _DASH: Final = "\u2014 "  # em dash and space open every signature line
-_DECIMAL: Final = re.compile(r"0|[1-9][0-9]*")  # ASCII only: int() would take "٣" or "1_0"
+# ASCII only: int() would take "٣" or "1_0"; at most 20 digits (2^64 - 1 has 20), so a
+# hostile size never reaches int()'s own digit limit (a ValueError, not a CheckpointError).
+_DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,19}")
 _HEX_KEY_HASH: Final = re.compile(r"[0-9a-fA-F]{8}")
 
 
@@ -119,7 +121,7 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines
         if not _DECIMAL.fullmatch(size_text):
             raise CheckpointError(
-                f"checkpoint size {size_text!r} is not a decimal number without leading zeros"
+                "checkpoint size is not a decimal number (at most 20 digits) without leading zeros"
             )
         root = _b64decode("checkpoint root", root_text)
         return cls(origin, int(size_text), root, tuple(extensions))

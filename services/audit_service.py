@@ -7,6 +7,13 @@ never the Kafka offset, which has gaps at transaction markers). The leaf data is
 of leaves, the next offset to read and the tree's right edge are stored in one durable
 SQLite transaction: a service killed at any moment resumes with no leaf lost or repeated.
 
+Anyone who can write to ``liaison.audit`` can write anything, so each value is judged
+on its own (``leaf_row``): whatever its bytes, it becomes a leaf. A value that is not an
+audit record (not JSON, too deep, a date out of range, an unknown action...) is an
+*invalid leaf*: kept byte for byte, so the tree still matches the log, and marked in the
+store with its reason code, so who-saw and activity never show it. No value can stop the
+service; ``audit verify`` counts the invalid leaves.
+
 Checkpoints (tree size, root, origin) are C2SP signed notes, signed with the bus's key
 under the note key name ``<origin>``, kept in the store and published to
 ``liaison.audit.checkpoints``: periodically, and on demand (``liaison audit checkpoint``).
@@ -20,22 +27,22 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import structlog
 from aiokafka import TopicPartition
 
-from schemas.audit import decode_record, leaf_data
+from schemas.audit import EARLIEST_AT, LATEST_AT, InvalidRecord, judge_record, leaf_data
 from schemas.checkpoint import Checkpoint, sign_checkpoint
 from schemas.errors import SchemaError
 from schemas.keys import SigningKey
-from schemas.merkle import CompactRange, CompactRangeState, leaf_hash
-from schemas.records import OutboundRecord
-from services.audit_store import SqliteAuditStore, StoredLeaf, utc_text
-from services.kafka import assigned, kafka_sink
+from schemas.merkle import CompactRange, CompactRangeState, ProofError, leaf_hash
+from schemas.records import InboundRecord, OutboundRecord
+from services.audit_store import AuditStoreError, SqliteAuditStore, StoredLeaf, utc_text
+from services.kafka import assigned, inbound, kafka_sink
 from services.settings import Settings
 
-__all__ = ["AuditService", "audit_origin", "open_store", "publish_checkpoint"]
+__all__ = ["AuditService", "audit_origin", "leaf_row", "open_store", "publish_checkpoint"]
 
 _log = structlog.get_logger("liaison.audit")
 
@@ -60,30 +67,50 @@ def _encode_state(compact: CompactRange) -> bytes:
 def _decode_state(raw: bytes | None) -> CompactRange:
     if raw is None:
         return CompactRange()
-    data = json.loads(raw)
-    return CompactRange.from_state(
-        CompactRangeState(tuple(bytes.fromhex(h) for h in data["hashes"]), data["size"])
-    )
-
-
-def _row(seq: int, raw: Any) -> StoredLeaf:  # noqa: ANN401 - aiokafka is untyped
-    value: bytes = raw.value or b""
     try:
-        record = decode_record(value)
-        at, actor = utc_text(record.at), record.actor
-        event_ids = tuple(str(i) for i in record.event_ids)
-    except SchemaError:
+        data = json.loads(raw)
+        return CompactRange.from_state(
+            CompactRangeState(tuple(bytes.fromhex(h) for h in data["hashes"]), data["size"])
+        )
+    except (ValueError, TypeError, KeyError, ProofError):
+        raise AuditStoreError("the audit store's saved tree state is unreadable") from None
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EARLIEST_MS: Final = (EARLIEST_AT - _EPOCH) // dt.timedelta(milliseconds=1)
+_LATEST_MS: Final = (LATEST_AT - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def _seen_at(timestamp_ms: int, now: dt.datetime) -> dt.datetime:
+    """When an invalid value arrived: the record's Kafka timestamp, unless that is absurd
+    (the audit topic keeps the producer's time, and a producer can send any number)."""
+    if _EARLIEST_MS <= timestamp_ms < _LATEST_MS:
+        return _EPOCH + dt.timedelta(milliseconds=timestamp_ms)
+    return now
+
+
+def leaf_row(seq: int, record: InboundRecord, now: dt.datetime) -> StoredLeaf:
+    """Leaf ``seq`` for one value read from the audit topic; never raises, whatever the
+    value holds. ``now`` stands in for an absurd broker time on an invalid value."""
+    value = record.value
+    judged = judge_record(value)
+    event_ids: tuple[str, ...] = ()
+    if isinstance(judged, InvalidRecord):
         # Kept as a leaf all the same: the log is what it is; `audit verify` reports it.
-        at = utc_text(dt.datetime.fromtimestamp(raw.timestamp / 1000, dt.UTC))
-        actor, event_ids = "unknown:invalid-record", ()
+        at, actor = _seen_at(record.timestamp_ms, now), ""
+        invalid: str | None = judged.reason.value
+    else:
+        at, actor, invalid = judged.at, judged.actor, None
+        event_ids = tuple(str(i) for i in judged.event_ids)
     return StoredLeaf(
         seq=seq,
-        kafka_offset=raw.offset,
+        kafka_offset=record.offset,
         record=value,
         leaf_hash=leaf_hash(leaf_data(seq, value)),
-        at=at,
+        at=utc_text(at),
         actor=actor,
         event_ids=event_ids,
+        invalid=invalid,
     )
 
 
@@ -125,19 +152,55 @@ class AuditService:
         self._every = checkpoint_every
         self._task: asyncio.Task[None] | None = None
         self.appended = 0
+        self.invalid = 0
 
-    def _append(self, records: Sequence[Any], compact: CompactRange) -> None:
+    def _append(
+        self, records: Sequence[InboundRecord], compact: CompactRange, now: dt.datetime
+    ) -> CompactRange:
+        """Store ``records`` as the next leaves; the grown tree (``compact`` is untouched,
+        so a batch the store refuses leaves the service's tree as the store's)."""
         if not records:
-            return
+            return compact
         seq = self._store.next_seq()
+        grown = CompactRange.from_state(compact.to_state())
         rows = []
-        for raw in records:
-            row = _row(seq, raw)
-            compact.append(row.leaf_hash)
+        for record in records:
+            row = leaf_row(seq, record, now)
+            grown.append(row.leaf_hash)
             rows.append(row)
             seq += 1
-        self._store.append_batch(rows, records[-1].offset + 1, _encode_state(compact))
+        self._store.append_batch(rows, records[-1].offset + 1, _encode_state(grown))
         self.appended += len(rows)
+        for row in rows:
+            if row.invalid is not None:
+                self.invalid += 1
+                # The reason and position only: the value itself may be anything.
+                _log.warning(
+                    "audit_value_invalid", seq=row.seq, offset=row.kafka_offset, reason=row.invalid
+                )
+        return grown
+
+    async def _store_batch(
+        self, records: Sequence[InboundRecord], compact: CompactRange
+    ) -> CompactRange:
+        """``_append``, waiting out a store another process holds locked."""
+        waited = False
+        delay = 0.1
+        while True:
+            try:
+                grown = self._append(records, compact, dt.datetime.now(dt.UTC))
+            except AuditStoreError as exc:
+                if not exc.retriable:
+                    raise
+                if not waited:
+                    _log.warning("audit_store_busy", detail=str(exc))
+                    waited = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if waited:
+                _log.info("audit_store_free")
+            return grown
 
     async def _run(self) -> None:
         settings = self._settings
@@ -154,7 +217,8 @@ class AuditService:
             consumer.seek(tp, self._store.next_offset())
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1000)
-                self._append(batch.get(tp, []), compact)
+                records = [inbound(raw) for raw in batch.get(tp, [])]
+                compact = await self._store_batch(records, compact)
                 now = dt.datetime.now(dt.UTC)
                 if now - last_checkpoint >= self._every:
                     await publish_checkpoint(settings, self._store, self._key, now)

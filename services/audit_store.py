@@ -15,12 +15,21 @@ opaque bytes.
 Times (``at``) are stored as fixed-width UTC text (``utc_text``) so that text order is
 time order; ``append_batch`` refuses any other form.
 
+A value on the topic that is not an audit record is still a leaf (the tree must match
+the log byte for byte), stored with its reason code in ``invalid``: it names no event
+and no actor, so ``seqs_for_event`` and ``by_actor`` never return it.
+
+A file that is not a usable store (not SQLite, truncated, tables missing, another
+program's database) fails with one ``AuditStoreError`` naming the problem, whichever
+method meets it first: never a raw ``sqlite3`` error.
+
 One store object belongs to one thread (sqlite3's rule); readers in other threads or
 processes open their own, which WAL lets run beside the writer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import sqlite3
@@ -42,7 +51,8 @@ __all__ = [
     "utc_text",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""1: the first; 2: ``leaves.invalid`` (the reason code of a value that is no record)."""
 
 # Leaves are read in pages: no read transaction stays open while a caller holds the
 # iterator, and memory stays bounded however long the log grows.
@@ -52,6 +62,7 @@ _NEXT_OFFSET: Final = "next_offset"
 _RANGE_STATE: Final = "range_state"
 
 _UTC_TEXT: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+_REASON: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 _SCHEMA: Final = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -61,7 +72,8 @@ _SCHEMA: Final = (
         record BLOB NOT NULL,
         leaf_hash BLOB NOT NULL,
         at TEXT NOT NULL,
-        actor TEXT NOT NULL
+        actor TEXT NOT NULL,
+        invalid TEXT
     )""",
     "CREATE INDEX leaves_by_actor ON leaves (actor, seq)",
     # ``position`` keeps a record's event ids in the order the record lists them.
@@ -80,6 +92,18 @@ _SCHEMA: Final = (
     )""",
     "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB)",
 )
+_TABLES: Final = frozenset({"schema_version", "leaves", "leaf_events", "checkpoints", "state"})
+
+# Version 1 kept a value that is no record under this made-up actor (no actor kind is
+# "unknown", so no record can have it); version 2 marks it invalid instead.
+_V1_INVALID_ACTOR: Final = "unknown:invalid-record"
+_V1_INVALID_REASON: Final = "unclassified"
+_MIGRATE_1_TO_2: Final = (
+    "ALTER TABLE leaves ADD COLUMN invalid TEXT",
+    f"UPDATE leaves SET invalid = '{_V1_INVALID_REASON}', actor = ''"  # noqa: S608 - constants
+    f" WHERE actor = '{_V1_INVALID_ACTOR}'",
+    "UPDATE schema_version SET version = 2",
+)
 
 
 class AuditStoreError(LiaisonError):
@@ -95,12 +119,25 @@ def utc_text(when: dt.datetime) -> str:
     """``when`` as the store keeps times: fixed-width UTC, ``2026-11-22T12:00:00.000000Z``."""
     if when.tzinfo is None:
         raise AuditStoreError("a stored time must be timezone-aware")
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = when.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:59-23:59 is in the year 10000 in UTC
+        raise AuditStoreError("a time must fall within the years 1 to 9999 in UTC") from None
+    # Not strftime: it writes the year 999 as "999" on some platforms, breaking the width.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond:06d}Z"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class StoredLeaf:
-    """One leaf: its position, where it came from, its exact record bytes and hash."""
+    """One leaf: its position, where it came from, its exact record bytes and hash.
+
+    ``invalid`` is None for an audit record, or the reason code of a value that is not
+    one; an invalid leaf has no ``event_ids`` and an empty ``actor``, and its ``at`` is
+    when the broker (or, failing a sane broker time, the audit service) saw it.
+    """
 
     seq: int
     kafka_offset: int
@@ -109,6 +146,7 @@ class StoredLeaf:
     at: str
     actor: str
     event_ids: tuple[str, ...] = ()
+    invalid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +201,10 @@ class AuditStore(Protocol):
         """The leaves of one actor, in order, optionally only those at or after ``since``."""
         ...
 
+    def invalid_count(self) -> int:
+        """How many leaves hold a value that is not an audit record."""
+        ...
+
     def add_checkpoint(self, size: int, root: bytes, at: str, note: str) -> None:
         """Record a checkpoint of the tree at ``size``."""
         ...
@@ -196,15 +238,34 @@ class SqliteAuditStore:
         """Open (creating if need be) the store at ``path``; ``busy_timeout_s`` is how long
         a write waits for another process's write lock before ``AuditStoreError``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: this class opens and ends every transaction itself, so each
-        # batch is exactly one transaction and no write is left pending by accident.
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._path = path
         try:
-            self._configure(busy_timeout_s)
-            self._migrate()
+            # Autocommit mode: this class opens and ends every transaction itself, so each
+            # batch is exactly one transaction and no write is left pending by accident.
+            self._db = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"the audit store {path} cannot be opened: {exc}") from None
+        try:
+            with self._reading():
+                self._configure(busy_timeout_s)
+                self._migrate()
+                self._check_tables()
         except BaseException:
             self._db.close()
             raise
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """SQLite's errors as one ``AuditStoreError`` naming the file and the problem."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                msg = f"the audit store {self._path} is busy: {exc}"
+                raise AuditStoreError(msg, retriable=True) from None
+            raise AuditStoreError(f"the audit store {self._path} cannot be used: {exc}") from None
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"the audit store {self._path} cannot be used: {exc}") from None
 
     def _configure(self, busy_timeout_s: float) -> None:
         # A second process (an auditor's query, a migration) may hold the lock briefly.
@@ -218,23 +279,50 @@ class SqliteAuditStore:
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
 
+    def _tables(self) -> set[str]:
+        return {
+            name
+            for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+
     def _migrate(self) -> None:
         with self._transaction():
-            exists = self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-            ).fetchone()
-            if exists is None:
+            tables = self._tables()
+            if "schema_version" not in tables:
+                if tables:
+                    msg = (
+                        f"{self._path} is not an audit store (it holds other tables and no"
+                        " schema version)"
+                    )
+                    raise AuditStoreError(msg)
                 for statement in _SCHEMA:
                     self._db.execute(statement)
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
                 return
-            (version,) = self._db.execute("SELECT version FROM schema_version").fetchone()
-            if version != SCHEMA_VERSION:
+            rows = self._db.execute("SELECT version FROM schema_version").fetchall()
+            if len(rows) != 1 or not isinstance(rows[0][0], int):
+                msg = f"the audit store {self._path} is damaged: its schema version is unreadable"
+                raise AuditStoreError(msg)
+            version = rows[0][0]
+            if version == 1:
+                if "leaves" in tables:  # if not, _check_tables says so
+                    for statement in _MIGRATE_1_TO_2:
+                        self._db.execute(statement)
+            elif version != SCHEMA_VERSION:
                 msg = (
                     f"the audit store is at schema version {version}; this Liaison reads"
-                    f" version {SCHEMA_VERSION}"
+                    f" versions 1 to {SCHEMA_VERSION}"
                 )
                 raise AuditStoreError(msg)
+
+    def _check_tables(self) -> None:
+        missing = _TABLES - self._tables()
+        if missing:
+            msg = (
+                f"the audit store {self._path} is damaged: table(s)"
+                f" {', '.join(sorted(missing))} missing"
+            )
+            raise AuditStoreError(msg)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -243,8 +331,17 @@ class SqliteAuditStore:
 
     def next_seq(self) -> int:
         """The sequence number the next leaf must have (the number of leaves)."""
-        (last,) = self._db.execute("SELECT MAX(seq) FROM leaves").fetchone()
+        with self._reading():
+            (last,) = self._db.execute("SELECT MAX(seq) FROM leaves").fetchone()
         return 0 if last is None else int(last) + 1
+
+    def invalid_count(self) -> int:
+        """How many leaves hold a value that is not an audit record."""
+        with self._reading():
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM leaves WHERE invalid IS NOT NULL"
+            ).fetchone()
+        return int(count)
 
     def size(self) -> int:
         """The number of leaves (sequence numbers start at 0 and have no gaps)."""
@@ -261,7 +358,8 @@ class SqliteAuditStore:
         return value if isinstance(value, bytes) else None
 
     def _state(self, key: str) -> object:
-        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        with self._reading():
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[StoredLeaf]:
@@ -274,25 +372,34 @@ class SqliteAuditStore:
     def by_actor(self, actor: str, since: str | None = None) -> Iterator[StoredLeaf]:
         """The leaves of one actor in order; with ``since`` (``utc_text``), only those at
         or after it."""
+        _check_text(actor, "actor")
         if since is None:
-            return self._pages("actor = ?", (actor,))
+            return self._pages("actor = ? AND invalid IS NULL", (actor,))
         _check_time(since, "since")
-        return self._pages("actor = ? AND at >= ?", (actor, since))
+        return self._pages("actor = ? AND invalid IS NULL AND at >= ?", (actor, since))
 
     def _pages(self, where: str, args: tuple[object, ...]) -> Iterator[StoredLeaf]:
         after = -1
         while True:
-            rows = self._db.execute(
-                "SELECT seq, kafka_offset, record, leaf_hash, at, actor FROM leaves"  # noqa: S608 - `where` is one of this module's literals
-                f" WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
-                (*args, after, _PAGE),
-            ).fetchall()
-            if not rows:
-                return
-            ids = self._event_ids(rows[0][0], rows[-1][0])
-            for seq, offset, record, leaf_hash, at, actor in rows:
+            with self._reading():
+                rows = self._db.execute(
+                    "SELECT seq, kafka_offset, record, leaf_hash, at, actor, invalid FROM leaves"  # noqa: S608 - `where` is one of this module's literals
+                    f" WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
+                    (*args, after, _PAGE),
+                ).fetchall()
+                if not rows:
+                    return
+                ids = self._event_ids(rows[0][0], rows[-1][0])
+            for seq, offset, record, leaf_hash, at, actor, invalid in rows:
                 yield StoredLeaf(
-                    seq, offset, bytes(record), bytes(leaf_hash), at, actor, ids.get(seq, ())
+                    seq,
+                    offset,
+                    bytes(record),
+                    bytes(leaf_hash),
+                    at,
+                    actor,
+                    ids.get(seq, ()),
+                    invalid,
                 )
             after = rows[-1][0]
 
@@ -309,46 +416,52 @@ class SqliteAuditStore:
     def leaf_hashes(self, end: int | None = None, *, start: int = 0) -> list[bytes]:
         """The hashes of leaves ``start <= seq < end`` (``end``: all), in order."""
         stop = self.next_seq() if end is None else end
-        return [
-            bytes(h)
-            for (h,) in self._db.execute(
-                "SELECT leaf_hash FROM leaves WHERE seq >= ? AND seq < ? ORDER BY seq",
-                (start, stop),
-            )
-        ]
+        with self._reading():
+            return [
+                bytes(h)
+                for (h,) in self._db.execute(
+                    "SELECT leaf_hash FROM leaves WHERE seq >= ? AND seq < ? ORDER BY seq",
+                    (start, stop),
+                )
+            ]
 
     def seqs_for_event(self, event_id: str) -> list[int]:
         """The leaves whose records concern ``event_id``, in order (who saw it)."""
-        return [
-            int(seq)
-            for (seq,) in self._db.execute(
-                "SELECT DISTINCT seq FROM leaf_events WHERE event_id = ? ORDER BY seq",
-                (_canonical_event_id(event_id),),
-            )
-        ]
+        _check_text(event_id, "event id")
+        with self._reading():
+            return [
+                int(seq)
+                for (seq,) in self._db.execute(
+                    "SELECT DISTINCT seq FROM leaf_events WHERE event_id = ? ORDER BY seq",
+                    (_canonical_event_id(event_id),),
+                )
+            ]
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every checkpoint, smallest tree first."""
-        return [
-            StoredCheckpoint(size, bytes(root), at, note)
-            for size, root, at, note in self._db.execute(
-                "SELECT size, root, at, note FROM checkpoints ORDER BY size"
-            )
-        ]
+        with self._reading():
+            return [
+                StoredCheckpoint(size, bytes(root), at, note)
+                for size, root, at, note in self._db.execute(
+                    "SELECT size, root, at, note FROM checkpoints ORDER BY size"
+                )
+            ]
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The checkpoint of the largest tree, if any."""
-        row = self._db.execute(
-            "SELECT size, root, at, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
+        with self._reading():
+            row = self._db.execute(
+                "SELECT size, root, at, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+            ).fetchone()
         return None if row is None else StoredCheckpoint(row[0], bytes(row[1]), row[2], row[3])
 
     def pragmas(self) -> dict[str, object]:
         """The durability settings in force on this connection (for status and tests)."""
-        return {
-            name: self._db.execute(f"PRAGMA {name}").fetchone()[0]
-            for name in ("journal_mode", "synchronous", "foreign_keys")
-        }
+        with self._reading():
+            return {
+                name: self._db.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("journal_mode", "synchronous", "foreign_keys")
+            }
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -384,9 +497,17 @@ class SqliteAuditStore:
     def _insert(self, row: StoredLeaf) -> None:
         try:
             self._db.execute(
-                "INSERT INTO leaves (seq, kafka_offset, record, leaf_hash, at, actor)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (row.seq, row.kafka_offset, row.record, row.leaf_hash, row.at, row.actor),
+                "INSERT INTO leaves (seq, kafka_offset, record, leaf_hash, at, actor, invalid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.seq,
+                    row.kafka_offset,
+                    row.record,
+                    row.leaf_hash,
+                    row.at,
+                    row.actor,
+                    row.invalid,
+                ),
             )
         except sqlite3.IntegrityError as exc:
             msg = f"leaf {row.seq} (offset {row.kafka_offset}) conflicts with the store: {exc}"
@@ -423,7 +544,8 @@ class SqliteAuditStore:
 
     def close(self) -> None:
         """Close the database; every committed write is already durable."""
-        self._db.close()
+        with self._reading():
+            self._db.close()
 
     def __enter__(self) -> Self:
         return self
@@ -448,8 +570,12 @@ class _Transaction:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise AuditStoreError(f"the audit store cannot be used: {exc}") from None
             # Another writer held the lock beyond busy_timeout: later may succeed.
             raise AuditStoreError(f"the audit store is busy: {exc}", retriable=True) from None
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"the audit store cannot be used: {exc}") from None
 
     def __exit__(
         self,
@@ -458,9 +584,11 @@ class _Transaction:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is not None:
-            # Some SQLite errors (a full disk) have already rolled back by themselves.
+            # Some SQLite errors (a full disk) have already rolled back by themselves; a
+            # damaged file may refuse even the rollback, and the first error is the news.
             if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise AuditStoreError(f"the audit store failed: {exc}") from exc
             return
@@ -480,8 +608,17 @@ def _check_row(row: StoredLeaf, seq: int, min_offset: int) -> None:
         msg = f"leaf {row.seq} comes from offset {row.kafka_offset}, already read (< {min_offset})"
         raise AuditStoreError(msg)
     _check_time(row.at, f"leaf {row.seq} at")
+    if row.invalid is not None:
+        if _REASON.fullmatch(row.invalid) is None:
+            msg = f"leaf {row.seq}'s invalid reason is not a code like 'not_json'"
+            raise AuditStoreError(msg)
+        if row.event_ids or row.actor:
+            msg = f"leaf {row.seq} is invalid, so it can name no event and no actor"
+            raise AuditStoreError(msg)
+        return
     if not row.actor:
         raise AuditStoreError(f"leaf {row.seq} has no actor")
+    _check_text(row.actor, f"leaf {row.seq} actor")
     for event_id in row.event_ids:
         if _canonical_event_id(event_id) != event_id:
             msg = f"leaf {row.seq} event id {event_id!r} is not a lowercase hyphenated UUID"
@@ -492,6 +629,15 @@ def _check_time(value: str, what: str) -> None:
     if _UTC_TEXT.fullmatch(value) is None:
         msg = f"{what} {value!r} is not a fixed-width UTC time like 2026-11-22T12:00:00.000000Z"
         raise AuditStoreError(msg)
+
+
+def _check_text(value: str, what: str) -> None:
+    # SQLite stores UTF-8: a lone surrogate (from a command line's undecodable bytes, say)
+    # would fail deep inside sqlite3 with a UnicodeEncodeError.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise AuditStoreError(f"the {what} is not valid Unicode text") from None
 
 
 def _canonical_event_id(event_id: str) -> str:

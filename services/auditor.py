@@ -7,20 +7,35 @@ for itself, and the root at that size), and the count (a checkpoint beyond the e
 the log means the log was truncated). The first divergence is reported with its
 sequence number.
 
-Proofs are JSON documents that ``check_proof`` verifies offline with nothing but the
-checkpoint signer's verifier key (``liaison audit verifier-key``); docs/audit.md shows the
-format and the same check in a few lines of Python.
+A value on the log that is not an audit record is a leaf like any other (the tree is
+over bytes); ``verify`` judges each one itself and counts the invalid ones, which are no
+divergence while the log and the store agree on their bytes.
+
+Proofs are JSON documents (``schemas.audit_proof``) that ``check_proof`` verifies offline
+with nothing but the checkpoint signer's verifier key (``liaison audit verifier-key``);
+docs/audit.md shows the format and the same check in a few lines of Python.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
-from schemas.audit import decode_record, leaf_data, split_leaf
+from schemas.audit import InvalidRecord, check_actor, judge_record, leaf_data, split_leaf
+from schemas.audit_proof import (
+    CONSISTENCY,
+    INCLUSION,
+    MAX_PROOF_BYTES,
+    ConsistencyProof,
+    InclusionProof,
+    LeafProof,
+    ProofDocument,
+    parse_proof,
+)
 from schemas.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -49,17 +64,17 @@ __all__ = [
     "INCLUSION",
     "Divergence",
     "VerifyReport",
+    "activity",
     "check_proof",
     "consistency",
+    "event_id_text",
     "leaves_about",
     "prove",
+    "read_proof",
     "since_text",
     "verifier_keys",
     "verify_log",
 ]
-
-INCLUSION = "liaison.audit.inclusion_proof.v1"
-CONSISTENCY = "liaison.audit.consistency_proof.v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +87,8 @@ class Divergence:
 
 @dataclass(slots=True)
 class VerifyReport:
-    """What ``verify_log`` checked, and the first divergence if any."""
+    """What ``verify_log`` checked, and the first divergence if any; ``invalid_records``
+    counts the leaves whose value is not an audit record."""
 
     leaves: int = 0
     checkpoints: int = 0
@@ -152,9 +168,7 @@ async def verify_log(
                 if divergence is not None:
                     report.divergence = divergence
                     return report
-                try:
-                    decode_record(value)
-                except SchemaError:
+                if isinstance(judge_record(value), InvalidRecord):
                     report.invalid_records += 1
                 compact.append(leaf_hash(leaf_data(seq, value)))
                 seq += 1
@@ -204,38 +218,40 @@ def _latest_signed(store: SqliteAuditStore) -> tuple[int, str]:
 
 def prove(
     settings: Settings, store: SqliteAuditStore, trust: TrustStore, event_id: str
-) -> dict[str, Any]:
+) -> InclusionProof:
     """Inclusion proofs of every record about ``event_id`` against the latest checkpoint."""
+    event_id = event_id_text(event_id)
     size, note = _latest_signed(store)
     seqs = store.seqs_for_event(event_id)
     if not seqs:
         raise ConfigurationError(f"no audit record concerns event {event_id}")
     hashes = store.leaf_hashes(size)
-    proofs = []
-    for leaf in store.leaves():
-        if leaf.seq >= size:
-            break
-        if leaf.seq in seqs:
-            proofs.append(
-                {
-                    "seq": leaf.seq,
-                    "leaf": base64.b64encode(leaf_data(leaf.seq, leaf.record)).decode(),
-                    "proof": [h.hex() for h in inclusion_proof(hashes, leaf.seq)],
-                }
-            )
-    return {
-        "type": INCLUSION,
-        "event_id": event_id,
-        "checkpoint": note,
-        "verifier_keys": verifier_keys(settings, trust),
-        "proofs": proofs,
-        "not_yet_checkpointed": [s for s in seqs if s >= size],
-    }
+    proofs = [
+        LeafProof(
+            seq=leaf.seq,
+            leaf=base64.b64encode(leaf_data(leaf.seq, leaf.record)).decode(),
+            proof=tuple(h.hex() for h in inclusion_proof(hashes, leaf.seq)),
+        )
+        for leaf in _leaves_at(store, [s for s in seqs if s < size])
+    ]
+    return InclusionProof(
+        event_id=event_id,
+        checkpoint=note,
+        verifier_keys=tuple(verifier_keys(settings, trust)),
+        proofs=tuple(proofs),
+        not_yet_checkpointed=tuple(s for s in seqs if s >= size),
+    )
+
+
+def _leaves_at(store: SqliteAuditStore, seqs: list[int]) -> Iterator[StoredLeaf]:
+    """The stored leaves at ``seqs`` (ascending), each read on its own."""
+    for seq in seqs:
+        yield from store.leaves(seq, seq + 1)
 
 
 def consistency(
     settings: Settings, store: SqliteAuditStore, trust: TrustStore, old_size: int, new_size: int
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     """A consistency proof between two signed checkpoints of the log."""
     notes = {cp.size: cp.note for cp in store.checkpoints()}
     for size in (old_size, new_size):
@@ -245,51 +261,78 @@ def consistency(
     if old_size > new_size:
         raise ConfigurationError("OLD_SIZE must not be larger than NEW_SIZE")
     proof = consistency_proof(store.leaf_hashes(new_size), old_size)
-    return {
-        "type": CONSISTENCY,
-        "old_checkpoint": notes[old_size],
-        "new_checkpoint": notes[new_size],
-        "verifier_keys": verifier_keys(settings, trust),
-        "proof": [h.hex() for h in proof],
-    }
+    return ConsistencyProof(
+        old_checkpoint=notes[old_size],
+        new_checkpoint=notes[new_size],
+        verifier_keys=tuple(verifier_keys(settings, trust)),
+        proof=tuple(h.hex() for h in proof),
+    )
 
 
-def check_proof(document: dict[str, Any], verifier_key: str) -> list[str]:
-    """Verify a proof document offline with one verifier key; return what it proves.
+def check_proof(document: ProofDocument, verifier_key: str) -> list[str]:
+    """Verify a parsed proof document offline with one verifier key; return what it proves.
 
-    Raises ``ProofError`` or ``CheckpointError`` (both ``LiaisonError``) when it fails.
+    Raises ``ProofError``, ``CheckpointError`` or ``SchemaError`` (all ``LiaisonError``)
+    when it fails; nothing else, whatever the document holds.
     """
     name, raw = parse_verifier_key(verifier_key)
-    kind = document.get("type")
-    if kind == INCLUSION:
-        cp = verify_checkpoint(document["checkpoint"], raw, name)
+    if isinstance(document, InclusionProof):
+        cp = verify_checkpoint(document.checkpoint, raw, name)
         lines = [f"checkpoint {cp.origin} size {cp.size}: signature OK"]
-        for item in document["proofs"]:
-            data = base64.b64decode(item["leaf"], validate=True)
+        for item in document.proofs:
+            data = item.leaf_data()
             seq, record = split_leaf(data)
-            if seq != item["seq"]:
-                raise ProofError(f"leaf data says seq {seq}, the proof says {item['seq']}")
-            proof = tuple(bytes.fromhex(h) for h in item["proof"])
-            verify_inclusion(leaf_hash(data), seq, cp.size, proof, cp.root)
-            parsed = decode_record(record)
-            when = parsed.at.isoformat()
-            lines.append(f"leaf {seq}: {parsed.action} by {parsed.actor} at {when}: included")
+            if seq != item.seq:
+                raise ProofError(f"leaf data says seq {seq}, the proof says {item.seq}")
+            verify_inclusion(leaf_hash(data), seq, cp.size, item.path(), cp.root)
+            lines.append(f"leaf {seq}: {_described(record)}: included")
         return lines
-    if kind == CONSISTENCY:
-        old = verify_checkpoint(document["old_checkpoint"], raw, name)
-        new = verify_checkpoint(document["new_checkpoint"], raw, name, origin=old.origin)
-        proof = tuple(bytes.fromhex(h) for h in document["proof"])
-        verify_consistency(old.size, new.size, old.root, new.root, proof)
-        return [f"checkpoints {old.size} and {new.size} of {old.origin}: consistent (append-only)"]
-    raise ProofError(f"not a Liaison proof document (type {kind!r})")
+    old = verify_checkpoint(document.old_checkpoint, raw, name)
+    new = verify_checkpoint(document.new_checkpoint, raw, name, origin=old.origin)
+    verify_consistency(old.size, new.size, old.root, new.root, document.path())
+    return [f"checkpoints {old.size} and {new.size} of {old.origin}: consistent (append-only)"]
+
+
+def _described(record: bytes) -> str:
+    judged = judge_record(record)
+    if isinstance(judged, InvalidRecord):
+        return f"a value that is not an audit record ({judged.reason.value})"
+    return f"{judged.action} by {judged.actor} at {judged.at.isoformat()}"
+
+
+def read_proof(path: Path) -> ProofDocument:
+    """The proof document in the file at ``path``, read no further than the size limit
+    (``/dev/zero`` ends too); ``ProofError`` if it is not one, ``OSError`` if unreadable."""
+    with path.open("rb") as file:
+        data = file.read(MAX_PROOF_BYTES + 1)
+    return parse_proof(data)
+
+
+def event_id_text(text: str) -> str:
+    """An event id as typed (any case, hyphens or not) in the store's canonical form;
+    ``SchemaError`` if it is not a UUID."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        msg = "EVENT_ID must be an event's UUID (e.g. 6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77)"
+        raise SchemaError(msg) from None
 
 
 def leaves_about(store: SqliteAuditStore, event_id: str) -> list[StoredLeaf]:
-    """Every stored record that concerns ``event_id``, in order."""
-    wanted = set(store.seqs_for_event(event_id))
-    return [leaf for leaf in store.leaves() if leaf.seq in wanted]
+    """Every stored record that concerns ``event_id``, in order (never an invalid leaf);
+    ``SchemaError`` if ``event_id`` is not a UUID."""
+    return list(_leaves_at(store, store.seqs_for_event(event_id_text(event_id))))
+
+
+def activity(
+    store: SqliteAuditStore, actor: str, since: dt.datetime | None = None
+) -> list[StoredLeaf]:
+    """Every stored record of ``actor`` (at or after ``since``), oldest first;
+    ``SchemaError`` if ``actor`` is not ``<kind>:<name>``."""
+    return list(store.by_actor(check_actor(actor), since_text(since)))
 
 
 def since_text(since: dt.datetime | None) -> str | None:
-    """A ``--since`` time in the store's fixed-width UTC form."""
+    """A ``--since`` time in the store's fixed-width UTC form (``AuditStoreError`` if it
+    cannot be one)."""
     return utc_text(since) if since else None

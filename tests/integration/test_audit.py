@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import random
 import shutil
@@ -16,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from producers.publisher import Publisher
-from schemas.audit import FeedRead
+from schemas.audit import FeedRead, encode_record
 from schemas.envelope import seal
 from schemas.events import ConcernRaised
 from schemas.inspectorates import Inspectorate
@@ -26,7 +27,7 @@ from services.audit_log import append_audit, audit_outbound
 from services.audit_service import AuditService, open_store, publish_checkpoint
 from services.kafka import end_offsets, kafka_sink, read_from
 from services.settings import Settings
-from tests.conftest import env_for, router_for, run_liaison
+from tests.conftest import env_for, one_error_line, router_for, run_liaison
 from tests.factories import concern, utc_now
 
 pytestmark = pytest.mark.kafka
@@ -340,3 +341,167 @@ async def test_feed_read_prints_verified_events_and_is_audited_with_its_purpose(
     assert audited["event_ids"] == [str(wanted.id)]
     assert audited["returned"] == 1
     assert audited["filters"] == {"area": "E10000016"}
+
+
+# ---- hostile values on the audit topic ----------------------------------------------
+
+GOOD_READ = encode_record(
+    FeedRead(
+        at=dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC), actor="analyst:a.khan",
+        analyst="a.khan", purpose="JTAI planning", returned=1,
+    )
+)  # fmt: skip
+# Each a value anyone able to write to liaison.audit could put there, and the reason the
+# audit service must give it (InvalidReason). Any one of them used to stop the service.
+HOSTILE_VALUES: list[tuple[bytes, str]] = [
+    (GOOD_READ.replace(b"2026-11-22T12:00:00Z", b"9999-12-31T23:59:59-23:59"), "invalid_fields"),
+    (b"not json", "not_json"),
+    (b"[" * 80000, "too_large"),
+    (b"[" * 60000, "not_json"),
+    (GOOD_READ.replace(b'"analyst":"a.khan"', b'"analyst":"\\ud800"'), "not_json"),
+    (GOOD_READ.replace(b'"feed.read"', b'"feed.deleted"'), "unknown_action"),
+    (b"", "empty"),
+]
+
+
+async def produce_audit_values(
+    settings: Settings, values: Sequence[bytes], *, timestamp_ms: int | None = None
+) -> None:
+    """Put raw values on the audit topic, in order, as a careless or hostile writer would."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(settings.topics.audit, value, timestamp_ms=timestamp_ms)
+    finally:
+        await producer.stop()
+
+
+def good_reads(n: int, start: int = 0) -> list[bytes]:
+    return [
+        encode_record(
+            FeedRead(
+                at=utc_now(),
+                actor="analyst:a.khan",
+                analyst="a.khan",
+                purpose="planning",
+                returned=start + i,
+            )
+        )
+        for i in range(n)
+    ]
+
+
+async def serve_audit_until_stored(settings: Settings) -> tuple[int | None, int]:
+    """Run `liaison serve audit` until its store holds every value on the topic; return
+    whether it was still running then (None) and its exit code after SIGTERM."""
+    service = await asyncio.create_subprocess_exec(
+        *LIAISON, "serve", "audit", env=env_for(settings),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        total = await audit_size(settings)
+        for _ in range(300):
+            with open_store(settings) as store:
+                if store.size() >= total or service.returncode is not None:
+                    break
+            await asyncio.sleep(0.2)
+        running = service.returncode
+    finally:
+        if service.returncode is None:
+            service.send_signal(signal.SIGTERM)
+        code = await service.wait()
+    return running, code
+
+
+async def test_hostile_values_become_invalid_leaves_and_the_service_keeps_running(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    before = await audit_size(kafka)  # the fixture's key.generated records
+    first = [GOOD_READ, *(value for value, _ in HOSTILE_VALUES), *good_reads(3)]
+    await produce_audit_values(kafka, first)
+    # A bad value whose Kafka timestamp is absurd too (1970: before the bus existed).
+    await produce_audit_values(kafka, [b"\xff\xfe not utf-8"], timestamp_ms=1)
+
+    running, code = await serve_audit_until_stored(kafka)
+    assert running is None, "the audit service stopped on a hostile value"
+    assert code == 0
+    total = before + len(first) + 1
+    with open_store(kafka) as store:
+        leaves = list(store.leaves())
+        assert len(leaves) == total
+        assert store.invalid_count() == len(HOSTILE_VALUES) + 1
+    expected = dict(HOSTILE_VALUES)
+    for leaf in leaves[before : before + len(first)]:
+        assert leaf.invalid == expected.get(leaf.record), leaf.seq
+    assert leaves[-1].invalid == "not_json"
+    assert [leaf.seq for leaf in leaves] == list(range(total))
+
+    # Nothing invalid is anyone's activity or about any event.
+    activity = await run_liaison(kafka, "audit", "activity", "--actor", "analyst:a.khan")
+    assert activity.returncode == 0, activity.stderr
+    assert activity.stdout.count("feed.read") == 4
+
+    checkpoint = await run_liaison(kafka, "audit", "checkpoint")
+    assert checkpoint.returncode == 0, checkpoint.stderr
+    verified = await run_liaison(kafka, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"OK: {total} leaves ({len(HOSTILE_VALUES) + 1} invalid)" in verified.stdout
+
+    # Restarted, it resumes where it stopped: the new values and nothing twice.
+    more = [*good_reads(2, start=10), HOSTILE_VALUES[0][0], *good_reads(1, start=20)]
+    await produce_audit_values(kafka, more)
+    running, code = await serve_audit_until_stored(kafka)
+    assert (running, code) == (None, 0)
+    with open_store(kafka) as store:
+        assert store.size() == total + len(more)
+        assert store.invalid_count() == len(HOSTILE_VALUES) + 2
+        assert [leaf.invalid for leaf in store.leaves(total)] == [
+            None, None, "invalid_fields", None,
+        ]  # fmt: skip
+    verified = await run_liaison(kafka, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"OK: {total + len(more)} leaves ({len(HOSTILE_VALUES) + 2} invalid)" in verified.stdout
+    assert "1 signed checkpoint(s) verified" in verified.stdout
+
+
+def damage_store(path: Path, how: str) -> None:
+    """Spoil the audit store at ``path`` as a disk fault or careless hand would."""
+    if how == "random bytes":
+        path.write_bytes(random.Random(5).randbytes(8192))  # noqa: S311 - test data
+    elif how == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TABLE leaf_events")
+            db.execute("DROP TABLE leaves")
+
+
+async def test_prove_and_verify_on_a_damaged_store_print_one_error_line(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    event = concern(subject_agencies=["police"])
+    await route_some(kafka, signing, [event])
+    await stored_everything(kafka, signing)
+    store = next((kafka.home / "audit").glob("*.sqlite3"))
+    for how, problem in (
+        ("random bytes", "not a database"),
+        ("truncated", "malformed"),
+        ("tables dropped", "missing"),
+    ):
+        copy = tmp_path / f"{how}.sqlite3"
+        shutil.copy(store, copy)
+        damage_store(copy, how)
+        env = {"LIAISON_AUDIT_STORE": str(copy)}
+        for args in (
+            ("audit", "verify"),
+            ("audit", "prove", str(event.id)),
+            ("audit", "who-saw", str(event.id)),
+            ("audit", "activity", "--actor", "router:0"),
+        ):
+            done = await run_liaison(kafka, *args, env=env)
+            line = one_error_line(done)
+            assert problem in line, f"{how} {args}: {line}"

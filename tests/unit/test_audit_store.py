@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -15,7 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from schemas.audit import FeedRead, decode_record, encode_record, leaf_data
+from schemas.merkle import leaf_hash
+from schemas.records import InboundRecord
+from services.audit_service import leaf_row
 from services.audit_store import (
     AuditStore,
     AuditStoreError,
@@ -24,6 +34,8 @@ from services.audit_store import (
     StoredLeaf,
     utc_text,
 )
+from tests.unit.test_audit_proof import one_error_line
+from tests.unit.test_audit_records import HOSTILE, SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -111,13 +123,157 @@ def test_schema_version_is_recorded_and_a_newer_store_refused(path: Path) -> Non
     SqliteAuditStore(path).close()
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
         with raw:
-            raw.execute("UPDATE schema_version SET version = 2")
+            raw.execute("UPDATE schema_version SET version = 3")
     finally:
         raw.close()
-    with pytest.raises(AuditStoreError, match="schema version 2"):
+    with pytest.raises(AuditStoreError, match="schema version 3"):
         SqliteAuditStore(path)
+
+
+# The schema as version 1 created it, verbatim: a store written then must still open.
+V1_SCHEMA = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE leaves (
+        seq INTEGER PRIMARY KEY,
+        kafka_offset INTEGER NOT NULL UNIQUE,
+        record BLOB NOT NULL,
+        leaf_hash BLOB NOT NULL,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL
+    )""",
+    "CREATE INDEX leaves_by_actor ON leaves (actor, seq)",
+    """CREATE TABLE leaf_events (
+        seq INTEGER NOT NULL REFERENCES leaves (seq),
+        position INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (seq, position)
+    )""",
+    "CREATE INDEX leaf_events_by_event ON leaf_events (event_id)",
+    """CREATE TABLE checkpoints (
+        size INTEGER PRIMARY KEY,
+        root BLOB NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT NOT NULL
+    )""",
+    "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB)",
+)
+
+
+def test_a_version_1_store_is_migrated_and_its_invalid_leaves_marked(path: Path) -> None:
+    good, bad = leaf(0, event_ids=(EVENT,)), leaf(1)
+    path.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        for statement in V1_SCHEMA:
+            raw.execute(statement)
+        raw.execute("INSERT INTO schema_version VALUES (1)")
+        # Version 1 kept a value that was no record under this made-up actor.
+        for row, actor in ((good, good.actor), (bad, "unknown:invalid-record")):
+            raw.execute(
+                "INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
+                (row.seq, row.kafka_offset, row.record, row.leaf_hash, row.at, actor),
+            )
+        raw.execute("INSERT INTO leaf_events VALUES (0, 0, ?)", (EVENT,))
+    with SqliteAuditStore(path) as store:
+        assert list(store.leaves()) == [good, replace(bad, actor="", invalid="unclassified")]
+        assert store.invalid_count() == 1
+        assert list(store.by_actor("unknown:invalid-record")) == []
+        store.append_batch([leaf(2)], next_offset=10, range_state=b"")
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+# ---- a file that is not a usable store ---------------------------------------------------
+
+
+def full_store(path: Path) -> Path:
+    with SqliteAuditStore(path) as store:
+        store.append_batch(
+            [leaf(n, event_ids=(EVENT,)) for n in range(3000)], next_offset=6000, range_state=b""
+        )
+    return path
+
+
+def random_bytes(path: Path) -> None:
+    path.write_bytes(random.Random(3).randbytes(8192))  # noqa: S311 - test data
+
+
+def truncated(path: Path) -> None:
+    full_store(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def tables_dropped(path: Path) -> None:
+    full_store(path)
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("DROP TABLE leaf_events")
+        raw.execute("DROP TABLE leaves")
+
+
+def version_emptied(path: Path) -> None:
+    full_store(path)
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("DELETE FROM schema_version")
+
+
+def another_programs_database(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+
+
+def a_directory(path: Path) -> None:
+    path.mkdir()
+
+
+DAMAGE = {
+    "random bytes": (random_bytes, "not a database"),
+    "truncated": (truncated, "malformed"),
+    "tables dropped": (tables_dropped, "leaf_events, leaves missing"),
+    "schema version emptied": (version_emptied, "schema version is unreadable"),
+    "another program's database": (another_programs_database, "not an audit store"),
+    "a directory": (a_directory, "cannot be opened"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_store_is_one_audit_store_error_naming_the_problem(
+    path: Path, damage: str
+) -> None:
+    spoil, problem = DAMAGE[damage]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spoil(path)
+    with pytest.raises(AuditStoreError, match=problem) as caught, SqliteAuditStore(path) as store:
+        store.seqs_for_event(EVENT)
+    assert not caught.value.retriable
+
+
+def test_a_store_damaged_while_open_fails_with_an_audit_store_error(
+    store: SqliteAuditStore, path: Path
+) -> None:
+    store.append_batch(batch(0, 3), next_offset=6, range_state=b"")
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("DROP TABLE leaf_events")
+    for read in (
+        lambda: list(store.leaves()),
+        lambda: store.seqs_for_event(EVENT),
+        lambda: list(store.by_actor("router:0")),
+    ):
+        with pytest.raises(AuditStoreError, match="no such table"):
+            read()
+    with pytest.raises(AuditStoreError, match="no such table"):
+        store.append_batch([leaf(3, event_ids=(EVENT,))], next_offset=8, range_state=b"")
+
+
+def test_text_sqlite_cannot_store_is_refused_not_raised_on(store: SqliteAuditStore) -> None:
+    # A command line's undecodable bytes arrive as lone surrogates.
+    with pytest.raises(AuditStoreError, match="not valid Unicode"):
+        store.seqs_for_event("\udcff")
+    with pytest.raises(AuditStoreError, match="not valid Unicode"):
+        list(store.by_actor("analyst:\udcff"))
+    with pytest.raises(AuditStoreError, match="not valid Unicode"):
+        store.append_batch([leaf(0, actor="analyst:\udcff")], next_offset=1, range_state=b"")
 
 
 # ---- appending and reading back --------------------------------------------------------
@@ -188,6 +344,9 @@ def test_the_store_reopens_with_everything(path: Path) -> None:
         ([replace(leaf(0), at="2026-11-22T12:00:00Z")], "fixed-width UTC"),
         ([leaf(0, event_ids=(EVENT.upper(),))], "lowercase hyphenated UUID"),
         ([leaf(0, actor="")], "no actor"),
+        ([replace(leaf(0), actor="", invalid="Not JSON")], "a code like"),
+        ([replace(leaf(0, event_ids=(EVENT,)), actor="", invalid="not_json")], "no event"),
+        ([replace(leaf(0), invalid="not_json")], "no actor"),
     ],
 )
 def test_a_bad_batch_is_refused_whole(
@@ -348,6 +507,25 @@ def test_by_actor_in_order_and_since(store: SqliteAuditStore) -> None:
     assert list(store.by_actor("analyst:nobody")) == []
 
 
+def test_invalid_leaves_are_kept_and_counted_but_never_listed_as_anyones(
+    store: SqliteAuditStore,
+) -> None:
+    rows = [
+        leaf(0, event_ids=(EVENT,), actor="analyst:a.khan"),
+        replace(leaf(1), actor="", invalid="not_json"),
+        leaf(2, event_ids=(EVENT,), actor="analyst:a.khan"),
+        replace(leaf(3), actor="", invalid="invalid_fields"),
+    ]
+    store.append_batch(rows, next_offset=8, range_state=b"")
+    assert list(store.leaves()) == rows
+    assert [r.invalid for r in store.leaves()] == [None, "not_json", None, "invalid_fields"]
+    assert store.invalid_count() == 2
+    assert store.leaf_hashes() == [r.leaf_hash for r in rows]
+    assert store.seqs_for_event(EVENT) == [0, 2]
+    assert [r.seq for r in store.by_actor("analyst:a.khan")] == [0, 2]
+    assert list(store.by_actor("")) == []
+
+
 def test_times_in_other_forms_are_refused(store: SqliteAuditStore) -> None:
     # Text order is time order only in one fixed-width form.
     with pytest.raises(AuditStoreError, match="fixed-width UTC"):
@@ -357,6 +535,17 @@ def test_times_in_other_forms_are_refused(store: SqliteAuditStore) -> None:
     assert utc_text(T0.astimezone(dt.timezone(dt.timedelta(hours=-5)))) == (
         "2026-11-22T12:00:00.000000Z"
     )
+
+
+def test_stored_times_are_fixed_width_in_every_year() -> None:
+    # strftime writes the year 1 as "1" on Linux: text order would no longer be time order.
+    assert utc_text(dt.datetime(1, 1, 1, tzinfo=dt.UTC)) == "0001-01-01T00:00:00.000000Z"
+    assert utc_text(dt.datetime(999, 2, 3, 4, 5, 6, 7, tzinfo=dt.UTC)) == (
+        "0999-02-03T04:05:06.000007Z"
+    )
+    far = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(-dt.timedelta(hours=23)))
+    with pytest.raises(AuditStoreError, match="years 1 to 9999"):
+        utc_text(far)
 
 
 # ---- checkpoints -----------------------------------------------------------------------
@@ -387,3 +576,141 @@ def test_a_checkpoint_beyond_the_log_is_refused(store: SqliteAuditStore) -> None
     with pytest.raises(AuditStoreError, match="beyond"):
         store.add_checkpoint(3, b"\x00" * 32, utc_text(T0), "too far")
     assert store.checkpoints() == []
+
+
+# ---- what the audit service stores for each value on the topic ---------------------------
+
+NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+T0_MS = int(T0.timestamp() * 1000)
+
+
+def inbound(offset: int, value: bytes, timestamp_ms: int = T0_MS) -> InboundRecord:
+    return InboundRecord("liaison.audit", 0, offset, timestamp_ms, None, value)
+
+
+def test_every_value_becomes_a_leaf_and_the_bad_ones_are_marked(
+    store: SqliteAuditStore,
+) -> None:
+    good = [encode_record(record) for record in SAMPLES.values()]
+    values = [good[0], *(raw for raw, _ in HOSTILE.values()), *good[1:]]
+    rows = [leaf_row(seq, inbound(seq * 2, value), NOW) for seq, value in enumerate(values)]
+    store.append_batch(rows, next_offset=len(values) * 2, range_state=b"")
+
+    stored = list(store.leaves())
+    assert [r.record for r in stored] == values  # byte for byte, nothing dropped
+    assert [r.leaf_hash for r in stored] == [
+        leaf_hash(leaf_data(seq, value)) for seq, value in enumerate(values)
+    ]
+    invalid = {r.record: r.invalid for r in stored if r.invalid is not None}
+    assert invalid == {raw: reason.value for raw, reason in HOSTILE.values()}
+    assert store.invalid_count() == len(HOSTILE)
+    for row in stored:
+        if row.invalid is None:
+            record = decode_record(row.record)
+            assert (row.actor, row.at) == (record.actor, utc_text(record.at))
+            assert row.event_ids == tuple(str(i) for i in record.event_ids)
+        else:
+            assert (row.actor, row.event_ids, row.at) == ("", (), utc_text(T0))
+
+
+@pytest.mark.parametrize("timestamp_ms", [-1, 0, 2**63 - 1, -(2**63), 253402300800000])
+def test_an_absurd_broker_time_on_an_invalid_value_is_replaced_by_now(timestamp_ms: int) -> None:
+    row = leaf_row(0, inbound(0, b"not json", timestamp_ms), NOW)
+    assert (row.invalid, row.at) == ("not_json", utc_text(NOW))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.binary(max_size=300), min_size=1, max_size=5),
+    timestamp_ms=st.integers(-(2**63), 2**63 - 1),
+)
+def test_no_value_and_no_timestamp_can_stop_the_store(
+    values: list[bytes], timestamp_ms: int
+) -> None:
+    rows = [
+        leaf_row(seq, inbound(seq, value, timestamp_ms), NOW) for seq, value in enumerate(values)
+    ]
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        SqliteAuditStore(Path(scratch) / "store.sqlite") as scratch_store,
+    ):
+        scratch_store.append_batch(rows, next_offset=len(rows), range_state=b"")
+        assert [r.record for r in scratch_store.leaves()] == values
+
+
+# ---- the auditor's commands on a damaged store or bad arguments (no broker needed) ----
+
+
+def liaison(store_path: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+    """`liaison ARGS...` against the store at ``store_path``, as a user runs it."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")},
+        "LIAISON_AUDIT_STORE": str(store_path),
+        "LIAISON_HOME": str(store_path.parent / "home"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_who_saw_and_activity_on_a_damaged_store_print_one_error_line(
+    path: Path, damage: str
+) -> None:
+    spoil, problem = DAMAGE[damage]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spoil(path)
+    for args in (("audit", "who-saw", EVENT), ("audit", "activity", "--actor", "router:0")):
+        line = one_error_line(liaison(path, *args))
+        assert problem in line, line
+
+
+def test_who_saw_and_activity_show_records_not_invalid_values(path: Path) -> None:
+    read = FeedRead(
+        at=T0, actor="analyst:a.khan", analyst="a.khan", purpose="[/] [bold]JTAI[/bold] prep",
+        returned=1, event_ids=(uuid.UUID(EVENT),),
+    )  # fmt: skip
+    values = [encode_record(read), b"not json", HOSTILE["year 10000 in UTC"][0]]
+    with SqliteAuditStore(path) as store:
+        rows = [leaf_row(seq, inbound(seq, value), NOW) for seq, value in enumerate(values)]
+        store.append_batch(rows, next_offset=3, range_state=b"")
+
+    saw = liaison(path, "audit", "who-saw", EVENT.upper())
+    assert saw.returncode == 0, saw.stderr
+    assert "[/] [bold]JTAI[/bold] prep" in saw.stdout  # shown as text, never as markup
+    assert "analyst:a.khan" in saw.stdout
+    assert "invalid" not in saw.stdout
+    done = liaison(path, "audit", "activity", "--actor", "analyst:a.khan", "--since", "2026-01-01")
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if "feed.read" in line]
+    assert "not json" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (("audit", "who-saw", "not-an-id"), "EVENT_ID must be an event's UUID"),
+        (("audit", "who-saw", os.fsdecode(b"\xff\xfe")), "EVENT_ID must be an event's UUID"),
+        (("audit", "who-saw", "[/]"), "EVENT_ID must be an event's UUID"),
+        (("audit", "who-saw", str(uuid.UUID(int=1))), "no audit record concerns event"),
+        (("audit", "activity", "--actor", "a khan"), "actor: must be <kind>:<name>"),
+        (("audit", "activity", "--actor", "robot:r2"), "actor: its kind"),
+        (("audit", "activity", "--actor", os.fsdecode(b"analyst:\xff")), "actor: must be"),
+        (
+            ("audit", "activity", "--actor", "router:0", "--since", "0001-01-01T00:00:00+23:59"),
+            "--since",
+        ),
+        (("audit", "activity", "--actor", "router:0", "--since", "[/]"), "--since"),
+    ],
+)
+def test_bad_arguments_get_one_error_line(
+    store: SqliteAuditStore, path: Path, args: tuple[str, ...], problem: str
+) -> None:
+    line = one_error_line(liaison(path, *args))
+    assert problem in line, line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 
 import pytest
@@ -311,6 +312,30 @@ def test_sign_parse_verify_round_trip(cp: Checkpoint, name: str) -> None:
     assert [s.name for s in signatures] == [name]
     assert verify_checkpoint(note, RFC_PUBLIC, name) == cp
     assert parse_verifier_key(note_verifier_key(name, RFC_PUBLIC)) == (name, RFC_PUBLIC)
+
+
+def test_a_signed_size_too_long_to_be_a_tree_size_is_refused_not_raised_on() -> None:
+    # int() refuses over 4300 digits with a ValueError; the parser must stop well before.
+    for digits in (21, 5000):
+        body = f"{NAME}\n{'9' * digits}\n{base64.b64encode(ROOT_8).decode()}\n"
+        note = sign_note(body, RFC_KEY, NAME)
+        with pytest.raises(CheckpointError, match="at most 20 digits"):
+            verify_checkpoint(note, RFC_PUBLIC, NAME)
+    assert Checkpoint.parse(Checkpoint(NAME, 2**64 - 1, ROOT_8).body()).size == 2**64 - 1
+
+
+@given(st.text(max_size=300) | st.binary(max_size=300))
+def test_any_input_is_a_checkpoint_or_one_checkpoint_error(text: str | bytes) -> None:
+    # What a reader of liaison.audit.checkpoints may meet: anything anyone wrote there.
+    with contextlib.suppress(CheckpointError):
+        verify_checkpoint(text, RFC_PUBLIC, NAME)
+    with contextlib.suppress(CheckpointError):
+        parse_signed_note(text)
+    if isinstance(text, str):
+        with contextlib.suppress(CheckpointError):
+            Checkpoint.parse(text)
+        with contextlib.suppress(CheckpointError):
+            parse_verifier_key(text)
 
 
 def test_unknown_cosignatures_are_ignored() -> None:
