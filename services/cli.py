@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, NoReturn, TypeVar
@@ -15,9 +18,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from consumers.explain import explain, unmatched_note
-from schemas.audit import FeedRead, ReplayRun, VerificationFailed, decode_record
+from schemas.audit import FeedRead, InvalidRecord, ReplayRun, VerificationFailed, judge_record
+from schemas.audit_proof import ProofDocument
+from schemas.checkpoint import parse_verifier_key
 from schemas.errors import ConfigurationError, LiaisonError, SchemaError
 from schemas.events import MAX_EVENT_BYTES, decode_event
 from schemas.inspectorates import Inspectorate
@@ -29,27 +35,35 @@ from services.audit_service import AuditService, open_store, publish_checkpoint
 from services.audit_store import SqliteAuditStore, StoredLeaf
 from services.auditor import (
     VerifyReport,
+    activity,
     check_proof,
     consistency,
+    event_id_text,
     leaves_about,
     prove,
-    since_text,
+    read_proof,
     verifier_keys,
     verify_log,
 )
 from services.demo import run_demo
-from services.inputs import check_documents, read_documents
-from services.kafka import apply_topics, describe_topics
+from services.inputs import (
+    check_analyst,
+    check_documents,
+    check_filters,
+    check_purpose,
+    read_documents,
+)
+from services.kafka import apply_topics, describe_topics, start_when_reachable, stop_quietly
 from services.keys_admin import generate, revoke, rotate
 from services.keystore import KeyStore, signing_key_for
 from services.local_broker import LocalBroker
 from services.log import configure_logging
 from services.publish import publish_documents
-from services.quarantine import list_quarantine, redrive
+from services.quarantine import UNREADABLE, list_quarantine, redrive
 from services.replay import Filters, Replay, replay_topics
 from services.router_service import RouterService
 from services.rules_file import load_rules
-from services.settings import Settings
+from services.settings import Settings, load_settings
 from services.trust import load_trust
 
 __all__ = ["app", "main"]
@@ -86,7 +100,10 @@ def _settings(*, service: bool = False) -> Settings:
     One-shot commands print what matters themselves, so their logs start at WARNING
     (unless LIAISON_LOG_LEVEL=DEBUG); services log at the configured level.
     """
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _fail(str(exc))
     level = settings.log_level
     if not service and level != "DEBUG":
         level = "WARNING"
@@ -99,10 +116,10 @@ def _wide() -> Console:
     return out if out.is_terminal else Console(width=200, soft_wrap=True)
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print("[bold red]error:[/bold red] ", end="")
     err.print(message, highlight=False, markup=False)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -241,7 +258,7 @@ def validate(
     """Check events against the contract without publishing; exit 2 listing every problem."""
     stream = _input(file, exit_code=INVALID)
     valid = invalid = 0
-    with stream:
+    with _reading(file, stream):
         for checked in check_documents(read_documents(stream), _now):
             for problem in checked.problems:
                 out.print(problem, highlight=False, markup=False)
@@ -254,11 +271,27 @@ def validate(
                 f"{checked.document.where}: ok ({event.type}, id {event.id})", highlight=False
             )
     if valid + invalid == 0:
-        err.print(f"[bold red]error:[/bold red] no events found in {file}")
-        raise typer.Exit(INVALID)
-    _say(f"{valid + invalid} checked: {valid} valid, {invalid} invalid.")
+        _fail(f"no events found in {file}", INVALID)
+    summary = f"{valid + invalid} checked: {valid} valid, {invalid} invalid."
     if invalid:
-        raise typer.Exit(INVALID)
+        _fail(summary, INVALID)
+    _say(summary)
+
+
+@contextlib.contextmanager
+def _reading(file: str, stream: BinaryIO) -> Iterator[None]:
+    """Close ``stream`` after the block; an input refused whole or unreadable is one error.
+
+    What was printed about earlier documents stands; the error line says why reading
+    stopped (an input over the size limit, say).
+    """
+    with stream:
+        try:
+            yield
+        except SchemaError as exc:
+            _fail(str(exc), INVALID)
+        except OSError as exc:
+            _fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}", INVALID)
 
 
 @schema_app.command("export")
@@ -412,6 +445,15 @@ def publish(
 # -- demo and services -------------------------------------------------------------------
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (a service stops cleanly on either)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 @app.command("demo")
 def demo() -> None:
     """Every inspectorate publishes a few events; the router delivers them; a table shows it."""
@@ -426,19 +468,33 @@ def demo() -> None:
 
 @serve_app.command("router")
 def serve_router() -> None:
-    """Route every inspectorate's events to the other inspectorates' queues until stopped."""
-    settings = _settings(service=True)
+    """Route every inspectorate's events to the other inspectorates' queues until stopped.
 
-    async def serve() -> int:
+    Started while the broker is down, it waits for it (one log line when it is found
+    unreachable, one when it is back).
+    """
+    settings = _settings(service=True)
+    try:
         rules = load_rules(settings.rules_path)
+    except LiaisonError as exc:
+        _fail(str(exc))
+
+    async def start() -> RouterService:
         trust = await load_trust(settings)
         bus_key = signing_key_for(BUS, settings, KeyStore(settings), trust)
         router = RouterService(settings, rules, bus_key)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await router.start()
+        try:
+            await router.start()
+        except BaseException:
+            await stop_quietly(router.stop)
+            raise
+        return router
+
+    async def serve() -> int:
+        stop = _stop_on_signals()
+        router = await start_when_reachable(settings, start, stop)
+        if router is None:
+            return 0  # stopped while waiting for the broker
         try:
             stopping = asyncio.create_task(stop.wait())
             failing = asyncio.create_task(router.failed.wait())
@@ -475,7 +531,7 @@ def rules_explain(
     for column in ("where", "event", "destination", "rule", "reason"):
         table.add_column(column, overflow="fold")
     invalid = 0
-    with stream:
+    with _reading(file, stream):
         for document in read_documents(stream):
             if document.oversized:
                 invalid += 1
@@ -495,7 +551,7 @@ def rules_explain(
                 table.add_row(document.where, str(event.id), "-", "-", note)
     _wide().print(table)
     if invalid:
-        raise typer.Exit(INVALID)
+        _fail(f"{invalid} event(s) not explained: they do not meet the contract", INVALID)
 
 
 @quarantine_app.command("list")
@@ -507,9 +563,17 @@ def quarantine_list() -> None:
     for column in ("id", "quarantined at", "reason", "from", "redriven", "detail"):
         table.add_column(column, overflow="fold")
     for item in items:
+        redriven = item.redriven_at.isoformat() if item.redriven_at else ""
+        if item.redriven and not redriven:
+            redriven = "yes (time unreadable)"
+        record = item.record
+        if record is None:  # shown without content: it may be anything
+            table.add_row(str(item.id), "", UNREADABLE, "", redriven, "")
+            continue
         table.add_row(
-            str(item.id), item.quarantined_at, item.reason, item.source,
-            item.redriven_at or "", item.detail,
+            str(item.id), record.quarantined_at.isoformat(), record.reason,
+            Text(f"{record.source_topic}/{record.partition}/{record.offset}"), redriven,
+            Text(record.detail),  # plain text: whoever wrote the record chose it, no markup
         )  # fmt: skip
     _wide().print(table)
 
@@ -520,8 +584,8 @@ def quarantine_redrive(
 ) -> None:
     """Re-submit a refused record once its cause is fixed (it must verify now)."""
     settings = _settings()
-    item = _run(lambda: redrive(settings, quarantine_id, _now()))
-    _say(f"Redrove record {item.id} to {item.body['source_topic']}; the router will route it.")
+    done = _run(lambda: redrive(settings, quarantine_id, _now()))
+    _say(f"Redrove record {done.quarantine_id} to {done.to}; the router will route it.")
 
 
 # -- audit, replay, feed -------------------------------------------------------------------
@@ -538,9 +602,13 @@ def _when(text: str | None, option: str) -> dt.datetime | None:
         return None
     try:
         when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{option} {text!r} is not an ISO 8601 date or time (e.g. 2026-11-01T09:00Z)")
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        when.astimezone(dt.UTC)  # an offset can carry it outside years 1 to 9999
+    except (ValueError, OverflowError):
+        _fail(
+            f"{option} must be an ISO 8601 date or time in years 1 to 9999 (e.g. 2026-11-01T09:00Z)"
+        )
+    return when
 
 
 def _audit_key(settings: Settings, trust: TrustStore) -> SigningKey:
@@ -552,13 +620,15 @@ def serve_audit() -> None:
     """Append every audit record to the Merkle tree store and publish signed checkpoints."""
     settings = _settings(service=True)
 
+    async def bus_key() -> SigningKey:
+        return _audit_key(settings, await load_trust(settings))
+
     async def serve() -> int:
-        trust = await load_trust(settings)
-        key = _audit_key(settings, trust)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
+        # Started while the broker is down, it waits for it (one log line each way).
+        key = await start_when_reachable(settings, bus_key, stop)
+        if key is None:
+            return 0  # stopped while waiting for the broker
         with open_store(settings) as store:
             service = AuditService(settings, store, key)
             await service.start()
@@ -628,10 +698,11 @@ def audit_verify() -> None:
 
     report = _run(run)
     if report.ok:
+        # Invalid leaves (values on the topic that are no audit record) are kept byte for
+        # byte, so they are no divergence; their count says how many there are.
         out.print(
-            f"OK: {report.leaves} leaves in sequence, each matching the store;"
-            f" {report.checkpoints} signed checkpoint(s) verified"
-            f" ({report.invalid_records} record(s) not in the audit contract).",
+            f"OK: {report.leaves} leaves ({report.invalid_records} invalid) in sequence, each"
+            f" matching the store; {report.checkpoints} signed checkpoint(s) verified.",
             highlight=False,
         )
         return
@@ -673,9 +744,8 @@ def audit_prove(
 ) -> None:
     """Inclusion proofs of the records about an event, against the latest checkpoint."""
     settings = _settings()
-    _print_json(
-        _on_store(settings, lambda store, trust: prove(settings, store, trust, event_id)), output
-    )
+    document = _on_store(settings, lambda store, trust: prove(settings, store, trust, event_id))
+    _print_json(document.model_dump(mode="json"), output)
 
 
 @audit_app.command("consistency")
@@ -689,7 +759,7 @@ def audit_consistency(
     document = _on_store(
         settings, lambda store, trust: consistency(settings, store, trust, old_size, new_size)
     )
-    _print_json(document, output)
+    _print_json(document.model_dump(mode="json"), output)
 
 
 @audit_app.command("check-proof")
@@ -705,10 +775,17 @@ def audit_check_proof(
     """Verify a proof offline: no Kafka, no store, only the checkpoint's public key."""
     _settings()
     try:
-        document = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        _fail(f"cannot read {file} as a proof: {exc}")
-    vkeys = [key] if key else list(document.get("verifier_keys", []))
+        document = read_proof(file)
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}")
+    except LiaisonError as exc:  # a malformed document: one line naming every problem
+        _fail(f"{file}: {exc}")
+    if key:
+        try:
+            parse_verifier_key(key)
+        except LiaisonError as exc:
+            _fail(f"--key: {exc}")
+    vkeys = [key] if key else list(document.verifier_keys)
     if not key:
         _say("note: using the verifier key inside the proof; pass --key to check it independently")
     try:
@@ -721,7 +798,7 @@ def audit_check_proof(
     out.print("OK", highlight=False)
 
 
-def _checked(document: dict[str, Any], vkeys: list[str]) -> Iterator[list[str]]:
+def _checked(document: ProofDocument, vkeys: list[str]) -> Iterator[list[str]]:
     failure: LiaisonError | None = None
     for vkey in vkeys:
         try:
@@ -734,19 +811,31 @@ def _checked(document: dict[str, Any], vkeys: list[str]) -> Iterator[list[str]]:
 
 
 def _records_table(leaves: list[StoredLeaf], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in ("seq", "at", "actor", "action", "what"):
         table.add_column(column, overflow="fold")
     for leaf in leaves:
-        try:
-            record = decode_record(leaf.record)
-        except SchemaError:
-            table.add_row(str(leaf.seq), leaf.at, leaf.actor, "(invalid record)", "")
+        record = judge_record(leaf.record)
+        if isinstance(record, InvalidRecord):  # the store's queries skip these; be sure
             continue
         details = record.model_dump(mode="json", exclude={"action", "at", "actor", "event_ids"})
         what = ", ".join(f"{k}={v}" for k, v in details.items())
-        table.add_row(str(leaf.seq), leaf.at, record.actor, record.action, what)
+        # Text, not markup: a record's free text (a purpose, say) could hold "[/]".
+        table.add_row(str(leaf.seq), leaf.at, Text(record.actor), record.action, Text(what))
     return table
+
+
+def _on_audit_store(use: Callable[[SqliteAuditStore], T]) -> T:
+    """``use(store)`` with the audit store open (no broker needed); every refusal or
+    damaged store is one ``error:`` line."""
+    settings = _settings()
+    try:
+        with open_store(settings) as store:
+            return use(store)
+    except LiaisonError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"the audit store cannot be opened: {exc.strerror or type(exc).__name__}")
 
 
 @audit_app.command("who-saw")
@@ -754,12 +843,10 @@ def audit_who_saw(
     event_id: Annotated[str, typer.Argument(help="The event.")],
 ) -> None:
     """Who published, routed, received, read or replayed an event, and when."""
-    settings = _settings()
-    with open_store(settings) as store:
-        leaves = leaves_about(store, event_id)
+    leaves = _on_audit_store(lambda store: leaves_about(store, event_id))
     if not leaves:
-        _fail(f"no audit record concerns event {event_id}")
-    _wide().print(_records_table(leaves, f"Audit records about {event_id}"))
+        _fail(f"no audit record concerns event {event_id_text(event_id)}")
+    _wide().print(_records_table(leaves, f"Audit records about {event_id_text(event_id)}"))
 
 
 @audit_app.command("activity")
@@ -768,10 +855,8 @@ def audit_activity(
     since: Annotated[str | None, typer.Option("--since", help="ISO 8601 date or time.")] = None,
 ) -> None:
     """Everything one actor did, oldest first."""
-    settings = _settings()
     start = _when(since, "--since")
-    with open_store(settings) as store:
-        leaves = list(store.by_actor(actor, since_text(start)))
+    leaves = _on_audit_store(lambda store: activity(store, actor, start))
     _wide().print(_records_table(leaves, f"Activity of {actor}"))
 
 
@@ -783,6 +868,10 @@ ThemeOpt = Annotated[str | None, typer.Option("--theme", help="A theme, e.g. neg
 
 def _filters(since: str | None, until: str | None, area: str | None, theme: str | None,
              source: Inspectorate | None = None, kind: str | None = None) -> Filters:  # fmt: skip
+    try:
+        check_filters(area=area, theme=theme, kind=kind)
+    except SchemaError as exc:
+        _fail(str(exc), INVALID)
     return Filters(
         since=_when(since, "--since"), until=_when(until, "--until"), area=area, theme=theme,
         source=source, type=kind,
@@ -860,15 +949,21 @@ def feed_read(
 ) -> None:
     """Read verified events from the area feed; the read is audited with its purpose."""
     settings = _settings()
-    if not purpose.strip():
-        _fail("--purpose must say why you are reading the feed")
+    try:
+        analyst = check_analyst(analyst)
+    except SchemaError as exc:
+        _fail(f"--analyst: {exc}", INVALID)
+    try:
+        purpose = check_purpose(purpose)
+    except SchemaError as exc:
+        _fail(f"--purpose: {exc}", INVALID)
     filters = _filters(since, None, area, theme)
 
     async def run() -> Replay:
         trust = await load_trust(settings)
         found = await replay_topics(settings, [settings.topics.feed], filters, trust, _now())
         await append_audit(settings, [FeedRead(
-            at=_now(), actor=f"analyst:{analyst}", analyst=analyst, purpose=purpose.strip(),
+            at=_now(), actor=f"analyst:{analyst}", analyst=analyst, purpose=purpose,
             filters=filters.as_strings(), returned=len(found.verified),
             event_ids=tuple(dict.fromkeys(opened.event.id for _, opened in found.verified)),
         )])  # fmt: skip
@@ -878,9 +973,28 @@ def feed_read(
 
 
 def main() -> None:
-    """Entry point of the ``liaison`` script."""
+    """Entry point of the ``liaison`` script: every failure is one ``error:`` line.
+
+    Commands report the errors they expect themselves, with what to do about them; this
+    is the last resort for anything else, which names only the exception's class (its
+    message could quote input). LIAISON_LOG_LEVEL=DEBUG adds the traceback.
+    """
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except LiaisonError as exc:
+        _error_line(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback
+        if os.environ.get("LIAISON_LOG_LEVEL", "").upper() == "DEBUG":
+            traceback.print_exc()
+        _error_line(
+            f"internal error: {type(exc).__name__}; run with LIAISON_LOG_LEVEL=DEBUG for details"
+        )
+
+
+def _error_line(message: str) -> NoReturn:
+    err.print("[bold red]error:[/bold red] ", end="")
+    err.print(message, highlight=False, markup=False)
+    sys.exit(1)

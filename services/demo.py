@@ -1,14 +1,20 @@
-"""The quick-start scenario: every inspectorate publishes, the router delivers, a table shows it."""
+"""The quick-start scenario: every inspectorate publishes, the router delivers, a table shows it.
+
+The demo runs a router of its own, as router instance ``demo``: its own Kafka
+transactional id (and static group membership), so it never fences a router that is
+already serving (``liaison serve router``, instance ``0`` or whatever it is named) nor is
+fenced by one. It joins the one router consumer group, as a second router would: with
+a group of its own it would route every event a serving router also routes, twice.
+A demo killed half-way is fenced, and its open transaction aborted, by the next demo.
+"""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -17,8 +23,8 @@ from rich.table import Table
 from consumers.routing import route
 from consumers.rules import RuleSet
 from producers.publisher import Publisher
-from schemas.envelope import open_envelope
-from schemas.errors import EnvelopeError
+from schemas.envelope import open_consideration, open_envelope
+from schemas.errors import BrokerError, EnvelopeError
 from schemas.events import (
     ConcernRaised,
     ExceptionalPracticeIdentified,
@@ -27,19 +33,20 @@ from schemas.events import (
     Theme,
 )
 from schemas.inspectorates import Agency, Inspectorate, Programme
-from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, decode_consideration
-from schemas.keys import BUS
+from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
+from schemas.keys import BUS, SigningKey, TrustStore
 from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, InboundRecord, header_map
 from schemas.reference import local_authorities
-from services.kafka import apply_topics, end_offsets, kafka_sink, read_from
+from services.kafka import Position, apply_topics, end_offsets, group_members, kafka_sink, read_from
 from services.keys_admin import ensure_keys
-from services.router_service import RouterService
-from services.settings import Settings
+from services.router_service import RouterService, router_group_id
+from services.settings import DEMO_ROUTER_INSTANCE, Settings
 from services.trust import load_trust
 
 __all__ = ["run_demo", "scenario"]
 
 _DELIVERY_TIMEOUT_S = 60.0
+_SERVING_ROUTER_TIMEOUT_S = 20.0
 
 AnyEvent = ConcernRaised | ExceptionalPracticeIdentified
 
@@ -176,13 +183,19 @@ def _short(topic: str, prefix: str) -> str:
     return name.removeprefix("liaison.programme.").removeprefix("liaison.")
 
 
-def _print_considerations(records: Sequence[InboundRecord], console: Console) -> None:
-    """The JTAI considerations the router raised during this run (signed by the bus)."""
-    raised = [
-        decode_consideration(base64.b64decode(json.loads(r.value)["payload"]))
-        for r in records
-        if header_map(r.headers).get(HEADER_TYPE) == JTAI_CONSIDERATION_REQUESTED.encode()
-    ]
+def _print_considerations(
+    records: Sequence[InboundRecord], trust: TrustStore, now: dt.datetime, console: Console
+) -> None:
+    """The JTAI considerations the router raised during this run, each verified (signed by
+    the bus); a record on the JTAI queue that does not verify is not shown."""
+    raised = []
+    for record in records:
+        if header_map(record.headers).get(HEADER_TYPE) != JTAI_CONSIDERATION_REQUESTED.encode():
+            continue
+        try:
+            raised.append(open_consideration(record, trust, now).event)
+        except EnvelopeError:
+            continue
     if not raised:
         console.print(
             "JTAI: no new consideration (any area and theme that qualified is already under"
@@ -193,6 +206,38 @@ def _print_considerations(records: Sequence[InboundRecord], console: Console) ->
             f"JTAI consideration requested: {item.area} {local_authorities()[item.area].name},"
             f" {item.theme.value} ({item.trigger.value}): {item.rationale}",
             highlight=False,
+        )
+
+
+async def _route_with_own_router(
+    settings: Settings,
+    rules: RuleSet,
+    bus_key: SigningKey,
+    start: Position,
+    all_arrived: Callable[[Sequence[InboundRecord]], bool],
+) -> list[InboundRecord]:
+    router = RouterService(
+        settings.model_copy(update={"router_instance": DEMO_ROUTER_INSTANCE}), rules, bus_key
+    )
+    await router.start()
+    try:
+        records = await read_from(
+            settings,
+            start,
+            until=lambda got: router.failed.is_set() or all_arrived(got),
+            timeout_s=_DELIVERY_TIMEOUT_S,
+        )
+    finally:
+        await router.stop()
+    _not_fenced(router)
+    return records
+
+
+def _not_fenced(router: RouterService) -> None:
+    if router.failed.is_set():
+        raise BrokerError(
+            "the demo's router was fenced: another `liaison demo` started on this broker"
+            " meanwhile; run one demo at a time"
         )
 
 
@@ -215,29 +260,37 @@ async def run_demo(settings: Settings, rules: RuleSet, console: Console) -> int:
     console.print(
         "Signing keys: " + ", ".join(f"{owner} {key.keyid[:12]}" for owner, key in keys.items())
     )
-    router = RouterService(settings, rules, keys.pop(BUS))
-    await router.start()
-    try:
-        events = scenario(now)
-        console.print(f"Publishing {len(events)} signed events, three from each inspectorate ...")
-        async with kafka_sink(settings) as sink:
-            publishers = {
-                owner: Publisher(sink, topics, key, clock=lambda: dt.datetime.now(dt.UTC))
-                for owner, key in keys.items()
-            }
-            for event in events:
-                await publishers[event.source.value].publish(event)
-        expected = _expected(settings, rules, events)
-        wanted = set(expected)
-        total = sum(len(v) for v in expected.values())
+    bus_key = keys.pop(BUS)
+    events = scenario(now)
+    expected = _expected(settings, rules, events)
+    wanted = set(expected)
+    total = sum(len(v) for v in expected.values())
+
+    def all_arrived(records: Sequence[InboundRecord]) -> bool:
+        return sum(map(len, _arrivals(records, wanted).values())) >= total
+
+    # A router already serving this broker routes the demo's events: a second one would
+    # only take partitions from it. The demo runs its own (its own transactional id, so
+    # neither can fence the other) when none serves, or when the one that seems to serve
+    # does not deliver (a router killed moments ago still counts as a member for a while).
+    serving = await group_members(settings, router_group_id(settings)) > 0
+    console.print(f"Publishing {len(events)} signed events, three from each inspectorate ...")
+    async with kafka_sink(settings) as sink:
+        publishers = {
+            owner: Publisher(sink, topics, key, clock=lambda: dt.datetime.now(dt.UTC))
+            for owner, key in keys.items()
+        }
+        for event in events:
+            await publishers[event.source.value].publish(event)
+    records: list[InboundRecord] = []
+    if serving:
+        console.print(f"A router is serving; it is delivering {total} records ...")
+        records = await read_from(
+            settings, start, until=all_arrived, timeout_s=_SERVING_ROUTER_TIMEOUT_S
+        )
+    if not all_arrived(records):
         console.print(f"Router delivering {total} records to programme queues ...")
-
-        def all_arrived(records: Sequence[InboundRecord]) -> bool:
-            return sum(len(v) for v in _arrivals(records, wanted).values()) >= total
-
-        records = await read_from(settings, start, until=all_arrived, timeout_s=_DELIVERY_TIMEOUT_S)
-    finally:
-        await router.stop()
+        records = await _route_with_own_router(settings, rules, bus_key, start, all_arrived)
 
     arrivals = _arrivals(records, wanted)
     # A programme queue's reader opens every envelope before trusting it; so does the demo.
@@ -268,7 +321,7 @@ async def run_demo(settings: Settings, rules: RuleSet, console: Console) -> int:
             style=None if good else "red",
         )
     console.print(table)
-    _print_considerations(records, console)
+    _print_considerations(records, trust, checked_at, console)
     delivered = sum(len(v) for v in arrivals.values())
     took = time.monotonic() - started
     if ok:

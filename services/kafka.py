@@ -1,20 +1,31 @@
-"""aiokafka wiring: the idempotent producer sink and topic administration."""
+"""aiokafka wiring: the idempotent producer sink, topic administration, and waiting.
+
+A broker that has just started answers before it is ready: its group coordinator and
+the leaders of new partitions come a moment later, and aiokafka reports that as a
+*retriable* error. Every administrative call here retries those (``with_retries``)
+until a deadline, so "not ready yet" is never taken for "failed". A broker that does not
+answer at all is an error at once for a one-shot command, and something to wait for, with
+backoff, for a service (``start_when_reachable``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, TypeVar
 
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from producers.publisher import Delivery
-from schemas.errors import BrokerError
+from schemas.errors import BrokerError, LiaisonError
 from schemas.records import InboundRecord, OutboundRecord
 from schemas.topics import TopicSpec
 from services.settings import Settings
@@ -25,17 +36,75 @@ __all__ = [
     "TopicReport",
     "apply_topics",
     "assigned",
+    "backoff",
+    "broker_answers",
     "catch_up",
+    "committed_offsets",
+    "delete_topics",
     "describe_topics",
     "end_offsets",
+    "group_members",
     "inbound",
     "kafka_sink",
     "partition_counts",
     "read_from",
+    "start_when_reachable",
+    "stop_quietly",
+    "with_retries",
 ]
 
+T = TypeVar("T")
 
 _VISIBLE_TIMEOUT_S = 10.0
+_RETRY_DEADLINE_S: Final = 60.0
+"""How long a retriable error (a broker still starting) is retried before it is reported."""
+_WAIT_FIRST_S: Final = 1.0
+_WAIT_CAP_S: Final = 30.0
+_PROBE_TIMEOUT_S: Final = 3.0
+
+_log = structlog.get_logger("liaison.kafka")
+
+
+def _retriable(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaError | BrokerError) and bool(exc.retriable)
+
+
+def backoff(first: float = _WAIT_FIRST_S, cap: float = _WAIT_CAP_S) -> Iterator[float]:
+    """Delays for retrying: ``first``, doubling each time, never more than ``cap``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, cap)
+
+
+async def with_retries(
+    operation: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    deadline_s: float = _RETRY_DEADLINE_S,
+    delays: Iterable[float] | None = None,
+) -> T:
+    """``operation()``, retried while it fails with a retriable Kafka error.
+
+    A non-retriable error, or a retriable one still there after ``deadline_s``, is raised
+    as one ``BrokerError`` saying ``what`` failed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    pauses = iter(delays if delays is not None else backoff(0.1, 2.0))
+    while True:
+        try:
+            return await operation()
+        except KafkaError as exc:
+            if not exc.retriable:
+                error = BrokerError(f"{what}: {exc}")
+                error.retriable = False  # refused (not authorised, say): trying again won't help
+                raise error from exc
+            pause = next(pauses)
+            if loop.time() + pause > deadline:
+                raise BrokerError(f"{what}: {exc} (still so after {deadline_s:.0f} s)") from exc
+            _log.debug("kafka_retrying", operation=what, error=type(exc).__name__)
+            await asyncio.sleep(pause)
 
 
 class KafkaSink:
@@ -73,14 +142,26 @@ async def kafka_sink(settings: Settings) -> AsyncIterator[KafkaSink]:
         await producer.start()
     except KafkaError as exc:
         await producer.stop()
-        raise BrokerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
-            " (is the broker running? `liaison broker start`)"
-        ) from exc
+        raise _unreachable(settings, exc) from exc
     try:
         yield KafkaSink(producer)
     finally:
         await producer.stop()
+
+
+async def group_members(settings: Settings, group_id: str) -> int:
+    """How many members consumer group ``group_id`` has now (0 when it has none or none
+    exists). A member that was killed may still count until its session times out."""
+    async with _admin(settings) as admin:
+        responses = await with_retries(
+            lambda: admin.describe_consumer_groups([group_id]), "describing a consumer group"
+        )
+    return sum(
+        len(group["members"])
+        for response in responses
+        for group in response.to_object()["groups"]
+        if group["error_code"] == 0
+    )
 
 
 @asynccontextmanager
@@ -90,10 +171,7 @@ async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
         await admin.start()
     except KafkaError as exc:
         await admin.close()
-        raise BrokerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
-            " (is the broker running? `liaison broker start`)"
-        ) from exc
+        raise _unreachable(settings, exc) from exc
     try:
         yield admin
     finally:
@@ -113,11 +191,13 @@ class TopicReport:
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
-    existing = set(await admin.list_topics())
+    existing = set(await with_retries(admin.list_topics, "could not list topics"))
     wanted = [name for name in names if name in existing]
     if not wanted:
         return {}
-    described = await admin.describe_topics(wanted)
+    described = await with_retries(
+        lambda: admin.describe_topics(wanted), "could not describe topics"
+    )
     return {
         item["topic"]: len(item["partitions"])
         for item in described
@@ -142,8 +222,9 @@ async def _topic_configs(
     """For each topic: (every config value, the configs set on the topic itself)."""
     if not names:
         return {}
-    responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    responses = await with_retries(
+        lambda: admin.describe_configs(resources), "could not read topic configs"
     )
     found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     for response in responses:
@@ -174,7 +255,7 @@ async def _reconcile_configs(
             configs = {**own, **spec.config}
             changes.append(ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=configs))
     if changes:
-        await admin.alter_configs(changes)
+        await with_retries(lambda: admin.alter_configs(changes), "could not set topic configs")
     return drift
 
 
@@ -198,10 +279,14 @@ async def apply_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[T
                 )
                 for s in missing
             ]
-            try:
-                response = await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                response = None  # another process created them meanwhile: fine
+
+            async def create() -> Any:  # noqa: ANN401 - aiokafka is untyped
+                try:
+                    return await admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    return None  # another process created them meanwhile: fine
+
+            response = await with_retries(create, "could not create topics")
             if response is not None:
                 for name, code, message in _errors(response):
                     if code not in (0, TopicAlreadyExistsError.errno):
@@ -248,8 +333,46 @@ async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[st
     return counts
 
 
+async def delete_topics(settings: Settings, names: Sequence[str]) -> None:
+    """Delete ``names`` (those that exist)."""
+    async with _admin(settings) as admin:
+        existing = set(await with_retries(admin.list_topics, "could not list topics"))
+        wanted = [name for name in names if name in existing]
+        if wanted:
+            await with_retries(lambda: admin.delete_topics(wanted), "could not delete topics")
+
+
 Position = dict[tuple[str, int], int]
 """An offset per (topic, partition)."""
+
+
+async def committed_offsets(settings: Settings, group_id: str) -> Position:
+    """The offsets consumer group ``group_id`` has committed (none: an empty position).
+
+    Right after a broker starts, its group coordinator is not ready yet; that is retried.
+    """
+    async with _admin(settings) as admin:
+        committed = await with_retries(
+            lambda: admin.list_consumer_group_offsets(group_id),
+            f"could not read the offsets of consumer group {group_id}",
+        )
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()}
+
+
+def _unreachable(settings: Settings, exc: KafkaError) -> BrokerError:
+    return BrokerError(
+        f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
+        " (is the broker running? `liaison broker start`)"
+    )
+
+
+async def _started(consumer: AIOKafkaConsumer, settings: Settings) -> AIOKafkaConsumer:
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise _unreachable(settings, exc) from exc
+    return consumer
 
 
 def _reader(settings: Settings) -> AIOKafkaConsumer:
@@ -264,11 +387,12 @@ def _reader(settings: Settings) -> AIOKafkaConsumer:
 async def end_offsets(settings: Settings, topics: Sequence[str]) -> Position:
     """The current end offset (of committed data) of every partition of ``topics``."""
     counts = await partition_counts(settings, topics)
-    consumer = _reader(settings)
-    await consumer.start()
+    consumer = await _started(_reader(settings), settings)
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
-        ends = await consumer.end_offsets(partitions)
+        ends = await with_retries(
+            lambda: consumer.end_offsets(partitions), "could not read end offsets"
+        )
     finally:
         await consumer.stop()
     return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
@@ -282,8 +406,7 @@ async def read_from(
     timeout_s: float,
 ) -> list[InboundRecord]:
     """Read committed records from ``start`` on until ``until(records)`` or the timeout."""
-    consumer = _reader(settings)
-    await consumer.start()
+    consumer = await _started(_reader(settings), settings)
     records: list[InboundRecord] = []
     try:
         partitions = [TopicPartition(topic, p) for topic, p in start]
@@ -307,8 +430,7 @@ async def read_from(
 async def assigned(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A group-less consumer assigned every partition of ``topic`` (read committed)."""
     counts = await partition_counts(settings, [topic])
-    consumer = _reader(settings)
-    await consumer.start()
+    consumer = await _started(_reader(settings), settings)
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(counts[topic])])
         yield consumer
@@ -320,7 +442,9 @@ async def catch_up(consumer: AIOKafkaConsumer) -> AsyncIterator[list[Any]]:
     """Batches of records from the beginning of the assigned partitions to their end now."""
     partitions = list(consumer.assignment())
     await consumer.seek_to_beginning(*partitions)
-    ends = await consumer.end_offsets(partitions)
+    ends = await with_retries(
+        lambda: consumer.end_offsets(partitions), "could not read end offsets"
+    )
     while await _behind(consumer, ends):
         batch = await consumer.getmany(timeout_ms=500)
         yield [record for records in batch.values() for record in records]
@@ -345,3 +469,72 @@ def inbound(raw: Any) -> InboundRecord:  # noqa: ANN401 - aiokafka is untyped
         headers=tuple((name, value or b"") for name, value in raw.headers),
         timestamp_type=raw.timestamp_type,
     )
+
+
+# -- waiting for a broker (services) --------------------------------------------------------
+
+
+async def broker_answers(settings: Settings, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:
+    """Whether a broker at ``settings.bootstrap_servers`` answers a metadata request."""
+    client = AIOKafkaClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout_s)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    else:
+        return bool(client.cluster.brokers())
+    finally:
+        await client.close()
+
+
+async def start_when_reachable(
+    settings: Settings,
+    start: Callable[[], Awaitable[T]],
+    stop: asyncio.Event,
+    *,
+    answers: Callable[[Settings], Awaitable[bool]] = broker_answers,
+    delays: Iterable[float] | None = None,
+) -> T | None:
+    """``start()`` once the broker answers; ``None`` if ``stop`` is set before that.
+
+    While the broker does not answer, or ``start()`` fails with a retriable error (a
+    broker still starting), wait (``delays``: 1 s doubling to 30 s) and try again. One
+    line is logged when the broker is found unreachable and one when it is back, not one
+    per attempt. ``start()`` must leave nothing running when it raises. Other errors
+    (a missing key, bad rules) are raised at once.
+    """
+    unreachable = False
+    for delay in delays if delays is not None else backoff():
+        if stop.is_set():
+            return None
+        reason = "no answer"
+        if await answers(settings):
+            try:
+                started = await start()
+            except (KafkaError, BrokerError) as exc:
+                if not _retriable(exc):
+                    raise
+                reason = type(exc).__name__
+            else:
+                if unreachable:
+                    _log.info("broker_reachable", bootstrap_servers=settings.bootstrap_servers)
+                return started
+        if not unreachable:
+            _log.warning(
+                "broker_unreachable",
+                bootstrap_servers=settings.bootstrap_servers,
+                reason=reason,
+                detail=f"retrying, every {_WAIT_FIRST_S:.0f} s doubling to {_WAIT_CAP_S:.0f} s",
+            )
+            unreachable = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+    return None
+
+
+async def stop_quietly(stop: Callable[[], Awaitable[None]]) -> None:
+    """Undo a start that failed half-way: the start's own error is the one to report."""
+    with contextlib.suppress(KafkaError, LiaisonError):
+        await stop()

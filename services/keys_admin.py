@@ -15,7 +15,7 @@ import structlog
 
 from schemas.audit import AuditRecord, KeyGenerated, KeyRevoked, KeyRotated
 from schemas.errors import ConfigurationError
-from schemas.keys import KeyStatus, SigningKey, TrustedKey, TrustStore
+from schemas.keys import BUS, KeyStatus, SigningKey, TrustedKey, TrustStore
 from services.audit_log import append_audit, operator
 from services.keystore import KeyStore
 from services.settings import Settings
@@ -78,9 +78,10 @@ async def generate(settings: Settings, owner: str, now: dt.datetime) -> KeyChang
     bus = await load_trust(settings)
     active = bus.active(owner)
     if active:
+        flag = "--bus" if owner == BUS else f"--inspectorate {owner}"
         raise ConfigurationError(
             f"{owner} already has active key {active[0].keyid}; to replace it run"
-            f" `liaison keys rotate --inspectorate {owner}`"
+            f" `liaison keys rotate {flag}`"
         )
     return await _new_key(settings, KeyStore(settings), bus, owner, now)
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+
 from schemas.errors import ConfigurationError
-from schemas.keys import SigningKey, TrustStore
+from schemas.keys import BUS, SigningKey, TrustStore
 from services.settings import Settings
 
 __all__ = ["KeyStore", "signing_key_for"]
@@ -29,7 +34,13 @@ class KeyStore:
         """The local trust store (empty when none has been written)."""
         if not self.trust_file.exists():
             return TrustStore()
-        return TrustStore.model_validate_json(self.trust_file.read_bytes())
+        try:
+            return TrustStore.model_validate_json(self.trust_file.read_bytes())
+        except ValidationError as exc:
+            raise ConfigurationError(
+                f"{self.trust_file} is not a trust store ({exc.error_count()} problem(s));"
+                " `liaison keys export` prints the bus's"
+            ) from None
 
     def save_trust(self, store: TrustStore) -> None:
         """Write the trust store atomically (readers never see half a file)."""
@@ -62,11 +73,12 @@ class KeyStore:
         """The private key ``keyid`` of ``owner``."""
         path = self.private_path(owner, keyid)
         try:
-            return SigningKey.from_pem(path.read_bytes(), owner)
+            pem = path.read_bytes()
         except FileNotFoundError:
             raise ConfigurationError(
                 f"no private key for {owner} key {keyid} in {path.parent}"
             ) from None
+        return _from_pem(pem, owner, f"the private key file {path}")
 
     def active(self, owner: str, trust: TrustStore) -> SigningKey | None:
         """The owner's active key in ``trust`` whose private half is on this machine."""
@@ -79,20 +91,46 @@ class KeyStore:
 def signing_key_for(
     owner: str, settings: Settings, store: KeyStore, trust: TrustStore
 ) -> SigningKey:
-    """The key to sign with: ``LIAISON_SIGNING_KEY`` (PEM), ``..._FILE``, or the key store."""
+    """The key to sign with: ``LIAISON_SIGNING_KEY`` (PEM), ``..._FILE``, or the key store.
+
+    A key that cannot be used is one ``ConfigurationError`` that never shows the key.
+    """
     if settings.signing_key is not None:
-        return SigningKey.from_pem(settings.signing_key.get_secret_value().encode(), owner)
+        # Environment values keep undecodable bytes as surrogates; give them back as bytes.
+        pem = settings.signing_key.get_secret_value().encode("utf-8", "surrogateescape")
+        return _from_pem(pem, owner, "LIAISON_SIGNING_KEY")
     if settings.signing_key_file is not None:
         try:
-            return SigningKey.from_pem(settings.signing_key_file.read_bytes(), owner)
+            pem = settings.signing_key_file.read_bytes()
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot read LIAISON_SIGNING_KEY_FILE {settings.signing_key_file}: {exc.strerror}"
             ) from None
+        return _from_pem(pem, owner, f"LIAISON_SIGNING_KEY_FILE {settings.signing_key_file}")
     key = store.active(owner, trust)
     if key is None:
+        flag = "--bus" if owner == BUS else f"--inspectorate {owner}"
         raise ConfigurationError(
-            f"no active signing key for {owner} on this machine: run"
-            f" `liaison keys generate --inspectorate {owner}`"
+            f"no active signing key for {owner} on this machine: run `liaison keys generate {flag}`"
         )
     return key
+
+
+def _from_pem(pem: bytes, owner: str, source: str) -> SigningKey:
+    """The key in ``pem``; anything else is a ConfigurationError naming ``source``.
+
+    cryptography's own messages are not passed on: they may quote the input.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:
+        why = "it is encrypted"  # load_pem_private_key asked for a password
+    except (ValueError, UnsupportedAlgorithm):
+        why = "it is not PEM, or it is damaged"
+    else:
+        if isinstance(key, Ed25519PrivateKey):
+            return SigningKey(key, owner)
+        why = "it is a key of another type"
+    raise ConfigurationError(
+        f"{source} is not an unencrypted PKCS#8 PEM Ed25519 private key ({why})"
+    )

@@ -128,9 +128,11 @@ async def publish_documents(
             while window:
                 await acknowledge()
             await asyncio.gather(*audit)
-    err.print(
+    summary = (
         f"{published} published as {inspectorate.value}; {len(problems)} problem(s),"
-        " nothing invalid was sent.",
-        highlight=False,
+        " nothing invalid was sent."
     )
+    if problems:  # the run failed in part: its one `error:` line, after the problems
+        err.print("[bold red]error:[/bold red] ", end="")
+    err.print(summary, highlight=False, markup=False)
     return EXIT_INVALID if problems else 0

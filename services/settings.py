@@ -5,17 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from schemas.topics import Topics
+from schemas.errors import ConfigurationError
+from schemas.topics import DAY_MS, QUARANTINE_RETENTION_DAYS, Topics
 
-__all__ = ["DEFAULT_LOCAL_PORT", "Settings"]
+__all__ = ["DEFAULT_LOCAL_PORT", "DEMO_ROUTER_INSTANCE", "Settings", "load_settings"]
 
 DEFAULT_LOCAL_PORT = 39092
 """The local broker's port: not Kafka's default 9092, so it does not clash with another."""
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEMO_ROUTER_INSTANCE = "demo"
+"""The router instance `liaison demo` runs as: no serving router may take it, so the demo
+never shares a serving router's Kafka transactional id."""
 
 
 class Settings(BaseSettings):
@@ -63,8 +68,22 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="This router's name among several: its Kafka transactional id.",
     )
+    quarantine_retention_days: int = Field(
+        default=QUARANTINE_RETENTION_DAYS,
+        ge=1,
+        le=36500,  # a century: bounded, and retention.ms stays far inside Kafka's long
+        description="Days liaison.quarantine keeps refused records (raw bytes) before deleting.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("router_instance")
+    @classmethod
+    def _not_the_demos(cls, value: str) -> str:
+        if value == DEMO_ROUTER_INSTANCE:
+            msg = f"{DEMO_ROUTER_INSTANCE!r} is the router instance of `liaison demo`"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Self:
@@ -81,4 +100,28 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> Topics:
         """Topic names under this deployment's prefix."""
-        return Topics(self.topic_prefix)
+        return Topics(
+            self.topic_prefix, quarantine_retention_ms=self.quarantine_retention_days * DAY_MS
+        )
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad variable is a ``ConfigurationError`` naming it.
+
+    The message names each variable and what it must be, never its value (it may be a
+    secret, such as ``LIAISON_SIGNING_KEY``).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{_variable(error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigurationError("; ".join(problems)) from None
+    except SettingsError:
+        raise ConfigurationError("a LIAISON_* variable could not be read") from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    return "LIAISON_" + str(loc[0]).upper()

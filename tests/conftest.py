@@ -1,4 +1,9 @@
-"""Shared fixtures: settings, and the real local broker for the integration tier."""
+"""Shared fixtures: settings, and the real local broker for the integration tier.
+
+Tests never depend on the ``LIAISON_*`` variables of the shell that runs them: unit tests
+see none, integration tests only those that say where the broker is (a user may run the
+local broker on another port, or point at another cluster).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.inspectorates import Inspectorate
 from schemas.keys import BUS, SigningKey
-from services.kafka import apply_topics
+from services.kafka import apply_topics, delete_topics
 from services.keys_admin import ensure_keys
 from services.local_broker import LocalBroker, answers_metadata
 from services.router_service import RouterService
@@ -23,11 +27,37 @@ from services.rules_file import load_rules
 from services.settings import Settings
 from tests.factories import utc_now
 
+BROKER_VARIABLES = frozenset(
+    {
+        "LIAISON_BOOTSTRAP_SERVERS",
+        "LIAISON_LOCAL_BROKER_PORT",
+        "LIAISON_LOCAL_BROKER_HEAP_MB",
+        "LIAISON_REPLICATION_FACTOR",
+        "LIAISON_HOME",  # where the local broker lives, if a test has to start it
+    }
+)
+"""The user's ``LIAISON_*`` variables integration tests honour: where the broker is."""
+
+
+def _liaison_variables(keep: frozenset[str] = frozenset()) -> list[str]:
+    return [name for name in os.environ if name.startswith("LIAISON_") and name not in keep]
+
+
+@pytest.fixture(autouse=True)
+def _no_user_settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove the shell's LIAISON_* variables (integration tests keep the broker's)."""
+    keep = BROKER_VARIABLES if request.node.get_closest_marker("kafka") else frozenset()
+    for name in _liaison_variables(keep):
+        monkeypatch.delenv(name)
+
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """Settings from the environment (as `make test` runs them)."""
-    return Settings()
+    """Settings of the broker from the environment (as `make test` runs them), nothing else."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _liaison_variables(BROKER_VARIABLES):
+            patch.delenv(name)
+        return Settings()
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +86,7 @@ async def kafka(
     )
     await apply_topics(settings, settings.topics.specs())
     yield settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=live_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name for spec in settings.topics.specs()])
-    finally:
-        await admin.close()
+    await delete_topics(settings, [spec.name for spec in settings.topics.specs()])
 
 
 @pytest.fixture
@@ -77,9 +102,10 @@ def router_for(settings: Settings, keys: dict[str, SigningKey]) -> RouterService
 
 
 def env_for(settings: Settings) -> dict[str, str]:
-    """The environment a `liaison` subprocess needs to act as ``settings``."""
+    """The environment a `liaison` subprocess needs to act as ``settings`` (and no other
+    LIAISON_* variable of the shell's)."""
     return {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if not name.startswith("LIAISON_")},
         "LIAISON_TOPIC_PREFIX": settings.topic_prefix,
         "LIAISON_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "LIAISON_HOME": str(settings.home),
@@ -98,3 +124,12 @@ async def run_liaison(
     out, err = await asyncio.wait_for(process.communicate(), 180)
     assert process.returncode is not None
     return subprocess.CompletedProcess(list(args), process.returncode, out.decode(), err.decode())
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one `error:` line a failed command printed (exit 1 or 2, no traceback)."""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert done.returncode in (1, 2), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    return errors[0]

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.routing import route
 from schemas.envelope import seal
@@ -35,7 +34,7 @@ from schemas.records import (
     event_record,
     header_map,
 )
-from services.kafka import end_offsets, read_from
+from services.kafka import committed_offsets, end_offsets, read_from
 from services.keys_admin import ensure_keys
 from services.router_service import router_group_id
 from services.rules_file import load_rules
@@ -87,15 +86,13 @@ async def start_router(settings: Settings) -> asyncio.subprocess.Process:
 
 
 async def lag(settings: Settings) -> int:
-    """Records on the events topics the router group has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(router_group_id(settings))
-    finally:
-        await admin.close()
+    """Records on the events topics the router group has not committed yet.
+
+    On a freshly formatted broker the group coordinator may not be ready yet: that
+    (retriable) condition is retried by ``committed_offsets``, not taken as a failure.
+    """
+    done = await committed_offsets(settings, router_group_id(settings))
     ends = await end_offsets(settings, list(settings.topics.all_events()))
-    done = {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()}
     return sum(end - max(done.get(tp, 0), 0) for tp, end in ends.items())
 
 

@@ -10,14 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from schemas.events import encode_event
 from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
+from services.inputs import MAX_INPUT_BYTES
 from services.kafka import end_offsets, read_from
 from services.settings import Settings
-from tests.conftest import env_for, router_for, run_liaison
+from tests.conftest import env_for, one_error_line, router_for, run_liaison
 from tests.factories import concern
 
 pytestmark = pytest.mark.kafka
@@ -94,5 +97,68 @@ def test_publish_without_a_key_says_how_to_make_one(kafka: Settings, tmp_path: P
         env=env_for(kafka), capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 1
-    assert "liaison keys generate --inspectorate ofsted" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "liaison keys generate --inspectorate ofsted" in one_error_line(done)
+
+
+def other_kind_of_key() -> str:
+    return (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
+async def test_a_malformed_signing_key_is_one_error_that_never_shows_it(
+    kafka: Settings, tmp_path: Path
+) -> None:
+    file = tmp_path / "one.json"
+    file.write_bytes(encode_event(concern()))
+    good = SigningKey.generate("ofsted").to_pem().decode()
+    for pem, why in [
+        ("not a key", "not PEM"),
+        (good[: len(good) // 2], "not PEM"),
+        (other_kind_of_key(), "another type"),
+    ]:
+        done = await run_liaison(
+            kafka, "publish", "--as", "ofsted", str(file), env={"LIAISON_SIGNING_KEY": pem}
+        )
+        line = one_error_line(done)
+        assert done.returncode == 1
+        assert line.startswith("error: LIAISON_SIGNING_KEY is not an unencrypted PKCS#8 PEM")
+        assert why in line
+        body = pem.splitlines()[1] if "\n" in pem else pem
+        assert body not in done.stdout + done.stderr
+
+
+async def test_an_occurred_at_out_of_range_is_one_problem_and_nothing_is_sent(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    event = json.loads(encode_event(concern()))
+    event["occurred_at"] = "0001-01-01T00:00:00+23:59"
+    file = tmp_path / "early.json"
+    file.write_text(json.dumps(event))
+    start = await end_offsets(kafka, [kafka.topics.events(Inspectorate.OFSTED)])
+    pem = signing["ofsted"].to_pem().decode()
+    done = await run_liaison(
+        kafka, "publish", "--as", "ofsted", str(file), env={"LIAISON_SIGNING_KEY": pem}
+    )
+    assert "0 published as ofsted; 1 problem(s)" in one_error_line(done)
+    assert done.returncode == 2
+    assert "line 1: occurred_at:" in done.stderr
+    assert await read_from(kafka, start, until=lambda _: False, timeout_s=1) == []
+
+
+async def test_an_input_that_never_ends_is_refused_and_nothing_is_sent(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    start = await end_offsets(kafka, [kafka.topics.events(Inspectorate.OFSTED)])
+    pem = signing["ofsted"].to_pem().decode()
+    done = await run_liaison(
+        kafka, "publish", "--as", "ofsted", "/dev/zero", env={"LIAISON_SIGNING_KEY": pem}
+    )
+    assert f"input is over the {MAX_INPUT_BYTES}-byte limit" in one_error_line(done)
+    assert await read_from(kafka, start, until=lambda _: False, timeout_s=1) == []

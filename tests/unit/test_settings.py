@@ -1,10 +1,14 @@
+"""Settings from LIAISON_* variables, whatever the shell running the tests holds."""
+
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from services.settings import DEFAULT_LOCAL_PORT, Settings
+from schemas.errors import ConfigurationError
+from services.settings import DEFAULT_LOCAL_PORT, DEMO_ROUTER_INSTANCE, Settings, load_settings
 
 
 def test_defaults_point_at_the_local_broker(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,3 +41,41 @@ def test_bad_prefix_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIAISON_TOPIC_PREFIX", "no spaces")
     with pytest.raises(ValueError, match="topic_prefix"):
         Settings()
+
+
+def test_unit_tests_see_none_of_the_shells_liaison_variables() -> None:
+    # tests/conftest.py removes them, so a user's LIAISON_LOCAL_BROKER_PORT (documented in
+    # the README) or LIAISON_LOG_LEVEL cannot change what a unit test sees.
+    assert [name for name in os.environ if name.startswith("LIAISON_")] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("LIAISON_LOG_LEVEL", "verbose", "LIAISON_LOG_LEVEL: Input should be 'DEBUG'"),
+        ("LIAISON_LOCAL_BROKER_PORT", "80", "LIAISON_LOCAL_BROKER_PORT: Input should be greater"),
+        ("LIAISON_REPLICATION_FACTOR", "three", "LIAISON_REPLICATION_FACTOR: Input should be a"),
+        ("LIAISON_ROUTER_INSTANCE", "a b", "LIAISON_ROUTER_INSTANCE: String should match"),
+    ],
+)
+def test_a_bad_variable_is_one_configuration_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(says)
+    assert value not in str(raised.value)
+
+
+def test_settings_load_when_the_environment_is_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIAISON_LOG_LEVEL", "DEBUG")
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_no_serving_router_may_take_the_demos_transactional_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIAISON_ROUTER_INSTANCE", DEMO_ROUTER_INSTANCE)
+    with pytest.raises(ConfigurationError, match=r"LIAISON_ROUTER_INSTANCE: .*`liaison demo`"):
+        load_settings()
