@@ -257,6 +257,14 @@ class Router:
     def _judge(
         self, record: InboundRecord, trust: TrustStore, now: dt.datetime, out: _Verdicts
     ) -> None:
+        if not record.parsed:
+            unparseable = EnvelopeError(
+                Reason.UNPARSEABLE,
+                "the Kafka client could not parse the record (a header name that is not"
+                " UTF-8, or a record after one in the same producer batch)",
+            )
+            self._quarantine(record, unparseable, now, out)
+            return
         decision = plan(record, self._topics, trust, now, self._rules.rules)
         if decision.refused is not None or decision.opened is None:
             refused = decision.refused or EnvelopeError(Reason.INTERNAL_ERROR, "no verdict")

@@ -121,6 +121,8 @@ class Reason(StrEnum):
     """A JSON object in the envelope or the signed payload repeats a key."""
     ID_CONFLICT = "id_conflict"
     """Another inspectorate's verified event already has this event id."""
+    UNPARSEABLE = "unparseable"
+    """The Kafka client could not parse the record (e.g. a header name that is not UTF-8)."""
     INTERNAL_ERROR = "internal_error"
     """Judging the record failed in a way Liaison did not foresee (a bug, kept, not lost)."""
 

@@ -60,6 +60,9 @@ class InboundRecord:
     headers: Headers = ()
     timestamp_type: int = 0
     """0: the producer's CreateTime; 1: the broker's LogAppendTime."""
+    parsed: bool = True
+    """False when the Kafka client could not parse the record (a header name that is not
+    UTF-8): its key, value and headers are then unknown, and it is refused as such."""
 
 
 def header_map(headers: Sequence[tuple[str, bytes]]) -> Mapping[str, bytes]:

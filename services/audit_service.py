@@ -218,6 +218,12 @@ class AuditService:
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1000)
                 records = [inbound(raw) for raw in batch.get(tp, [])]
+                for record in records:
+                    if not record.parsed:
+                        # Nothing of it can be read, not even its bytes: no leaf (the
+                        # auditor's check skips it too), only this line.
+                        _log.warning("audit_record_unparseable", offset=record.offset)
+                records = [record for record in records if record.parsed]
                 compact = await self._store_batch(records, compact)
                 now = dt.datetime.now(dt.UTC)
                 if now - last_checkpoint >= self._every:

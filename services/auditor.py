@@ -56,7 +56,7 @@ from schemas.merkle import (
 )
 from services.audit_service import audit_origin
 from services.audit_store import SqliteAuditStore, StoredLeaf, utc_text
-from services.kafka import assigned, catch_up, end_offsets
+from services.kafka import UnparseableRecord, assigned, catch_up, end_offsets
 from services.settings import Settings
 
 __all__ = [
@@ -88,11 +88,13 @@ class Divergence:
 @dataclass(slots=True)
 class VerifyReport:
     """What ``verify_log`` checked, and the first divergence if any; ``invalid_records``
-    counts the leaves whose value is not an audit record."""
+    counts the leaves whose value is not an audit record, ``unparseable`` the records the
+    Kafka client could not parse (no leaves, for the audit service nor for this check)."""
 
     leaves: int = 0
     checkpoints: int = 0
     invalid_records: int = 0
+    unparseable: int = 0
     divergence: Divergence | None = None
     checkpoint_sizes: list[int] = field(default_factory=list)
 
@@ -163,6 +165,9 @@ async def verify_log(
     async with assigned(settings, settings.topics.audit) as consumer:
         async for batch in catch_up(consumer):
             for raw in batch:
+                if isinstance(raw, UnparseableRecord):
+                    report.unparseable += 1  # no leaf: the audit service skips it too
+                    continue
                 value: bytes = raw.value or b""
                 divergence = _check_leaf(seq, value, next(stored, None))
                 if divergence is not None:

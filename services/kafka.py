@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -34,6 +34,7 @@ __all__ = [
     "KafkaSink",
     "Position",
     "TopicReport",
+    "UnparseableRecord",
     "apply_topics",
     "assigned",
     "backoff",
@@ -50,6 +51,7 @@ __all__ = [
     "read_from",
     "start_when_reachable",
     "stop_quietly",
+    "tolerate_unparseable",
     "with_retries",
 ]
 
@@ -376,12 +378,79 @@ async def _started(consumer: AIOKafkaConsumer, settings: Settings) -> AIOKafkaCo
 
 
 def _reader(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
+    return tolerate_unparseable(
+        AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UnparseableRecord:
+    """Stands, in a fetch, for a record aiokafka cannot parse (see ``tolerate_unparseable``);
+    it has the attributes of an aiokafka ``ConsumerRecord`` that Liaison reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int = -1
+    timestamp_type: int = 0
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+_CAREFUL_FETCH_MS: Final = 100
+
+
+def tolerate_unparseable(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
+    """Make ``consumer.getmany`` judge a record aiokafka cannot parse instead of failing.
+
+    aiokafka decodes header names as UTF-8 while it parses a fetch; a record whose header
+    name is not (anyone with write access and a raw Kafka client can write one) makes
+    every ``getmany`` raise ``UnicodeDecodeError`` without moving the position, so a
+    reader would stop for good (and faststream's supervisor would restart it in a tight
+    loop). After such a failure this reads each partition one record at a time: a record
+    that fails is returned as an ``UnparseableRecord`` at its offset (the reader refuses it
+    with a reason code, like any bad record) and the position moves past it. The records
+    after it in the same producer batch cannot be parsed either and are returned the same
+    way, one by one; a producer batch holds one producer's records, so only the writer of
+    the bad record loses anything. Once a round reads cleanly, fetching is normal again.
+    """
+    fetch = consumer.getmany
+    careful = False
+
+    async def getmany(
+        *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Any]]:
+        nonlocal careful
+        if not careful:
+            try:
+                return cast(
+                    dict[TopicPartition, list[Any]],
+                    await fetch(*partitions, timeout_ms=timeout_ms, max_records=max_records),
+                )
+            except UnicodeDecodeError:
+                careful = True
+        got: dict[TopicPartition, list[Any]] = {}
+        clean = True
+        for tp in partitions or sorted(consumer.assignment()):
+            try:
+                got.update(await fetch(tp, timeout_ms=_CAREFUL_FETCH_MS, max_records=1))
+            except UnicodeDecodeError:
+                clean = False
+                offset = await consumer.position(tp)
+                got[tp] = [UnparseableRecord(tp.topic, tp.partition, offset)]
+                consumer.seek(tp, offset + 1)
+        careful = not clean
+        return got
+
+    # The one place a library object is wrapped: faststream fetches through this method.
+    consumer.getmany = getmany
+    return consumer
 
 
 async def end_offsets(settings: Settings, topics: Sequence[str]) -> Position:
@@ -458,7 +527,7 @@ async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 
 
 def inbound(raw: Any) -> InboundRecord:  # noqa: ANN401 - aiokafka is untyped
-    """An aiokafka ``ConsumerRecord`` as Liaison's plain ``InboundRecord``."""
+    """An aiokafka ``ConsumerRecord`` (or ``UnparseableRecord``) as an ``InboundRecord``."""
     return InboundRecord(
         topic=raw.topic,
         partition=raw.partition,
@@ -468,6 +537,7 @@ def inbound(raw: Any) -> InboundRecord:  # noqa: ANN401 - aiokafka is untyped
         value=raw.value or b"",
         headers=tuple((name, value or b"") for name, value in raw.headers),
         timestamp_type=raw.timestamp_type,
+        parsed=not isinstance(raw, UnparseableRecord),
     )
 
 

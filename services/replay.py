@@ -20,7 +20,7 @@ from schemas.errors import EnvelopeError
 from schemas.inspectorates import Inspectorate
 from schemas.keys import TrustStore
 from schemas.records import HEADER_AREA, HEADER_TYPE, InboundRecord, header_map
-from services.kafka import inbound, partition_counts
+from services.kafka import inbound, partition_counts, tolerate_unparseable
 from services.settings import Settings
 
 __all__ = ["Filters", "Replay", "replay_topics"]
@@ -89,10 +89,12 @@ async def replay_topics(
     """Re-read ``topics`` within the filters' time window, verifying every record."""
     topics = list(topics)
     counts = await partition_counts(settings, topics)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
+    consumer = tolerate_unparseable(
+        AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
     )
     await consumer.start()
     found = Replay()

@@ -39,7 +39,13 @@ from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
 from schemas.keys import SigningKey
 from schemas.records import HEADER_TYPE, OutboundRecord, header_map
 from services.audit_log import audit_outbound
-from services.kafka import assigned, catch_up, inbound, producer_options
+from services.kafka import (
+    assigned,
+    catch_up,
+    inbound,
+    producer_options,
+    tolerate_unparseable,
+)
 from services.settings import Settings
 from services.trust import TrustFollower
 
@@ -106,7 +112,7 @@ class RouterService:
         settings = self._settings
         broker = KafkaBroker(settings.bootstrap_servers, logger=self._log, log_level=logging.DEBUG)
 
-        @broker.subscriber(
+        subscriber = broker.subscriber(
             *settings.topics.all_events(),
             batch=True,
             max_records=_BATCH,
@@ -122,6 +128,9 @@ class RouterService:
             title="router",
             description="Verify, route and forward every inspectorate's signed events.",
         )
+        self._subscriber = subscriber
+
+        @subscriber
         async def route_events(message: KafkaMessage, consumer: Consumer) -> None:
             raw = message.raw_message
             await self._route_batch(raw if isinstance(raw, tuple) else (raw,), consumer)
@@ -220,6 +229,11 @@ class RouterService:
         await self._producer.start()  # init_transactions: fences and aborts a killed router
         await self._rebuild()
         await self.broker.start()
+        # faststream builds the consumer as it starts: only now can its fetch be made to
+        # judge a record aiokafka cannot parse, instead of failing on it for ever.
+        consumer = self._subscriber.consumer
+        if consumer is not None:
+            tolerate_unparseable(consumer)
         self._log.info("router_started", bootstrap_servers=self._settings.bootstrap_servers)
 
     async def stop(self) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,6 +35,10 @@ from tests.integration.test_end_to_end import produce_raw
 from tests.unit.test_router_step import CHILD, HOSTILE
 
 pytestmark = pytest.mark.kafka
+
+READ_ALL_S = 8.0
+"""How long a final read of everything committed takes at most, with room for a loaded
+machine (the amounts are tiny; the time is for a consumer to start and fetch)."""
 
 
 def signed(payload: bytes, key: SigningKey, settings: Settings) -> OutboundRecord:
@@ -98,8 +104,7 @@ async def test_a_hostile_batch_loses_nothing_and_stops_nothing(
     ofsted_topic = topics.events(Inspectorate.OFSTED)
     batch = [goods[0], goods[1]]
     batch += [OutboundRecord(ofsted_topic, b"E08000025", value) for value in bad]
-    batch += [conflict, goods[2], goods[3]]
-    bad.append(conflict.value)
+    batch += [goods[2], goods[3]]
     watched = [topics.feed, topics.quarantine, topics.programme(Programme.NCPI), topics.audit]
     start = await end_offsets(kafka, watched)
     # Everything is on the log before the router starts, so it comes in one batch.
@@ -116,14 +121,16 @@ async def test_a_hostile_batch_loses_nothing_and_stops_nothing(
             )
 
         await read_from(kafka, start, until=arrived(len(goods) + 1 + len(bad)), timeout_s=60)
-        # The router is still routing after the batch: a later event is delivered too.
-        await produce_raw(kafka, [good(later, signing["hmi_probation"], kafka)])
+        # The router is still routing after the batch: a later event is delivered too, and
+        # CQC's event reusing the (by now routed) Ofsted event's id is an id conflict.
+        await produce_raw(kafka, [conflict, good(later, signing["hmi_probation"], kafka)])
+        bad.append(conflict.value)
         await read_from(kafka, start, until=arrived(len(goods) + 2 + len(bad)), timeout_s=60)
-        await asyncio.sleep(1.0)  # anything extra (a duplicate) would arrive by now
-        records = await read_from(kafka, start, until=lambda _: False, timeout_s=2)
         assert not router.failed.is_set()
     finally:
         await router.stop()
+    # Everything the router committed, read whole (a duplicate would show up here).
+    records = await read_from(kafka, start, until=lambda _: False, timeout_s=READ_ALL_S)
 
     check_delivered(kafka, records, [*goods, good(later, signing["hmi_probation"], kafka)], bad)
     audits = [decode_record(r.value) for r in records if r.topic == topics.audit]
@@ -161,13 +168,13 @@ def check_delivered(
 
 async def audit_service_stores_and_verifies(
     settings: Settings, signing: dict[str, SigningKey]
-) -> None:
-    """The audit service stores every record, and the auditor's check agrees."""
-    records = len(
-        await read_from(
-            settings, {(settings.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
-        )
+) -> str:
+    """The audit service stores every record it can parse, and the auditor's check
+    agrees; what the check printed."""
+    on_log = await read_from(
+        settings, {(settings.topics.audit, 0): 0}, until=lambda _: False, timeout_s=READ_ALL_S
     )
+    records = sum(record.parsed for record in on_log)
     with open_store(settings) as store:
         service = AuditService(settings, store, signing[BUS])
         await service.start()
@@ -182,3 +189,77 @@ async def audit_service_stores_and_verifies(
     verified = await run_liaison(settings, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "OK" in verified.stdout
+    return verified.stdout
+
+
+async def write_unparseable(settings: Settings, topic: str, count: int) -> None:
+    """``count`` records with a header name that is not UTF-8, in one producer batch."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration._unparseable",
+        settings.bootstrap_servers, topic, "E08000025", str(count),
+        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, (out + err).decode()
+
+
+async def test_a_record_the_kafka_client_cannot_parse_is_quarantined_not_a_stop(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    topics = kafka.topics
+    ofsted_topic = topics.events(Inspectorate.OFSTED)
+    before = concern(subject_agencies=["police"])
+    after = concern(subject_agencies=["police"])
+    watched = [topics.feed, topics.quarantine, topics.audit]
+    start = await end_offsets(kafka, watched)
+    await produce_raw(kafka, [good(before, signing["ofsted"], kafka)])
+    await write_unparseable(kafka, ofsted_topic, 3)  # one producer batch of three
+    await produce_raw(kafka, [good(after, signing["ofsted"], kafka)])
+
+    router = router_for(kafka, signing)
+    await router.start()
+    try:
+
+        def arrived(records: Sequence[InboundRecord]) -> bool:
+            return sum(r.topic in {topics.feed, topics.quarantine} for r in records) >= 5
+
+        records = await read_from(kafka, start, until=arrived, timeout_s=60)
+        assert not router.failed.is_set()
+    finally:
+        await router.stop()
+
+    feed = [r for r in records if r.topic == topics.feed]
+    assert [header_map(r.headers)[HEADER_EVENT_ID] for r in feed] == [
+        str(before.id).encode(),
+        str(after.id).encode(),
+    ]
+    audits = [decode_record(r.value) for r in records if r.topic == topics.audit]
+    refused = [a for a in audits if isinstance(a, EventQuarantined)]
+    assert [a.reason for a in refused] == ["unparseable"] * 3
+    assert len({a.offset for a in refused}) == 3
+    await audit_service_stores_and_verifies(kafka, signing)
+
+
+async def route_one(settings: Settings, signing: dict[str, SigningKey]) -> None:
+    """Publish one event and route it (so its audit records are on the log)."""
+    start = await end_offsets(settings, [settings.topics.feed])
+    await produce_raw(settings, [good(concern(), signing["ofsted"], settings)])
+    router = router_for(settings, signing)
+    await router.start()
+    try:
+        await read_from(settings, start, until=lambda r: len(r) >= 1, timeout_s=60)
+    finally:
+        await router.stop()
+
+
+async def test_the_audit_service_and_verify_judge_an_unparseable_audit_record(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    await route_one(kafka, signing)
+    await write_unparseable(kafka, kafka.topics.audit, 2)
+    await route_one(kafka, signing)
+    verified = await audit_service_stores_and_verifies(kafka, signing)
+    assert "cannot parse" in verified
+    with open_store(kafka) as store:
+        assert store.invalid_count() == 0  # no leaf: nothing of them can be read

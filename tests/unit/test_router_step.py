@@ -285,3 +285,15 @@ def test_a_signed_payload_of_any_bytes_is_judged(payload: bytes) -> None:
     assert isinstance(verdict, EventQuarantined)
     assert verdict.reason in {"malformed_json", "schema_invalid", "duplicate_key"}
     assert pae(CONCERN_RAISED, payload)  # the signature covered exactly these bytes
+
+
+def test_a_record_the_kafka_client_could_not_parse_is_quarantined_as_unparseable() -> None:
+    unparsed = InboundRecord(
+        topic="t.liaison.events.ofsted", partition=0, offset=7, timestamp_ms=-1,
+        key=None, value=b"", parsed=False,
+    )  # fmt: skip
+    outcome = router().step([unparsed, sealed_inbound(good_practice(), CQC)], TRUST, NOW)
+    judged = verdicts(outcome)
+    assert [getattr(v, "reason", None) for v in judged] == ["unparseable", None]
+    assert isinstance(judged[0], EventQuarantined)
+    assert judged[0].offset == 7
