@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,18 +19,32 @@ pytestmark = pytest.mark.kafka
 LIAISON = [sys.executable, "-m", "services"]
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections (never ours to listen on)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return range(32768, 61000)
+    return range(int(low), int(high) + 1)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port_pair() -> int:
-    """A port p with p and p + 1 free on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port < 65000:
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
+    """A port p with p and p + 1 free on 127.0.0.1, outside the ephemeral range: a port
+    the kernel may give any outgoing connection (the suite's own Kafka clients make many)
+    could be taken between this choice and the broker's start."""
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in range(20000, 32000) if p not in ephemeral and p + 1 not in ephemeral]
+    for port in random.sample(candidates, 50):
+        if _free(port) and _free(port + 1):
             return port
     raise AssertionError("no free port pair")
 
