@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias, TypeVar
 
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
 from schemas.errors import Problem, SchemaError
 from schemas.events import (
@@ -195,6 +195,10 @@ def build(
         }
     try:
         return CODEC.decode(to_json(fields))
+    except PydanticSerializationError:
+        # A Python string can hold an unpaired surrogate; it is not text and has no JSON.
+        problem = Problem("", "a text field holds an unpaired surrogate (not Unicode text)")
+        raise _refusal(source, [problem]) from None
     except SchemaError as exc:
         raise _refusal(
             source, [Problem(_NATIVE_PATHS.get(p.path, p.path), p.reason) for p in exc.problems]

@@ -3,10 +3,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas.errors import LiaisonError, SchemaError
 from schemas.events import (
@@ -91,7 +93,11 @@ def concerns(draw: st.DrawFn) -> ConcernRaised:
         subject_agencies=tuple(draw(st.lists(st.sampled_from(list(Agency)), min_size=1))),
         theme=draw(st.sampled_from(list(Theme))),
         summary=draw(
-            st.text(st.characters(exclude_characters="@0123456789"), min_size=1, max_size=200)
+            st.text(
+                st.characters(exclude_characters="@0123456789", exclude_categories=["Cs"]),
+                min_size=1,
+                max_size=200,
+            )
         ),
         finding=draw(st.sampled_from(list(Finding))),
         severity=draw(st.integers(1, 4)),
@@ -218,3 +224,16 @@ def test_evidence_refs_are_linted_like_free_text(reference: str) -> None:
 def test_evidence_refs_that_are_report_urls_pass() -> None:
     refs = ["ILACS report, section 3", "https://reports.ofsted.gov.uk/provider/44/80512"]
     assert decode_event(encode_event(concern(evidence_refs=refs))).evidence_refs == tuple(refs)
+
+
+@pytest.mark.parametrize("field", ["summary", "evidence_refs", "jtai", "shareable_learning"])
+def test_text_that_is_not_unicode_is_refused_when_built_in_python(field: str) -> None:
+    values: dict[str, Any] = {
+        "summary": "\ud800",
+        "evidence_refs": ["\ud800"],
+        "jtai": {"requested": True, "rationale": "\ud800"},
+        "shareable_learning": "\ud800",
+    }
+    build = good_practice if field == "shareable_learning" else concern
+    with pytest.raises(ValidationError, match="unicode"):
+        build(**{field: values[field]})
