@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 from uuid import UUID
 
+from cryptography.exceptions import InvalidSignature
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -47,14 +48,17 @@ from pydantic import (
 )
 
 from schemas._problems import check_size, plain
-from schemas.errors import Problem, SchemaError
+from schemas.envelope import pae, parse_dsse, sign_envelope
+from schemas.errors import EnvelopeError, Problem, SchemaError
 from schemas.events import GssCode, Theme
 from schemas.inspectorates import Inspectorate
 from schemas.jtai import JtaiTrigger
-from schemas.keys import BUS
+from schemas.keys import OWNERS, SigningKey, TrustedKey, TrustStore, entitled
 
 __all__ = [
     "ACTIONS",
+    "AT_TOLERANCE",
+    "AUDIT_RECORD_TYPE",
     "EARLIEST_AT",
     "LATEST_AT",
     "MAX_RECORD_BYTES",
@@ -77,14 +81,18 @@ __all__ = [
     "QuarantineRedriven",
     "ReplayRun",
     "RouteTaken",
+    "SealedRecord",
     "VerificationFailed",
     "check_actor",
     "decode_leaf",
     "decode_record",
     "encode_record",
     "judge_record",
+    "judge_sealed",
     "leaf_data",
+    "seal_record",
     "split_leaf",
+    "unsealed",
 ]
 
 MAX_RECORD_BYTES: Final = 64 * 1024
@@ -150,8 +158,8 @@ def check_actor(value: str) -> str:
 
 
 def _check_key_owner(value: str) -> str:
-    if value != BUS and value not in _INSPECTORATES:
-        msg = f"must be an inspectorate or {BUS!r}"
+    if value not in OWNERS:
+        msg = "must be an inspectorate or a part of Liaison (" + ", ".join(sorted(OWNERS)) + ")"
         raise ValueError(msg)
     return value
 
@@ -471,6 +479,20 @@ class InvalidReason(StrEnum):
     INVALID_FIELDS = "invalid_fields"
     """A known action whose fields break the contract (missing, unknown, wrong type, out
     of range: a date whose UTC conversion overflows, for instance)."""
+    UNSIGNED = "unsigned"
+    """Not a signed audit value (a bare record, or another DSSE payload type)."""
+    UNKNOWN_KEY = "unknown_key"
+    """Signed by a key the bus does not trust."""
+    BAD_SIGNATURE = "bad_signature"
+    """The signature does not verify."""
+    KEY_NOT_VALID = "key_not_valid"
+    """Signed by a key that was not valid when the value was appended (revoked, retired,
+    not yet valid)."""
+    NOT_ENTITLED = "not_entitled"
+    """The signer may not speak for the record's actor (e.g. a publisher's key signing
+    ``analyst:...``)."""
+    BACKDATED = "backdated"
+    """The record's ``at`` is far from when the broker appended it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,3 +620,107 @@ def decode_leaf(data: bytes) -> Leaf:
     """Split leaf data and decode its record; ``SchemaError`` if either is malformed."""
     seq, record = split_leaf(data)
     return Leaf(seq=seq, record=decode_record(record))
+
+
+# ---- signed records --------------------------------------------------------------------
+#
+# What is appended to ``liaison.audit`` is a DSSE envelope (as events are) whose payload is
+# the record's canonical bytes (``encode_record``), signed by the key of the component
+# that wrote it. The leaf is built from the envelope's bytes exactly as they arrived, so
+# the tree proves who signed each record too. ``judge_sealed`` is the audit service's
+# whole decision for one value: it verifies the signature against the trust store at the
+# broker's append time, checks that the signer may speak for the record's ``actor``
+# (``schemas.keys.entitled``) and that ``at`` is the append time give or take
+# ``AT_TOLERANCE``; anything else is an invalid leaf with its reason.
+
+AUDIT_RECORD_TYPE: Final = "uk.liaison.audit.record.v1"
+"""The DSSE ``payloadType`` of a signed audit record."""
+
+AT_TOLERANCE: Final = dt.timedelta(minutes=10)
+"""How far a record's ``at`` may be from the broker's append time (clocks and batching)."""
+
+
+def seal_record(record: AuditRecord, key: SigningKey) -> bytes:
+    """The value to append for ``record``: a DSSE envelope signed by ``key``.
+
+    ``SchemaError`` if ``key``'s owner may not sign for the record's actor.
+    """
+    if not entitled(key.owner, record.actor):
+        msg = f"a key of {key.owner} cannot sign an audit record whose actor is {record.actor}"
+        raise SchemaError(msg)
+    return sign_envelope(AUDIT_RECORD_TYPE, encode_record(record), key)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """A verified audit record, its exact payload bytes and the key that signed it."""
+
+    record: AuditRecord
+    payload: bytes
+    key: TrustedKey
+
+
+def unsealed(data: bytes) -> bytes | None:
+    """The record bytes inside a signed audit value, unverified (for showing a leaf the
+    audit service has already judged); None if ``data`` is not a signed audit value."""
+    try:
+        payload_type, payload, _keyid, _sig = parse_dsse(data)
+    except EnvelopeError:
+        return None
+    return payload if payload_type == AUDIT_RECORD_TYPE else None
+
+
+def _invalid(reason: InvalidReason, message: str) -> InvalidRecord:
+    return InvalidRecord(reason, SchemaError(f"invalid audit record: {message}"))
+
+
+def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they are checked
+    data: bytes, appended_at: dt.datetime, trust: TrustStore
+) -> SealedRecord | InvalidRecord:
+    """The signed record in ``data``, or why it is not one; never raises.
+
+    ``appended_at`` is the broker's append time of the value (``LogAppendTime``).
+    """
+    if not data:
+        return _invalid(InvalidReason.EMPTY, "empty")
+    try:
+        payload_type, payload, keyid, sig = parse_dsse(data)
+    except EnvelopeError:
+        judged = judge_record(data)
+        if isinstance(judged, InvalidRecord) and judged.reason in (
+            InvalidReason.EMPTY,
+            InvalidReason.TOO_LARGE,
+            InvalidReason.NOT_JSON,
+            InvalidReason.NOT_AN_OBJECT,
+        ):
+            return judged
+        return _invalid(InvalidReason.UNSIGNED, "not signed (not a DSSE envelope)")
+    if payload_type != AUDIT_RECORD_TYPE:
+        return _invalid(InvalidReason.UNSIGNED, f"payloadType is not {AUDIT_RECORD_TYPE}")
+    key = trust.get(keyid)
+    if key is None:
+        return _invalid(InvalidReason.UNKNOWN_KEY, "no trusted key has the signature's key id")
+    try:
+        key.verifier().verify(sig, pae(payload_type, payload))
+    except InvalidSignature:
+        return _invalid(InvalidReason.BAD_SIGNATURE, "the signature does not verify")
+    refused = key.refuses_at(appended_at)
+    if refused is not None:
+        return _invalid(InvalidReason.KEY_NOT_VALID, refused)
+    judged = judge_record(payload)
+    if isinstance(judged, InvalidRecord):
+        return judged
+    if not entitled(key.owner, judged.actor):
+        return _invalid(
+            InvalidReason.NOT_ENTITLED, f"a key of {key.owner} may not sign for {judged.actor}"
+        )
+    try:
+        off = abs(judged.at - appended_at)
+    except (OverflowError, ArithmeticError):
+        off = LATEST_AT - EARLIEST_AT
+    if off > AT_TOLERANCE:
+        return _invalid(
+            InvalidReason.BACKDATED,
+            f"its time is {off} from when it was appended (at most {AT_TOLERANCE})",
+        )
+    return SealedRecord(judged, payload, key)

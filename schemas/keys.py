@@ -27,19 +27,71 @@ from schemas.inspectorates import Inspectorate
 from schemas.wire import Rfc3339, strict_loads
 
 __all__ = [
+    "AUDIT",
+    "AUDITOR",
     "BUS",
+    "COMPONENTS",
+    "OPERATOR",
+    "OWNERS",
+    "READER",
+    "ROOT",
     "KeyStatus",
     "SigningKey",
     "TrustStore",
     "TrustedKey",
     "decode_key_record",
+    "entitled",
     "key_id",
 ]
 
 BUS: Final = "liaison"
-"""Owner name of keys that belong to the bus itself (not to an inspectorate)."""
+"""Owner of the router's key: signs JTAI considerations and the router's audit records."""
+AUDIT: Final = "audit"
+"""Owner of the audit service's key: signs checkpoints and the service's own records."""
+READER: Final = "reader"
+"""Owner of the reader service's key (feeds, dashboard): signs the audit record of every
+read, naming the analyst it authenticated."""
+AUDITOR: Final = "auditor"
+"""Owner of the auditors' tools' key (verify, replay)."""
+OPERATOR: Final = "operator"
+"""Owner of the operators' tools' key (key changes, quarantine redrive, analysts)."""
 
-OWNERS: Final = frozenset({*(i.value for i in Inspectorate), BUS})
+ROOT: Final = "root"
+"""Owner name of a trust-root signing key (``schemas.trust_root``): pinned in deployment
+configuration, never in the trust store, so never a valid ``TrustedKey`` owner."""
+
+COMPONENTS: Final = (BUS, AUDIT, READER, AUDITOR, OPERATOR)
+"""Owners that are parts of Liaison, not inspectorates."""
+
+OWNERS: Final = frozenset({*(i.value for i in Inspectorate), *COMPONENTS})
+"""Every owner a trusted key can have."""
+
+# Which actor kind (before the colon of an audit record's ``actor``) each component's key
+# may sign for. An inspectorate's key signs only for ``inspectorate:<itself>``.
+_ACTOR_KIND: Final = {
+    BUS: "router",
+    AUDIT: "audit",
+    READER: "analyst",
+    AUDITOR: "auditor",
+    OPERATOR: "operator",
+}
+
+
+def entitled(owner: str, actor: str) -> bool:
+    """Whether a key of ``owner`` may sign an audit record whose actor is ``actor``.
+
+    The router's key speaks for ``router:*``, the audit service's for ``audit:*``, the
+    reader service's for the analysts it authenticated (``analyst:*``), the auditors' and
+    operators' tools' for ``auditor:*`` and ``operator:*``; an inspectorate's key only for
+    ``inspectorate:<that inspectorate>``.
+    """
+    kind, colon, name = actor.partition(":")
+    if not colon or not name:
+        return False
+    if owner in _ACTOR_KIND:
+        return kind == _ACTOR_KIND[owner]
+    return owner in OWNERS and kind == "inspectorate" and name == owner
+
 
 KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -79,7 +131,7 @@ class TrustedKey(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.owner not in OWNERS:
-            msg = f"owner {self.owner!r} is not an inspectorate or {BUS!r}"
+            msg = f"owner {self.owner!r} is not an inspectorate or one of {', '.join(COMPONENTS)}"
             raise ValueError(msg)
         try:
             raw = base64.b64decode(self.public_key, validate=True)
@@ -181,8 +233,8 @@ class SigningKey:
     @classmethod
     def generate(cls, owner: str) -> SigningKey:
         """A new random key for ``owner``."""
-        if owner not in OWNERS:
-            msg = f"owner {owner!r} is not an inspectorate or {BUS!r}"
+        if owner not in OWNERS and owner != ROOT:
+            msg = f"owner {owner!r} is not an inspectorate or one of {', '.join(COMPONENTS)}"
             raise ValueError(msg)
         return cls(Ed25519PrivateKey.generate(), owner)
 

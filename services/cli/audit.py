@@ -1,0 +1,389 @@
+"""`liaison audit`, `replay` and `feed`: auditors' and analysts' tools."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from schemas.audit import FeedRead, InvalidRecord, ReplayRun, VerificationFailed, judge_record
+from schemas.audit_proof import ProofDocument
+from schemas.checkpoint import parse_verifier_key
+from schemas.errors import ConfigurationError, LiaisonError, SchemaError
+from schemas.inspectorates import Inspectorate
+from schemas.keys import TrustStore
+from services.audit_log import append_audit, operator
+from services.audit_service import open_store, publish_checkpoint
+from services.audit_store import SqliteAuditStore, StoredLeaf
+from services.auditor import (
+    VerifyReport,
+    activity,
+    check_proof,
+    consistency,
+    event_id_text,
+    leaves_about,
+    prove,
+    read_proof,
+    verifier_keys,
+    verify_log,
+)
+from services.cli._common import (
+    INVALID,
+    T,
+    _audit_key,
+    _fail,
+    _now,
+    _print_json,
+    _run,
+    _say,
+    _settings,
+    _when,
+    _wide,
+    app,
+    err,
+    out,
+)
+from services.inputs import (
+    check_analyst,
+    check_filters,
+    check_purpose,
+)
+from services.replay import Filters, Replay, replay_topics
+from services.settings import Settings
+from services.trust import load_trust
+
+# -- audit, replay, feed -------------------------------------------------------------------
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+feed_app = typer.Typer(help="Analysts' feeds.", no_args_is_help=True)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign and publish a checkpoint of the audit tree now (the service also does this)."""
+    settings = _settings()
+
+    async def run() -> str | None:
+        trust = await load_trust(settings)
+        with open_store(settings) as store:
+            return await publish_checkpoint(settings, store, _audit_key(settings, trust), _now())
+
+    note = _run(run)
+    if note is None:
+        _say("No new leaves since the last checkpoint.")
+    else:
+        sys.stdout.write(note)
+
+
+@audit_app.command("verifier-key")
+def audit_verifier_key() -> None:
+    """The signed-note verifier key(s) that check this log's checkpoints offline."""
+    settings = _settings()
+    trust = _run(lambda: load_trust(settings))
+    for vkey in verifier_keys(settings, trust):
+        out.print(vkey, highlight=False)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Rebuild the tree from the log; check every leaf, the sequence and every checkpoint."""
+    settings = _settings()
+
+    async def run() -> VerifyReport:
+        trust = await load_trust(settings)
+        progress = Progress(
+            TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True,
+        )  # fmt: skip
+        with open_store(settings) as store, progress:
+            task = progress.add_task("verify", total=None)
+            report = await verify_log(
+                settings, store, trust,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+        if not report.ok:
+            assert report.divergence is not None  # noqa: S101 - not ok means a divergence
+            await append_audit(settings, [VerificationFailed(
+                at=_now(), actor=operator("auditor"), position=report.divergence.position,
+                detail=report.divergence.detail[:500],
+            )])  # fmt: skip
+        return report
+
+    report = _run(run)
+    if report.ok:
+        # Invalid leaves (values on the topic that are no audit record) are kept byte for
+        # byte, so they are no divergence; their count says how many there are.
+        out.print(
+            f"OK: {report.leaves} leaves ({report.invalid_records} invalid) in sequence, each"
+            f" matching the store; {report.checkpoints} signed checkpoint(s) verified.",
+            highlight=False,
+        )
+        if report.unparseable:
+            out.print(
+                f"Skipped {report.unparseable} record(s) on the audit topic that the Kafka"
+                " client cannot parse (no leaves: the audit service skips them too).",
+                highlight=False,
+            )
+        return
+    assert report.divergence is not None  # noqa: S101 - not ok means a divergence
+    where = (
+        f" at leaf {report.divergence.position}" if report.divergence.position is not None else ""
+    )
+    err.print(f"FAILED{where}: {report.divergence.detail}", highlight=False, markup=False)
+    raise typer.Exit(1)
+
+
+def _on_store(settings: Settings, use: Callable[[SqliteAuditStore, TrustStore], T]) -> T:
+    """``use(store, trust)`` with the audit store open and the bus's trust store loaded."""
+
+    async def run() -> T:
+        trust = await load_trust(settings)
+        with open_store(settings) as store:
+            return use(store, trust)
+
+    return _run(run)
+
+
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file.")]
+
+
+@audit_app.command("prove")
+def audit_prove(
+    event_id: Annotated[str, typer.Argument(help="The event whose records to prove.")],
+    output: OutOption = None,
+) -> None:
+    """Inclusion proofs of the records about an event, against the latest checkpoint."""
+    settings = _settings()
+    document = _on_store(settings, lambda store, trust: prove(settings, store, trust, event_id))
+    _print_json(document.model_dump(mode="json"), output)
+
+
+@audit_app.command("consistency")
+def audit_consistency(
+    old_size: Annotated[int, typer.Argument(help="Size of the older checkpoint.")],
+    new_size: Annotated[int, typer.Argument(help="Size of the newer checkpoint.")],
+    output: OutOption = None,
+) -> None:
+    """A proof that the log at NEW_SIZE extends the log at OLD_SIZE (append-only)."""
+    settings = _settings()
+    document = _on_store(
+        settings, lambda store, trust: consistency(settings, store, trust, old_size, new_size)
+    )
+    _print_json(document.model_dump(mode="json"), output)
+
+
+@audit_app.command("check-proof")
+def audit_check_proof(
+    file: Annotated[
+        Path, typer.Argument(help="A proof from `audit prove` or `audit consistency`.")
+    ],
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="The verifier key you trust (from `audit verifier-key`)."),
+    ] = None,
+) -> None:
+    """Verify a proof offline: no Kafka, no store, only the checkpoint's public key."""
+    _settings()
+    try:
+        document = read_proof(file)
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}")
+    except LiaisonError as exc:  # a malformed document: one line naming every problem
+        _fail(f"{file}: {exc}")
+    if key:
+        try:
+            parse_verifier_key(key)
+        except LiaisonError as exc:
+            _fail(f"--key: {exc}")
+    vkeys = [key] if key else list(document.verifier_keys)
+    if not key:
+        _say("note: using the verifier key inside the proof; pass --key to check it independently")
+    try:
+        lines = next(_checked(document, vkeys))
+    except LiaisonError as exc:
+        out.print(f"FAILED: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
+    out.print("OK", highlight=False)
+
+
+def _checked(document: ProofDocument, vkeys: list[str]) -> Iterator[list[str]]:
+    failure: LiaisonError | None = None
+    for vkey in vkeys:
+        try:
+            yield check_proof(document, vkey)
+        except LiaisonError as exc:
+            failure = exc
+            continue
+        return
+    raise failure or ConfigurationError("no verifier key given")
+
+
+def _records_table(leaves: list[StoredLeaf], title: str) -> Table:
+    table = Table(title=Text(title))
+    for column in ("seq", "at", "actor", "action", "what"):
+        table.add_column(column, overflow="fold")
+    for leaf in leaves:
+        record = judge_record(leaf.record)
+        if isinstance(record, InvalidRecord):  # the store's queries skip these; be sure
+            continue
+        details = record.model_dump(mode="json", exclude={"action", "at", "actor", "event_ids"})
+        what = ", ".join(f"{k}={v}" for k, v in details.items())
+        # Text, not markup: a record's free text (a purpose, say) could hold "[/]".
+        table.add_row(str(leaf.seq), leaf.at, Text(record.actor), record.action, Text(what))
+    return table
+
+
+def _on_audit_store(use: Callable[[SqliteAuditStore], T]) -> T:
+    """``use(store)`` with the audit store open (no broker needed); every refusal or
+    damaged store is one ``error:`` line."""
+    settings = _settings()
+    try:
+        with open_store(settings) as store:
+            return use(store)
+    except LiaisonError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"the audit store cannot be opened: {exc.strerror or type(exc).__name__}")
+
+
+@audit_app.command("who-saw")
+def audit_who_saw(
+    event_id: Annotated[str, typer.Argument(help="The event.")],
+) -> None:
+    """Who published, routed, received, read or replayed an event, and when."""
+    leaves = _on_audit_store(lambda store: leaves_about(store, event_id))
+    if not leaves:
+        _fail(f"no audit record concerns event {event_id_text(event_id)}")
+    _wide().print(_records_table(leaves, f"Audit records about {event_id_text(event_id)}"))
+
+
+@audit_app.command("activity")
+def audit_activity(
+    actor: Annotated[str, typer.Option("--actor", help="e.g. analyst:a.khan, router:0.")],
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601 date or time.")] = None,
+) -> None:
+    """Everything one actor did, oldest first."""
+    start = _when(since, "--since")
+    leaves = _on_audit_store(lambda store: activity(store, actor, start))
+    _wide().print(_records_table(leaves, f"Activity of {actor}"))
+
+
+Since = Annotated[str, typer.Option("--since", help="ISO 8601 date or time (broker append time).")]
+Until = Annotated[str | None, typer.Option("--until", help="ISO 8601; exclusive.")]
+Area = Annotated[str | None, typer.Option("--area", help="GSS code.")]
+ThemeOpt = Annotated[str | None, typer.Option("--theme", help="A theme, e.g. neglect.")]
+
+
+def _filters(since: str | None, until: str | None, area: str | None, theme: str | None,
+             source: Inspectorate | None = None, kind: str | None = None) -> Filters:  # fmt: skip
+    try:
+        check_filters(area=area, theme=theme, kind=kind)
+    except SchemaError as exc:
+        _fail(str(exc), INVALID)
+    return Filters(
+        since=_when(since, "--since"), until=_when(until, "--until"), area=area, theme=theme,
+        source=source, type=kind,
+    )  # fmt: skip
+
+
+def _write_events(found: Replay, output: Path | None) -> None:
+    lines = b"".join(opened.payload + b"\n" for _, opened in found.verified)
+    if output is None:
+        sys.stdout.buffer.write(lines)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(lines)
+        _say(f"wrote {len(found.verified)} verified event(s) to {output}")
+    if found.unverifiable:
+        table = Table(
+            title=f"{len(found.unverifiable)} record(s) that do not verify (not exported)"
+        )
+        for column in ("topic", "partition", "offset", "reason", "detail"):
+            table.add_column(column, overflow="fold")
+        for record, exc in found.unverifiable:
+            table.add_row(record.topic, str(record.partition), str(record.offset),
+                          str(exc.reason), str(exc))  # fmt: skip
+        Console(stderr=True, width=200).print(table)
+
+
+@app.command("replay")
+def replay(
+    since: Since,
+    until: Until = None,
+    area: Area = None,
+    theme: ThemeOpt = None,
+    source: Annotated[
+        Inspectorate | None, typer.Option("--source", case_sensitive=False, help="Publisher.")
+    ] = None,
+    kind: Annotated[str | None, typer.Option("--type", help="Event type.")] = None,
+    output: OutOption = None,
+) -> None:
+    """Re-read events by time from Kafka, verify each again, print or export them (JSONL)."""
+    settings = _settings()
+    filters = _filters(since, until, area, theme, source, kind)
+    topics = [settings.topics.events(source)] if source else list(settings.topics.all_events())
+
+    async def run() -> Replay:
+        trust = await load_trust(settings)
+        with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+                      console=err, transient=True) as progress:  # fmt: skip
+            task = progress.add_task("replay", total=None)
+            found = await replay_topics(
+                settings, topics, filters, trust, _now(),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+        await append_audit(settings, [ReplayRun(
+            at=_now(), actor=operator("auditor"), filters=filters.as_strings(),
+            verified=len(found.verified), unverifiable=len(found.unverifiable),
+        )])  # fmt: skip
+        return found
+
+    found = _run(run)
+    _write_events(found, output)
+    _say(
+        f"{len(found.verified)} verified, {len(found.unverifiable)} not verifiable,"
+        f" {found.scanned} record(s) read."
+    )
+
+
+@feed_app.command("read")
+def feed_read(
+    analyst: Annotated[str, typer.Option("--analyst", help="Your analyst id (audited).")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Why you are reading (audited).")],
+    area: Area = None,
+    theme: ThemeOpt = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601.")] = None,
+    output: OutOption = None,
+) -> None:
+    """Read verified events from the area feed; the read is audited with its purpose."""
+    settings = _settings()
+    try:
+        analyst = check_analyst(analyst)
+    except SchemaError as exc:
+        _fail(f"--analyst: {exc}", INVALID)
+    try:
+        purpose = check_purpose(purpose)
+    except SchemaError as exc:
+        _fail(f"--purpose: {exc}", INVALID)
+    filters = _filters(since, None, area, theme)
+
+    async def run() -> Replay:
+        trust = await load_trust(settings)
+        found = await replay_topics(settings, [settings.topics.feed], filters, trust, _now())
+        await append_audit(settings, [FeedRead(
+            at=_now(), actor=f"analyst:{analyst}", analyst=analyst, purpose=purpose,
+            filters=filters.as_strings(), returned=len(found.verified),
+            event_ids=tuple(dict.fromkeys(opened.event.id for _, opened in found.verified)),
+        )])  # fmt: skip
+        return found
+
+    _write_events(_run(run), output)

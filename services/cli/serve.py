@@ -1,0 +1,115 @@
+"""`liaison demo` and `liaison serve`: the long-running services."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from schemas.errors import LiaisonError
+from schemas.keys import BUS, SigningKey
+from services.audit_service import AuditService, open_store
+from services.cli._common import (
+    _audit_key,
+    _fail,
+    _run,
+    _settings,
+    _stop_on_signals,
+    _wide,
+    app,
+    err,
+)
+from services.demo import run_demo
+from services.kafka import start_when_reachable, stop_quietly
+from services.keystore import KeyStore, signing_key_for
+from services.router_service import RouterService
+from services.rules_file import load_rules
+from services.trust import load_trust
+
+serve_app = typer.Typer(help="Long-running Liaison services.", no_args_is_help=True)
+
+# -- demo and services -------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo() -> None:
+    """Every inspectorate publishes a few events; the router delivers them; a table shows it."""
+    settings = _settings()
+
+    async def run() -> int:
+        return await run_demo(settings, load_rules(settings.rules_path), _wide())
+
+    code = _run(run)
+    raise typer.Exit(code)
+
+
+@serve_app.command("router")
+def serve_router() -> None:
+    """Route every inspectorate's events to the other inspectorates' queues until stopped.
+
+    Started while the broker is down, it waits for it (one log line when it is found
+    unreachable, one when it is back).
+    """
+    settings = _settings(service=True)
+    try:
+        rules = load_rules(settings.rules_path)
+    except LiaisonError as exc:
+        _fail(str(exc))
+
+    async def start() -> RouterService:
+        trust = await load_trust(settings)
+        bus_key = signing_key_for(BUS, settings, KeyStore(settings), trust)
+        router = RouterService(settings, rules, bus_key)
+        try:
+            await router.start()
+        except BaseException:
+            await stop_quietly(router.stop)
+            raise
+        return router
+
+    async def serve() -> int:
+        stop = _stop_on_signals()
+        router = await start_when_reachable(settings, start, stop)
+        if router is None:
+            return 0  # stopped while waiting for the broker
+        try:
+            stopping = asyncio.create_task(stop.wait())
+            failing = asyncio.create_task(router.failed.wait())
+            await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            failing.cancel()
+        finally:
+            await router.stop()
+        return 1 if router.failed.is_set() else 0
+
+    raise typer.Exit(_run(serve))
+
+
+@serve_app.command("audit")
+def serve_audit() -> None:
+    """Append every audit record to the Merkle tree store and publish signed checkpoints."""
+    settings = _settings(service=True)
+
+    async def bus_key() -> SigningKey:
+        return _audit_key(settings, await load_trust(settings))
+
+    async def serve() -> int:
+        stop = _stop_on_signals()
+        # Started while the broker is down, it waits for it (one log line each way).
+        key = await start_when_reachable(settings, bus_key, stop)
+        if key is None:
+            return 0  # stopped while waiting for the broker
+        with open_store(settings) as store:
+            service = AuditService(settings, store, key)
+            await service.start()
+            assert service.task is not None  # noqa: S101 - started just now
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({stopping, service.task}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            failed = service.task.done() and service.task.exception() is not None
+            if failed:
+                err.print(f"error: the audit service stopped: {service.task.exception()}")
+            await service.stop()
+        return 1 if failed else 0
+
+    raise typer.Exit(_run(serve))
