@@ -63,6 +63,9 @@ __all__ = [
     "LATEST_AT",
     "MAX_RECORD_BYTES",
     "ActorKind",
+    "AnalystAdded",
+    "AnalystRevoked",
+    "AnalystScope",
     "AuditRecord",
     "CheckpointPublished",
     "ConsiderationEmitted",
@@ -72,6 +75,7 @@ __all__ = [
     "EventRouted",
     "EventUnrouted",
     "FeedRead",
+    "FeedRefused",
     "InvalidReason",
     "InvalidRecord",
     "KeyGenerated",
@@ -363,16 +367,58 @@ class KeyRevoked(_Record):
     reason: Detail
 
 
+AnalystName: TypeAlias = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_unicode)
+]
+
+
 class FeedRead(_Record):
     """An analyst read a feed; ``event_ids`` are the events returned."""
 
     action: Literal["feed.read"] = "feed.read"
-    analyst: Annotated[
-        str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_unicode)
-    ]
+    analyst: AnalystName
     purpose: Detail = Field(description="Why the analyst read the feed, in their words.")
     filters: Filters = Field(default_factory=dict)
     returned: Count
+
+
+class FeedRefused(_Record):
+    """The reader service refused an analyst's read (outside their scope, an unknown
+    area or theme...); nothing was returned."""
+
+    action: Literal["feed.refused"] = "feed.refused"
+    analyst: AnalystName
+    purpose: Detail = Field(description="Why the analyst asked, in their words.")
+    filters: Filters = Field(default_factory=dict)
+    reason: ReasonCode = Field(description="A stable code, e.g. 'out_of_scope'.")
+    detail: Detail = Field(description="Plain English; names the rule, not the data.")
+
+
+class AnalystScope(BaseModel):
+    """What an analyst may read: areas (GSS codes), regions and themes; empty means none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    areas: tuple[GssCode, ...] = ()
+    regions: tuple[Annotated[str, StringConstraints(min_length=1, max_length=100)], ...] = ()
+    themes: tuple[Theme, ...] = ()
+
+
+class AnalystAdded(_Record):
+    """An operator issued an analyst a credential for the reader service, with a scope."""
+
+    action: Literal["analyst.added"] = "analyst.added"
+    analyst: AnalystName
+    scope: AnalystScope
+    credential_sha256: Sha256Hex = Field(description="SHA-256 of the credential, never itself.")
+
+
+class AnalystRevoked(_Record):
+    """An operator withdrew an analyst's credential."""
+
+    action: Literal["analyst.revoked"] = "analyst.revoked"
+    analyst: AnalystName
+    reason: Detail
 
 
 class ReplayRun(_Record):
@@ -423,6 +469,9 @@ _RECORD_TYPES: Final = (
     QuarantineRedriven,
     VerificationFailed,
     CheckpointPublished,
+    FeedRefused,
+    AnalystAdded,
+    AnalystRevoked,
 )
 
 AuditRecord: TypeAlias = Annotated[
@@ -439,7 +488,10 @@ AuditRecord: TypeAlias = Annotated[
     | ReplayRun
     | QuarantineRedriven
     | VerificationFailed
-    | CheckpointPublished,
+    | CheckpointPublished
+    | FeedRefused
+    | AnalystAdded
+    | AnalystRevoked,
     Field(discriminator="action"),
 ]
 """Any audit record, decoded by its ``action``."""

@@ -1,11 +1,18 @@
-"""Appending to the audit log (``liaison.audit``): one place that turns records into Kafka."""
+"""Appending to the audit log (``liaison.audit``): one place that turns records into Kafka.
+
+Every record is sealed (``schemas.audit.seal_record``) with the key of the component that
+writes it: the router's, the audit service's, an inspectorate's publisher's, the reader
+service's, an auditor's or an operator's tool's. The audit service marks a record whose
+signer may not speak for its ``actor`` as an invalid leaf.
+"""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Iterable
 
-from schemas.audit import AuditRecord, encode_record
+from schemas.audit import AuditRecord, seal_record
+from schemas.keys import SigningKey
 from schemas.records import OutboundRecord
 from services.kafka import kafka_sink
 from services.settings import Settings
@@ -13,24 +20,25 @@ from services.settings import Settings
 __all__ = ["append_audit", "audit_outbound", "operator"]
 
 
-def audit_outbound(settings: Settings, record: AuditRecord) -> OutboundRecord:
-    """The Kafka record for one audit record (for producers that add it to a transaction)."""
+def audit_outbound(settings: Settings, record: AuditRecord, key: SigningKey) -> OutboundRecord:
+    """The Kafka record for one audit record signed by ``key`` (for producers that add it
+    to a transaction)."""
     return OutboundRecord(
         topic=settings.topics.audit,
         key=record.action.encode(),
-        value=encode_record(record),
+        value=seal_record(record, key),
         headers=(("action", record.action.encode()),),
     )
 
 
-async def append_audit(settings: Settings, records: Iterable[AuditRecord]) -> None:
-    """Append records to the audit log; return once the broker has every one of them."""
+async def append_audit(settings: Settings, records: Iterable[AuditRecord], key: SigningKey) -> None:
+    """Append records signed by ``key``; return once the broker has every one of them."""
     records = list(records)
     if not records:
         return
     async with kafka_sink(settings) as sink:
         for record in records:
-            await sink.send(audit_outbound(settings, record))
+            await sink.send(audit_outbound(settings, record, key))
 
 
 def operator(kind: str = "operator") -> str:

@@ -15,9 +15,9 @@ import structlog
 
 from schemas.audit import AuditRecord, KeyGenerated, KeyRevoked, KeyRotated
 from schemas.errors import ConfigurationError
-from schemas.keys import BUS, KeyStatus, SigningKey, TrustedKey, TrustStore
+from schemas.keys import BUS, OPERATOR, KeyStatus, SigningKey, TrustedKey, TrustStore
 from services.audit_log import append_audit, operator
-from services.keystore import KeyStore
+from services.keystore import KeyStore, signing_key_for
 from services.settings import Settings
 from services.trust import load_trust, publish_keys
 
@@ -41,9 +41,14 @@ async def _commit(
     bus: TrustStore,
     entries: list[TrustedKey],
     record: AuditRecord,
+    *,
+    signer: SigningKey | None = None,
 ) -> None:
     await publish_keys(settings, entries)
-    await append_audit(settings, [record])
+    # Interim (issue 10 reworks key changes): the operator's key signs the audit record;
+    # the first operator key signs its own.
+    key = signer or signing_key_for(OPERATOR, settings, store, bus.merged(entries))
+    await append_audit(settings, [record], key)
     store.save_trust(store.trust().merged(bus.keys).merged(entries))
     for entry in entries:
         # Public key ids only: private keys are never logged.
@@ -66,7 +71,8 @@ async def _new_key(
             )  # fmt: skip
         else:
             record = KeyGenerated(at=now, actor=operator(), keyid=entry.keyid, owner=owner)
-        await _commit(settings, store, bus, [entry, *retired], record)
+        signer = key if owner == OPERATOR else None
+        await _commit(settings, store, bus, [entry, *retired], record, signer=signer)
     except BaseException:
         store.delete_private(key)
         raise
@@ -130,12 +136,14 @@ async def ensure_keys(
     store = KeyStore(settings)
     bus = await load_trust(settings)
     keys: dict[str, SigningKey] = {}
-    for owner in owners:
+    # The operator's key first: it signs the audit record of every other key change.
+    for owner in dict.fromkeys((OPERATOR, *owners)):
         key = store.active(owner, bus)
         if key is None:
             change = await _new_key(settings, store, bus, owner, now, retire=bus.active(owner))
             assert change.new is not None  # noqa: S101 - _new_key always makes one
             bus = bus.merged([change.new, *change.changed])
             key = store.load_private(owner, change.new.keyid)
-        keys[owner] = key
+        if owner in owners:
+            keys[owner] = key
     return keys

@@ -119,7 +119,7 @@ async def publish_documents(
                     partition=delivery.partition, offset=delivery.offset, keyid=done.keyid,
                     inspectorate=inspectorate,
                 )  # fmt: skip
-                audit.append(asyncio.create_task(sink.send(audit_outbound(settings, record))))
+                audit.append(asyncio.create_task(sink.send(audit_outbound(settings, record, key))))
 
             for item in sealed:
                 window.append((item, asyncio.create_task(publisher.send(item))))

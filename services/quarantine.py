@@ -24,7 +24,7 @@ from schemas.audit import QuarantineRedriven
 from schemas.envelope import open_envelope
 from schemas.errors import EnvelopeError, RedriveError
 from schemas.inspectorates import Inspectorate
-from schemas.keys import TrustStore
+from schemas.keys import OPERATOR, TrustStore
 from schemas.quarantine import (
     HEADER_REDRIVE_OF,
     QuarantineEntry,
@@ -35,6 +35,7 @@ from schemas.records import InboundRecord, OutboundRecord
 from schemas.topics import Topics
 from services.audit_log import append_audit, operator
 from services.kafka import assigned, catch_up, inbound, kafka_sink
+from services.keystore import KeyStore, signing_key_for
 from services.settings import Settings
 from services.trust import load_trust
 
@@ -141,5 +142,6 @@ async def redrive(settings: Settings, quarantine_id: int, now: dt.datetime) -> R
                 at=now, actor=operator(), quarantine_id=quarantine_id, source_topic=planned.to
             )
         ],
+        signing_key_for(OPERATOR, settings, KeyStore(settings), trust),
     )
     return planned

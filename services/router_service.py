@@ -184,7 +184,10 @@ class RouterService:
             first.setdefault(tp, raw.offset)
             offsets[tp] = raw.offset + 1
         outcome = self._router.step([inbound(raw) for raw in records], self._trust.store, _now())
-        outbound = [*outcome.outbound, *(audit_outbound(self._settings, a) for a in outcome.audit)]
+        outbound = [
+            *outcome.outbound,
+            *(audit_outbound(self._settings, a, self._bus_key) for a in outcome.audit),
+        ]
         if not await self._commit(outbound, offsets):
             # Nothing of this batch happened: read it again, from a state rebuilt from the log.
             self._stale = True

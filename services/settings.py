@@ -56,6 +56,30 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = Field(
         default=None, description="A file holding the PEM private key to sign with."
     )
+    trust_root: Path | None = Field(
+        default=None,
+        description=(
+            "The pinned trust root (root public keys and threshold) that signs every key"
+            " change; default LIAISON_HOME/keys/[prefix-<prefix>/]root.json. Deployment"
+            " configuration: never learnt from Kafka."
+        ),
+    )
+    reader_host: str = Field(
+        default="127.0.0.1", description="Where `liaison serve reader` listens (address)."
+    )
+    reader_port: int = Field(
+        default=39080, ge=1, le=65535, description="Where `liaison serve reader` listens (port)."
+    )
+    reader_url: str = Field(
+        default="",
+        description="The reader service analysts' tools call; default http://<host>:<port>.",
+    )
+    analyst_token: SecretStr | None = Field(
+        default=None, description="An analyst's credential for the reader service (never logged)."
+    )
+    analyst_token_file: Path | None = Field(
+        default=None, description="A file holding the analyst's credential."
+    )
     rules_file: Path | None = Field(
         default=None, description="Routing rules (TOML); default: deploy/rules.toml."
     )
@@ -87,9 +111,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Self:
+        # frozen model: defaults that depend on other fields are set through __dict__ once,
+        # during validation
         if not self.bootstrap_servers:
-            # frozen model: set through __dict__ once, during validation
             self.__dict__["bootstrap_servers"] = f"127.0.0.1:{self.local_broker_port}"
+        if not self.reader_url:
+            self.__dict__["reader_url"] = f"http://{self.reader_host}:{self.reader_port}"
         return self
 
     @property

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from schemas.inspectorates import Inspectorate
-from schemas.keys import BUS, SigningKey
+from schemas.keys import BUS, COMPONENTS, SigningKey
 from services.kafka import apply_topics, delete_topics
 from services.keys_admin import ensure_keys
 from services.local_broker import LocalBroker, answers_metadata
@@ -91,9 +91,10 @@ async def kafka(
 
 @pytest.fixture
 async def signing(kafka: Settings) -> dict[str, SigningKey]:
-    """An active signing key for every inspectorate and the bus: public halves on the
+    """An active signing key for every inspectorate and every component (router, audit,
+    reader, auditor, operator): public halves on the
     test's liaison.keys, private halves in the test's LIAISON_HOME (as `keys generate`)."""
-    return await ensure_keys(kafka, (*(i.value for i in Inspectorate), BUS), utc_now())
+    return await ensure_keys(kafka, (*(i.value for i in Inspectorate), *COMPONENTS), utc_now())
 
 
 def router_for(settings: Settings, keys: dict[str, SigningKey]) -> RouterService:

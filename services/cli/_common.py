@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from schemas.errors import ConfigurationError, LiaisonError, SchemaError
-from schemas.keys import BUS, SigningKey, TrustStore
+from schemas.keys import AUDIT, SigningKey, TrustStore
 from services.keystore import KeyStore, signing_key_for
 from services.log import configure_logging
 from services.settings import Settings, load_settings
@@ -144,4 +144,5 @@ def _print_json(document: object, output: Path | None) -> None:
 
 
 def _audit_key(settings: Settings, trust: TrustStore) -> SigningKey:
-    return signing_key_for(BUS, settings, KeyStore(settings), trust)
+    """The audit service's own key (owner ``audit``): signs checkpoints and its records."""
+    return signing_key_for(AUDIT, settings, KeyStore(settings), trust)

@@ -13,12 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from schemas.audit import FeedRead, InvalidRecord, ReplayRun, VerificationFailed, judge_record
+from schemas.audit import InvalidRecord, ReplayRun, VerificationFailed, judge_record
 from schemas.audit_proof import ProofDocument
 from schemas.checkpoint import parse_verifier_key
 from schemas.errors import ConfigurationError, LiaisonError, SchemaError
 from schemas.inspectorates import Inspectorate
-from schemas.keys import TrustStore
+from schemas.keys import AUDITOR, SigningKey, TrustStore
 from services.audit_log import append_audit, operator
 from services.audit_service import open_store, publish_checkpoint
 from services.audit_store import SqliteAuditStore, StoredLeaf
@@ -51,10 +51,9 @@ from services.cli._common import (
     out,
 )
 from services.inputs import (
-    check_analyst,
     check_filters,
-    check_purpose,
 )
+from services.keystore import KeyStore, signing_key_for
 from services.replay import Filters, Replay, replay_topics
 from services.settings import Settings
 from services.trust import load_trust
@@ -62,7 +61,6 @@ from services.trust import load_trust
 # -- audit, replay, feed -------------------------------------------------------------------
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-feed_app = typer.Typer(help="Analysts' feeds.", no_args_is_help=True)
 
 
 @audit_app.command("checkpoint")
@@ -113,7 +111,7 @@ def audit_verify() -> None:
             await append_audit(settings, [VerificationFailed(
                 at=_now(), actor=operator("auditor"), position=report.divergence.position,
                 detail=report.divergence.detail[:500],
-            )])  # fmt: skip
+            )], _tool_key(settings, AUDITOR, trust))  # fmt: skip
         return report
 
     report = _run(run)
@@ -344,7 +342,7 @@ def replay(
         await append_audit(settings, [ReplayRun(
             at=_now(), actor=operator("auditor"), filters=filters.as_strings(),
             verified=len(found.verified), unverifiable=len(found.unverifiable),
-        )])  # fmt: skip
+        )], _tool_key(settings, AUDITOR, trust))  # fmt: skip
         return found
 
     found = _run(run)
@@ -355,35 +353,6 @@ def replay(
     )
 
 
-@feed_app.command("read")
-def feed_read(
-    analyst: Annotated[str, typer.Option("--analyst", help="Your analyst id (audited).")],
-    purpose: Annotated[str, typer.Option("--purpose", help="Why you are reading (audited).")],
-    area: Area = None,
-    theme: ThemeOpt = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO 8601.")] = None,
-    output: OutOption = None,
-) -> None:
-    """Read verified events from the area feed; the read is audited with its purpose."""
-    settings = _settings()
-    try:
-        analyst = check_analyst(analyst)
-    except SchemaError as exc:
-        _fail(f"--analyst: {exc}", INVALID)
-    try:
-        purpose = check_purpose(purpose)
-    except SchemaError as exc:
-        _fail(f"--purpose: {exc}", INVALID)
-    filters = _filters(since, None, area, theme)
-
-    async def run() -> Replay:
-        trust = await load_trust(settings)
-        found = await replay_topics(settings, [settings.topics.feed], filters, trust, _now())
-        await append_audit(settings, [FeedRead(
-            at=_now(), actor=f"analyst:{analyst}", analyst=analyst, purpose=purpose,
-            filters=filters.as_strings(), returned=len(found.verified),
-            event_ids=tuple(dict.fromkeys(opened.event.id for _, opened in found.verified)),
-        )])  # fmt: skip
-        return found
-
-    _write_events(_run(run), output)
+def _tool_key(settings: Settings, owner: str, trust: TrustStore) -> SigningKey:
+    """The key this machine's tool signs its audit records with (owner ``auditor``...)."""
+    return signing_key_for(owner, settings, KeyStore(settings), trust)

@@ -21,7 +21,7 @@ from schemas.audit import FeedRead, encode_record
 from schemas.envelope import seal
 from schemas.events import ConcernRaised
 from schemas.inspectorates import Inspectorate
-from schemas.keys import BUS, SigningKey
+from schemas.keys import BUS, READER, SigningKey
 from schemas.records import event_record
 from services.audit_log import append_audit, audit_outbound
 from services.audit_service import AuditService, open_store, publish_checkpoint
@@ -146,7 +146,7 @@ async def test_audit_service_killed_mid_stream_loses_and_duplicates_no_leaf(
                     at=utc_now(), actor="analyst:test", analyst="test", purpose="load",
                     returned=sent,
                 )  # fmt: skip
-                out = audit_outbound(kafka, record)
+                out = audit_outbound(kafka, record, signing[READER])
                 futures.append(await producer.send(out.topic, out.value, key=out.key))
                 sent += 1
             await asyncio.gather(*futures)
@@ -192,7 +192,7 @@ async def test_prove_check_proof_consistency_who_saw_and_activity(
     await append_audit(kafka, [FeedRead(
         at=utc_now(), actor="analyst:a.khan", analyst="a.khan", purpose="JTAI planning",
         returned=1, event_ids=(event.id,),
-    )])  # fmt: skip
+    )], signing[READER])  # fmt: skip
     first = await stored_everything(kafka, signing)
     await route_some(kafka, signing, [concern(subject_agencies=["health"])])
     second = await stored_everything(kafka, signing)
