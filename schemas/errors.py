@@ -15,6 +15,12 @@ Every error Liaison raises on purpose derives from ``LiaisonError``::
     ├── ProofError (ValueError)           a Merkle proof does not verify (schemas.merkle)
     ├── AuditStoreError                   the audit store cannot be opened or read
     │                                     (services.audit_store)
+    ├── KeyChangeError (ValueError)       a key change is under-signed, stale or refused
+    │                                     by the trust root's rules (schemas.trust_root)
+    ├── AnalystError                      an operator's change to the analysts' registry
+    │                                     cannot be made (services.reader.analysts)
+    ├── ReaderError                       a read through the reader service failed
+    │                                     (services.reader.client; ``status``: HTTP)
     └── BrokerError                       the message log cannot be reached or used
         └── LocalBrokerError              the local development broker failed to start/stop
 

@@ -5,6 +5,9 @@ of every key ever used, with its owner, validity and status, so a reader years l
 still verify an event: a *retired* key verifies what was appended before its
 ``valid_until``; a *revoked* key verifies nothing appended at or after ``revoked_at``.
 Times are always the broker's append time, never a time the signer claims.
+
+The trust store is never read from Kafka as it is: every change to it is a statement
+signed by the pinned trust root (``schemas.trust_root``), judged by every reader.
 """
 
 from __future__ import annotations
@@ -19,12 +22,10 @@ from typing import Annotated, Final, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas._problems import schema_error
-from schemas.errors import SchemaError
 from schemas.inspectorates import Inspectorate
-from schemas.wire import Rfc3339, strict_loads
+from schemas.wire import Rfc3339
 
 __all__ = [
     "AUDIT",
@@ -39,7 +40,6 @@ __all__ = [
     "SigningKey",
     "TrustStore",
     "TrustedKey",
-    "decode_key_record",
     "entitled",
     "key_id",
 ]
@@ -171,21 +171,6 @@ class TrustedKey(BaseModel):
         return self.model_copy(
             update={"status": KeyStatus.REVOKED, "revoked_at": at, "revocation_reason": reason}
         )
-
-
-_MAX_KEY_RECORD: Final = 4096
-
-
-def decode_key_record(data: bytes) -> TrustedKey:
-    """One ``liaison.keys`` record, strictly (``schemas.wire``); raise ``SchemaError``."""
-    if len(data) > _MAX_KEY_RECORD:
-        raise SchemaError(f"a key record is at most {_MAX_KEY_RECORD} bytes")
-    if not isinstance(strict_loads(data), dict):
-        raise SchemaError("a key record must be a JSON object")
-    try:
-        return TrustedKey.model_validate_json(data, strict=True)
-    except ValidationError as exc:
-        raise schema_error(exc, "key record") from None
 
 
 class TrustStore(BaseModel):

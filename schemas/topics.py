@@ -4,10 +4,11 @@ This is the one place topic names are spelled. ``Topics(prefix)`` gives the same
 with a prefix, so tests (and parallel demos) can share one broker without clashing; the
 contract names are those with the empty prefix.
 
-Every topic is kept forever except ``liaison.quarantine``: it holds the raw bytes of
-refused records, personal data included, so it keeps them for a bounded retention
-(``Topics(quarantine_retention_ms=...)``, by default ``QUARANTINE_RETENTION_DAYS``; the
-deployment's setting is ``LIAISON_QUARANTINE_RETENTION_DAYS``), long enough to redrive.
+Every topic is kept forever (none is compacted) except ``liaison.quarantine``: it holds
+the raw bytes of refused records, personal data included, so it keeps them for a bounded
+retention (``Topics(quarantine_retention_ms=...)``, by default
+``QUARANTINE_RETENTION_DAYS``; the deployment's setting is
+``LIAISON_QUARANTINE_RETENTION_DAYS``), long enough to redrive.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ QUARANTINE_RETENTION_DAYS: Final = 30
 _KEEP_FOREVER: Final = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
 # Every topic that carries signed envelopes stamps records with the broker's append time:
 # key revocation is judged by it, never by a time the signer claims.
-_ENVELOPES: Final = MappingProxyType({**_KEEP_FOREVER, "message.timestamp.type": "LogAppendTime"})
+_APPEND_TIME: Final = MappingProxyType({"message.timestamp.type": "LogAppendTime"})
+_ENVELOPES: Final = MappingProxyType({**_KEEP_FOREVER, **_APPEND_TIME})
+# liaison.keys is a log of signed key changes, kept whole and never compacted: on a
+# compacted topic anyone able to write to it could erase a record (a revocation, say) by
+# producing another with the same record key, and compaction would drop the original.
+# Readers replay every change in order, so each one must stay. The broker's append time
+# is what a change's back-dating and a revocation's effect are judged against.
+_KEY_CHANGES: Final = MappingProxyType(
+    {**_KEEP_FOREVER, **_APPEND_TIME, "cleanup.policy": "delete"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +113,7 @@ class Topics:
 
     @property
     def keys(self) -> str:
-        """Public signing keys (compacted)."""
+        """Signed key changes under the pinned trust root (kept whole, never compacted)."""
         return f"{self.prefix}liaison.keys"
 
     def all_events(self) -> tuple[str, ...]:
@@ -132,6 +142,8 @@ class Topics:
             if programme is not JTAI
         )
         one_partition_forever = MappingProxyType({**_KEEP_FOREVER, "cleanup.policy": "delete"})
+        # The audit service judges each record's stated `at` against the broker's time.
+        audit_log = MappingProxyType({**one_partition_forever, **_APPEND_TIME})
         return (
             *events,
             *programmes,
@@ -152,12 +164,12 @@ class Topics:
                 ),
             ),
             TopicSpec(self.unrouted, 1, "verified events no rule matched", _ENVELOPES),
-            TopicSpec(self.audit, 1, "the audit log", one_partition_forever),
+            TopicSpec(self.audit, 1, "the audit log", audit_log),
             TopicSpec(self.audit_checkpoints, 1, "signed audit checkpoints", one_partition_forever),
             TopicSpec(
                 self.keys,
                 1,
-                "public signing keys, owner, validity, revocation",
-                MappingProxyType({"cleanup.policy": "compact"}),
+                "signed key changes (public keys, owner, validity, revocation), never deleted",
+                _KEY_CHANGES,
             ),
         )

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas._problems import schema_error
-from schemas.errors import DuplicateKeyError, SchemaError
+from schemas.errors import DuplicateKeyError, LiaisonError, SchemaError
 from schemas.keys import COMPONENTS, OWNERS, KeyStatus, SigningKey, TrustedKey, TrustStore, key_id
 from schemas.wire import Rfc3339, strict_loads
 
@@ -51,6 +51,7 @@ __all__ = [
     "MAX_KEY_RECORD_BYTES",
     "SKEW",
     "KeyChange",
+    "KeyChangeError",
     "KeyRecordRefused",
     "KeyRefusal",
     "KeyState",
@@ -189,6 +190,12 @@ class KeyState(BaseModel):
         return self
 
     @classmethod
+    def new(cls, key: SigningKey) -> KeyState:
+        """A new active key, valid from when the change that adds it is appended."""
+        public = base64.b64encode(key.public_raw).decode()
+        return cls(keyid=key.keyid, public_key=public, owner=key.owner)
+
+    @classmethod
     def of(cls, key: TrustedKey) -> KeyState:
         """The state of a trust-store entry, every time stated."""
         return cls.model_validate(key.model_dump())
@@ -297,6 +304,22 @@ class KeyRefusal(StrEnum):
     CONFLICT = "conflict"
     """It changes a key's public half or owner, revives a revoked key, or re-activates a
     retired one."""
+    NOT_APPEND_TIME = "not_append_time"
+    """Its timestamp is the producer's (``CreateTime``), not the broker's append time, so
+    nothing in it can be judged against when it was appended (``liaison.keys`` must be
+    ``message.timestamp.type=LogAppendTime``: run ``liaison topics apply``)."""
+
+
+class KeyChangeError(LiaisonError, ValueError):
+    """A key change cannot be applied: under-signed, stale, or refused by the judge.
+
+    ``refusal`` is the judge's reason code when there is one (never retriable as it is:
+    the change must be signed again, or proposed again).
+    """
+
+    def __init__(self, message: str, refusal: KeyRefusal | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,10 @@
 
 Private keys are PKCS#8 PEM files with mode 0600 in a 0700 directory, one per key,
 never logged. ``trust.json`` holds the public trust store (what ``keys export`` prints).
+``root.json`` is the pinned trust root, unless ``LIAISON_TRUST_ROOT`` names another file;
+the private halves of root keys kept on this machine (the local 1-of-1 development root)
+are under ``private/root/``. Proposed key changes waiting for root signatures are under
+``proposals/``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,55 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from schemas.errors import ConfigurationError
-from schemas.keys import BUS, SigningKey, TrustStore
+from schemas.keys import BUS, COMPONENTS, ROOT, SigningKey, TrustStore
+from schemas.trust_root import TrustRoot
 from services.settings import Settings
 
-__all__ = ["KeyStore", "signing_key_for"]
+__all__ = [
+    "KeyStore",
+    "load_key_file",
+    "owner_flag",
+    "signing_key_for",
+    "trust_root_path",
+    "write_private",
+]
+
+
+def owner_flag(owner: str) -> str:
+    """The `liaison keys` option that names ``owner`` (``--bus``, ``--component audit``,
+    ``--inspectorate ofsted``)."""
+    if owner == BUS:
+        return "--bus"
+    if owner in COMPONENTS:
+        return f"--component {owner}"
+    return f"--inspectorate {owner}"
+
+
+def trust_root_path(settings: Settings) -> Path:
+    """Where the pinned trust root is: ``LIAISON_TRUST_ROOT``, else ``root.json`` in the
+    local key store."""
+    return settings.trust_root or KeyStore(settings).root / "root.json"
+
+
+def write_private(path: Path, key: SigningKey) -> Path:
+    """Write a private key to a new file readable by this user only (0600); never replace
+    one (an existing file is a ``ConfigurationError``)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigurationError(f"{path} exists; a private key file is never replaced") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.to_pem())
+    return path
+
+
+def load_key_file(path: Path, owner: str) -> SigningKey:
+    """The private key in the PEM file ``path``; one ``ConfigurationError`` otherwise."""
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    return _from_pem(pem, owner, f"the private key file {path}")
 
 
 class KeyStore:
@@ -60,10 +109,7 @@ class KeyStore:
         for directory in (self.private_dir, path.parent):
             directory.mkdir(mode=0o700, exist_ok=True)
             directory.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key.to_pem())
-        return path
+        return write_private(path, key)
 
     def delete_private(self, key: SigningKey) -> None:
         """Remove a private key that never became trusted."""
@@ -79,6 +125,18 @@ class KeyStore:
                 f"no private key for {owner} key {keyid} in {path.parent}"
             ) from None
         return _from_pem(pem, owner, f"the private key file {path}")
+
+    def root_keys(self, root: TrustRoot) -> tuple[SigningKey, ...]:
+        """The pinned root keys whose private halves are in this store."""
+        return tuple(
+            self.load_private(ROOT, pinned.keyid)
+            for pinned in root.keys
+            if self.private_path(ROOT, pinned.keyid).exists()
+        )
+
+    def proposal_path(self, version: int) -> Path:
+        """Where a proposed key change of ``version`` waits for root signatures."""
+        return self.root / "proposals" / f"key-change-v{version}.json"
 
     def active(self, owner: str, trust: TrustStore) -> SigningKey | None:
         """The owner's active key in ``trust`` whose private half is on this machine."""
@@ -109,7 +167,7 @@ def signing_key_for(
         return _from_pem(pem, owner, f"LIAISON_SIGNING_KEY_FILE {settings.signing_key_file}")
     key = store.active(owner, trust)
     if key is None:
-        flag = "--bus" if owner == BUS else f"--inspectorate {owner}"
+        flag = owner_flag(owner)
         raise ConfigurationError(
             f"no active signing key for {owner} on this machine: run `liaison keys generate {flag}`"
         )

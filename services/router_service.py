@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -36,8 +37,8 @@ from consumers.rules import RuleSet
 from schemas.envelope import open_consideration, open_envelope
 from schemas.errors import EnvelopeError
 from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
-from schemas.keys import SigningKey
-from schemas.records import HEADER_TYPE, OutboundRecord, header_map
+from schemas.keys import SigningKey, TrustStore
+from schemas.records import HEADER_TYPE, InboundRecord, OutboundRecord, header_map
 from services.audit_log import audit_outbound
 from services.kafka import (
     assigned,
@@ -183,7 +184,12 @@ class RouterService:
             tp = TopicPartition(raw.topic, raw.partition)
             first.setdefault(tp, raw.offset)
             offsets[tp] = raw.offset + 1
-        outcome = self._router.step([inbound(raw) for raw in records], self._trust.store, _now())
+        batch = [inbound(raw) for raw in records]
+        if _unknown_keyids(batch, self._trust.store):
+            # A key change is appended before the key is used, but the background follower
+            # may not have read it yet: read liaison.keys to its end before judging.
+            await self._trust.catch_up()
+        outcome = self._router.step(batch, self._trust.store, _now())
         outbound = [
             *outcome.outbound,
             *(audit_outbound(self._settings, a, self._bus_key) for a in outcome.audit),
@@ -246,3 +252,16 @@ class RouterService:
             await self._producer.stop()
         await self._trust.stop()
         self._log.info("router_stopped")
+
+
+_KEYID_IN_ENVELOPE: Final = re.compile(rb'"keyid"\s*:\s*"([0-9a-f]{64})"')
+
+
+def _unknown_keyids(records: Sequence[InboundRecord], trust: TrustStore) -> bool:
+    """Whether any record names a key id the trust store does not hold (a cheap scan: the
+    router's own judgement still parses each envelope strictly)."""
+    for record in records:
+        for match in _KEYID_IN_ENVELOPE.finditer(record.value[:4096]):
+            if trust.get(match.group(1).decode()) is None:
+                return True
+    return False

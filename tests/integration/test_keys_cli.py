@@ -30,14 +30,34 @@ def liaison(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def private_files(settings: Settings) -> list[Path]:
-    return sorted(settings.home.rglob("*.pem"))
+def private_files(settings: Settings, owner: str) -> list[Path]:
+    return sorted(settings.home.rglob(f"private/{owner}/*.pem"))
+
+
+def test_without_a_pinned_root_every_key_verb_says_how_to_make_one(kafka: Settings) -> None:
+    for args in (["list"], ["generate", "--bus"], ["revoke", "deadbeefdeadbeef", "--reason", "x"]):
+        done = liaison(kafka, "keys", *args)
+        assert done.returncode == 1, done.stderr
+        assert "no trust root is pinned" in done.stderr
+        assert "liaison keys root init" in done.stderr
+        assert "Traceback" not in done.stderr
 
 
 async def test_generate_rotate_revoke_list_export(kafka: Settings) -> None:
+    rooted = liaison(kafka, "keys", "root", "init")
+    assert rooted.returncode == 0, rooted.stderr
+    shown = liaison(kafka, "keys", "root", "show")
+    assert "threshold 1 of 1" in shown.stdout
+    assert "private key on this machine" in shown.stdout
+    unaudited = liaison(kafka, "keys", "generate", "--inspectorate", "ofsted")
+    assert unaudited.returncode == 1
+    assert "liaison keys generate --component operator" in unaudited.stderr
+    assert private_files(kafka, "ofsted") == []  # a key never trusted leaves nothing behind
+    operator = liaison(kafka, "keys", "generate", "--component", "operator")
+    assert operator.returncode == 0, operator.stderr
     made = liaison(kafka, "keys", "generate", "--inspectorate", "ofsted")
     assert made.returncode == 0, made.stderr
-    (pem,) = private_files(kafka)
+    (pem,) = private_files(kafka, "ofsted")
     assert stat.S_IMODE(pem.stat().st_mode) == 0o600
     assert stat.S_IMODE(pem.parent.stat().st_mode) == 0o700
     first = (await load_trust(kafka)).active("ofsted")[0]
@@ -71,13 +91,15 @@ async def test_generate_rotate_revoke_list_export(kafka: Settings) -> None:
     for keyid in (first.keyid, second.keyid):
         assert keyid in listed.stdout
     exported = json.loads(liaison(kafka, "keys", "export").stdout)
-    assert {k["keyid"] for k in exported["keys"]} == {first.keyid, second.keyid}
+    ofsted = {k["keyid"] for k in exported["keys"] if k["owner"] == "ofsted"}
+    assert ofsted == {first.keyid, second.keyid}
     assert "PRIVATE" not in json.dumps(exported)
     local = json.loads(liaison(kafka, "keys", "export", "--local").stdout)
     assert local == exported
 
 
 def test_revoke_needs_a_known_key_and_a_reason(kafka: Settings) -> None:
+    assert liaison(kafka, "keys", "root", "init").returncode == 0
     unknown = liaison(kafka, "keys", "revoke", "deadbeefdeadbeef", "--reason", "x")
     assert unknown.returncode == 1
     assert "no trusted key has an id starting deadbeefdeadbeef" in unknown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
 from schemas.errors import ConfigurationError
-from schemas.keys import BUS, SigningKey, TrustStore
-from services.keystore import KeyStore, signing_key_for
+from schemas.keys import BUS, ROOT, SigningKey, TrustStore
+from schemas.trust_root import TrustRoot, root_key
+from services.keystore import KeyStore, load_key_file, signing_key_for, write_private
 from services.settings import Settings
 
 
@@ -107,3 +109,36 @@ def test_a_corrupt_trust_file_is_one_configuration_error(tmp_path: Path) -> None
     store.trust_file.write_text('{"keys": [{"keyid": 3}]}')
     with pytest.raises(ConfigurationError, match=f"^{store.trust_file} is not a trust store"):
         store.trust()
+
+
+@pytest.mark.parametrize(
+    ("owner", "flag"),
+    [("liaison", "--bus"), ("audit", "--component audit"), ("cqc", "--inspectorate cqc")],
+)
+def test_a_missing_key_names_the_option_that_makes_it(
+    tmp_path: Path, owner: str, flag: str
+) -> None:
+    settings = settings_with(tmp_path)
+    with pytest.raises(ConfigurationError, match=f"run `liaison keys generate {flag}`"):
+        signing_key_for(owner, settings, KeyStore(settings), TrustStore())
+
+
+def test_only_pinned_root_keys_in_the_store_count_as_root_keys(tmp_path: Path) -> None:
+    settings = settings_with(tmp_path)
+    store = KeyStore(settings)
+    pinned, other = SigningKey.generate(ROOT), SigningKey.generate(ROOT)
+    store.save_private(pinned)
+    store.save_private(other)
+    root = TrustRoot(threshold=1, keys=(root_key(pinned), root_key(SigningKey.generate(ROOT))))
+    assert [k.keyid for k in store.root_keys(root)] == [pinned.keyid]
+
+
+def test_a_private_key_file_is_never_replaced(tmp_path: Path) -> None:
+    key = SigningKey.generate("ofsted")
+    path = write_private(tmp_path / "k.pem", key)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(ConfigurationError, match="never replaced"):
+        write_private(path, SigningKey.generate("ofsted"))
+    assert load_key_file(path, "ofsted").keyid == key.keyid
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_key_file(tmp_path / "missing.pem", "ofsted")

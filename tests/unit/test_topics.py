@@ -68,9 +68,26 @@ def test_audit_log_is_one_partition_never_deleted() -> None:
         assert specs[name].config["retention.ms"] == "-1"
 
 
-def test_keys_topic_is_compacted() -> None:
+def test_the_keys_topic_keeps_every_signed_change_stamped_by_the_broker() -> None:
+    # Compacted, a record with the same key (a revocation's, say) could be erased by
+    # anyone able to write to the topic; every change must stay for readers to replay.
+    config = {spec.name: spec for spec in Topics().specs()}["liaison.keys"].config
+    assert config == {
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+        "message.timestamp.type": "LogAppendTime",
+    }
+
+
+def test_no_topic_is_compacted() -> None:
+    assert all(s.config.get("cleanup.policy") != "compact" for s in Topics().specs())
+
+
+def test_the_audit_log_is_stamped_by_the_broker_its_checkpoints_need_not_be() -> None:
     specs = {spec.name: spec for spec in Topics().specs()}
-    assert specs["liaison.keys"].config["cleanup.policy"] == "compact"
+    assert specs["liaison.audit"].config["message.timestamp.type"] == "LogAppendTime"
+    assert "message.timestamp.type" not in specs["liaison.audit.checkpoints"].config
 
 
 def test_every_topic_carrying_envelopes_uses_append_time() -> None:
