@@ -1,18 +1,33 @@
 """Check a Liaison audit inclusion proof offline, without Liaison: Python and `cryptography`.
 
-Usage: python docs/check_proof.py PROOF.json VERIFIER_KEY
+Usage: python docs/check_proof.py PROOF.json VERIFIER_KEY [--envelope EVENT.dsse]
+                                  [--public-key BASE64]
 
-VERIFIER_KEY is the signed-note verifier key you obtained independently of the proof
-(`liaison audit verifier-key`): "<name>+<8 hex key hash>+<base64(0x01 || public key)>".
-Exit code 0 when the checkpoint signature and every inclusion proof verify.
+VERIFIER_KEY is the audit log's signed-note verifier key, obtained independently of the
+proof (from the operator: `liaison audit verifier-key`), never from the proof itself:
+"<name>+<8 hex key hash>+<base64(0x01 || public key)>".
+
+Checks: the checkpoint is signed by that key; every leaf is in the tree the checkpoint
+commits to (RFC 9162); every leaf is a signed audit record (a DSSE envelope) whose record
+names the event the proof is about. With --envelope (an event exported by `liaison replay
+--export`), also that the envelope is that event, and with --public-key (the publisher's
+raw Ed25519 public key, base64) that its DSSE signature verifies.
+Exit code 0 when everything verifies, 1 when anything does not, 2 on a usage error.
 """
 
+import argparse
 import base64
 import hashlib
 import json
 import sys
+import uuid
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+
+class FailedError(Exception):
+    """The proof does not prove what it claims."""
 
 
 def check_note(note: str, vkey: str) -> tuple[int, bytes]:
@@ -28,15 +43,17 @@ def check_note(note: str, vkey: str) -> tuple[int, bytes]:
             Ed25519PublicKey.from_public_bytes(raw).verify(sig[4:], body.encode())
             _, size, root = body.splitlines()[:3]
             return int(size), base64.b64decode(root)
-    raise SystemExit("no signature by that key")
+    raise FailedError("the checkpoint has no signature by that key")
 
 
 def root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes:
     """RFC 9162 section 2.1.3.2: the root an inclusion proof leads to."""
+    if not 0 <= index < size:
+        raise FailedError("leaf index outside the tree")
     fn, sn, r = index, size - 1, leaf
     for p in path:
         if sn == 0:
-            raise SystemExit("proof too long")
+            raise FailedError("proof too long")
         if fn & 1 or fn == sn:
             r = hashlib.sha256(b"\x01" + p + r).digest()
             while not fn & 1 and fn:
@@ -45,23 +62,102 @@ def root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> byt
             r = hashlib.sha256(b"\x01" + r + p).digest()
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise SystemExit("proof too short")
+        raise FailedError("proof too short")
     return r
 
 
-def main() -> None:
-    document = json.load(open(sys.argv[1]))  # noqa: PTH123, SIM115 - a short script
-    size, root = check_note(document["checkpoint"], sys.argv[2])
-    for item in document["proofs"]:
-        data = base64.b64decode(item["leaf"])
-        leaf = hashlib.sha256(b"\x00" + data).digest()
-        path = [bytes.fromhex(h) for h in item["proof"]]
-        if root_from_path(item["seq"], size, leaf, path) != root:
-            raise SystemExit(f"leaf {item['seq']} is not in the checkpointed log")
-        seq, record = data.split(b"\n", 1)
-        print(f"leaf {seq.decode()} included: {record.decode()}")  # noqa: T201
-    print(f"OK: {len(document['proofs'])} record(s) in the log of size {size}")  # noqa: T201
+def dsse(envelope_bytes: bytes) -> tuple[str, bytes, str, bytes]:
+    """A one-signature DSSE envelope's payloadType, payload, keyid and signature."""
+    envelope = json.loads(envelope_bytes)
+    (signature,) = envelope["signatures"]
+    payload = base64.b64decode(envelope["payload"], validate=True)
+    return envelope["payloadType"], payload, signature["keyid"], base64.b64decode(signature["sig"])
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: what the signature covers."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
+
+
+def check_leaf(item: dict, size: int, root: bytes, event_id: str) -> dict:
+    """Verify one leaf's inclusion and that its signed record names ``event_id``."""
+    data = base64.b64decode(item["leaf"], validate=True)
+    leaf = hashlib.sha256(b"\x00" + data).digest()
+    path = [bytes.fromhex(h) for h in item["proof"]]
+    if root_from_path(item["seq"], size, leaf, path) != root:
+        raise FailedError(f"leaf {item['seq']} is not in the checkpointed log")
+    seq, _, value = data.partition(b"\n")
+    if seq != str(item["seq"]).encode():
+        raise FailedError(f"leaf {item['seq']}: its data holds another sequence number")
+    try:
+        payload_type, payload, keyid, _ = dsse(value)
+    except (ValueError, KeyError, TypeError):
+        raise FailedError(f"leaf {item['seq']} is not a signed audit record") from None
+    if payload_type != "uk.liaison.audit.record.v1":
+        raise FailedError(f"leaf {item['seq']} is not a signed audit record")
+    record = json.loads(payload)
+    if event_id not in [str(uuid.UUID(e)) for e in record.get("event_ids", [])]:
+        raise FailedError(f"leaf {item['seq']}'s record does not concern event {event_id}")
+    print(  # noqa: T201
+        f"leaf {item['seq']}: {record['action']} by {record['actor']} at {record['at']}"
+        f" (signed by key {keyid}): included"
+    )
+    record["_keyid"] = keyid
+    return record
+
+
+def check_envelope(path: str, event_id: str, public_key: str | None, records: list) -> None:
+    """The exported envelope is the proven event; with a key, its signature verifies."""
+    with open(path, "rb") as file:  # noqa: PTH123 - a short script
+        payload_type, payload, keyid, sig = dsse(file.read())
+    if str(uuid.UUID(json.loads(payload)["id"])) != event_id:
+        raise FailedError("the envelope is not the event the proof is about")
+    published = [r for r in records if r["action"] == "event.published"]
+    if published and keyid not in [r["keyid"] for r in published]:
+        raise FailedError("the envelope's key is not the one its event.published record names")
+    if public_key is not None:
+        raw = base64.b64decode(public_key, validate=True)
+        if hashlib.sha256(raw).hexdigest() != keyid:
+            raise FailedError("the public key given is not the envelope's signing key")
+        Ed25519PublicKey.from_public_bytes(raw).verify(sig, pae(payload_type, payload))
+        print(f"envelope {path}: signature by key {keyid} OK")  # noqa: T201
+    else:
+        print(f"envelope {path}: event {event_id}, signed by key {keyid} (not checked)")  # noqa: T201
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("proof", metavar="PROOF")
+    parser.add_argument("verifier_key", metavar="VERIFIER_KEY")
+    parser.add_argument("--envelope", help="an exported event envelope to match")
+    parser.add_argument("--public-key", help="the publisher's Ed25519 public key (base64)")
+    args = parser.parse_args()
+    try:
+        count, size = check(args)
+    except (FailedError, InvalidSignature, OSError, ValueError, LookupError, TypeError,
+            AttributeError) as exc:  # fmt: skip
+        print(f"FAILED: {exc or type(exc).__name__}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(f"OK: {count} record(s) about the event in the log of size {size}")  # noqa: T201
+    return 0
+
+
+def check(args: argparse.Namespace) -> tuple[int, int]:
+    """Every check; the number of records proven and the checkpoint's size."""
+    with open(args.proof, "rb") as file:  # noqa: PTH123 - a short script
+        document = json.load(file)
+    if document.get("type") != "liaison.audit.inclusion_proof.v1":
+        raise FailedError("not an inclusion proof")
+    event_id = str(uuid.UUID(document["event_id"]))
+    size, root = check_note(document["checkpoint"], args.verifier_key)
+    if not document["proofs"]:
+        raise FailedError("the proof holds no record: it proves nothing")
+    records = [check_leaf(item, size, root, event_id) for item in document["proofs"]]
+    if args.envelope:
+        check_envelope(args.envelope, event_id, args.public_key, records)
+    return len(records), size
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

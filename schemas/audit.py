@@ -550,10 +550,16 @@ class InvalidReason(StrEnum):
 @dataclass(frozen=True, slots=True)
 class InvalidRecord:
     """A value that is not an audit record: why (``reason``) and every problem found
-    (``error``, whose message never repeats the value's text)."""
+    (``error``, whose message never repeats the value's text).
+
+    ``signer`` is the key id of a trusted key whose signature over the value verified
+    (a record signed by a revoked key, by a key not entitled to its actor, back-dated...);
+    None when no trusted key's signature verified.
+    """
 
     reason: InvalidReason
     error: SchemaError
+    signer: str | None = None
 
 
 def judge_record(data: bytes | str) -> AuditRecord | InvalidRecord:
@@ -722,8 +728,8 @@ def unsealed(data: bytes) -> bytes | None:
     return payload if payload_type == AUDIT_RECORD_TYPE else None
 
 
-def _invalid(reason: InvalidReason, message: str) -> InvalidRecord:
-    return InvalidRecord(reason, SchemaError(f"invalid audit record: {message}"))
+def _invalid(reason: InvalidReason, message: str, signer: str | None = None) -> InvalidRecord:
+    return InvalidRecord(reason, SchemaError(f"invalid audit record: {message}"), signer)
 
 
 def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they are checked
@@ -758,13 +764,16 @@ def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they ar
         return _invalid(InvalidReason.BAD_SIGNATURE, "the signature does not verify")
     refused = key.refuses_at(appended_at)
     if refused is not None:
-        return _invalid(InvalidReason.KEY_NOT_VALID, refused)
+        return _invalid(InvalidReason.KEY_NOT_VALID, refused, key.keyid)
     judged = judge_record(payload)
     if isinstance(judged, InvalidRecord):
-        return judged
+        return InvalidRecord(judged.reason, judged.error, key.keyid)
     if not entitled(key.owner, judged.actor):
         return _invalid(
-            InvalidReason.NOT_ENTITLED, f"a key of {key.owner} may not sign for {judged.actor}"
+            InvalidReason.NOT_ENTITLED,
+            # The actor's kind only: its name may be a person's.
+            f"a key of {key.owner} may not sign for a {judged.actor.partition(':')[0]} actor",
+            key.keyid,
         )
     try:
         off = abs(judged.at - appended_at)
@@ -774,5 +783,6 @@ def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they ar
         return _invalid(
             InvalidReason.BACKDATED,
             f"its time is {off} from when it was appended (at most {AT_TOLERANCE})",
+            key.keyid,
         )
     return SealedRecord(judged, payload, key)

@@ -8,15 +8,26 @@ of leaves, the next offset to read and the tree's right edge are stored in one d
 SQLite transaction: a service killed at any moment resumes with no leaf lost or repeated.
 
 Anyone who can write to ``liaison.audit`` can write anything, so each value is judged
-on its own (``leaf_row``): whatever its bytes, it becomes a leaf. A value that is not an
-audit record (not JSON, too deep, a date out of range, an unknown action...) is an
-*invalid leaf*: kept byte for byte, so the tree still matches the log, and marked in the
-store with its reason code, so who-saw and activity never show it. No value can stop the
-service; ``audit verify`` counts the invalid leaves.
+on its own (``judge_value``: ``schemas.audit.judge_sealed`` against the trust store, at
+the broker's append time of the value) and whatever its bytes, it becomes a leaf
+(``leaf_row``). A value that is not a valid signed audit record (unsigned, signed by an
+unknown key or one not valid then, by a key not entitled to the record's actor,
+back-dated, not JSON, an unknown action...) is an *invalid leaf*: kept byte for byte, so
+the tree still matches the log, and marked in the store with its reason code, so who-saw
+and activity never show it. No value can stop the service; ``audit verify`` counts the
+invalid leaves by reason.
 
-Checkpoints (tree size, root, origin) are C2SP signed notes, signed with the bus's key
-under the note key name ``<origin>``, kept in the store and published to
-``liaison.audit.checkpoints``: periodically, and on demand (``liaison audit checkpoint``).
+The trust store is followed while the service runs (``services.trust.TrustFollower``); a
+value signed by a key the service does not know yet, or not valid yet, makes it catch up
+on ``liaison.keys`` once per batch and judge again, so a key registered just before its
+first record is not missed. Every index in the store (time, actor, signer, event ids,
+invalid reason) is a pure function of the value, its append time and the trust store, so
+``audit verify`` derives it again from the log and compares.
+
+Checkpoints (tree size, root, origin) are C2SP signed notes, signed with the audit
+service's own key (owner ``audit``, never the router's) under the note key name
+``<origin>``, kept in the store and published to ``liaison.audit.checkpoints``:
+periodically, and on demand (``liaison audit checkpoint``).
 """
 
 from __future__ import annotations
@@ -32,17 +43,35 @@ from typing import Final
 import structlog
 from aiokafka import TopicPartition
 
-from schemas.audit import EARLIEST_AT, LATEST_AT, InvalidRecord, judge_record, leaf_data
+from schemas.audit import (
+    EARLIEST_AT,
+    LATEST_AT,
+    InvalidReason,
+    InvalidRecord,
+    SealedRecord,
+    judge_sealed,
+    leaf_data,
+)
 from schemas.checkpoint import Checkpoint, sign_checkpoint
-from schemas.errors import SchemaError
-from schemas.keys import SigningKey
+from schemas.errors import ConfigurationError, SchemaError
+from schemas.keys import AUDIT, SigningKey, TrustStore
 from schemas.merkle import CompactRange, CompactRangeState, ProofError, leaf_hash
 from schemas.records import InboundRecord, OutboundRecord
 from services.audit_store import AuditStoreError, SqliteAuditStore, StoredLeaf, utc_text
 from services.kafka import assigned, inbound, kafka_sink
 from services.settings import Settings
+from services.trust import TrustFollower
 
-__all__ = ["AuditService", "audit_origin", "leaf_row", "open_store", "publish_checkpoint"]
+__all__ = [
+    "RECONSIDERED",
+    "AuditService",
+    "appended_at",
+    "audit_origin",
+    "judge_value",
+    "leaf_row",
+    "open_store",
+    "publish_checkpoint",
+]
 
 _log = structlog.get_logger("liaison.audit")
 
@@ -81,27 +110,43 @@ _EARLIEST_MS: Final = (EARLIEST_AT - _EPOCH) // dt.timedelta(milliseconds=1)
 _LATEST_MS: Final = (LATEST_AT - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
-def _seen_at(timestamp_ms: int, now: dt.datetime) -> dt.datetime:
-    """When an invalid value arrived: the record's Kafka timestamp, unless that is absurd
-    (the audit topic keeps the producer's time, and a producer can send any number)."""
-    if _EARLIEST_MS <= timestamp_ms < _LATEST_MS:
-        return _EPOCH + dt.timedelta(milliseconds=timestamp_ms)
-    return now
+def appended_at(timestamp_ms: int) -> dt.datetime:
+    """When the broker appended a value: its Kafka timestamp, held to the years records
+    may have (``EARLIEST_AT`` to ``LATEST_AT``).
+
+    ``liaison.audit`` is stamped with the broker's ``LogAppendTime``; a topic configured
+    otherwise keeps whatever number a producer sent. An absurd one is clamped rather than
+    replaced by the clock, so the judgement stays a function of the log (``audit verify``
+    derives the same) and no signed record passes at such a time: its key is not valid in
+    2000, or its ``at`` is far from the clamped time.
+    """
+    ms = min(max(timestamp_ms, _EARLIEST_MS), _LATEST_MS - 1)
+    return _EPOCH + dt.timedelta(milliseconds=ms)
 
 
-def leaf_row(seq: int, record: InboundRecord, now: dt.datetime) -> StoredLeaf:
-    """Leaf ``seq`` for one value read from the audit topic; never raises, whatever the
-    value holds. ``now`` stands in for an absurd broker time on an invalid value."""
+RECONSIDERED: Final = frozenset({InvalidReason.UNKNOWN_KEY, InvalidReason.KEY_NOT_VALID})
+"""Reasons that a newer trust store could change: the audit service catches up on
+``liaison.keys`` and judges again before it stores a leaf with one of them."""
+
+
+def judge_value(record: InboundRecord, trust: TrustStore) -> SealedRecord | InvalidRecord:
+    """One value of the audit topic judged at its append time; never raises."""
+    return judge_sealed(record.value, appended_at(record.timestamp_ms), trust)
+
+
+def leaf_row(seq: int, record: InboundRecord, judged: SealedRecord | InvalidRecord) -> StoredLeaf:
+    """Leaf ``seq`` for one value read from the audit topic and its judgement (pure)."""
     value = record.value
-    judged = judge_record(value)
     event_ids: tuple[str, ...] = ()
     if isinstance(judged, InvalidRecord):
         # Kept as a leaf all the same: the log is what it is; `audit verify` reports it.
-        at, actor = _seen_at(record.timestamp_ms, now), ""
+        at, actor = appended_at(record.timestamp_ms), ""
         invalid: str | None = judged.reason.value
+        signer = judged.signer
     else:
-        at, actor, invalid = judged.at, judged.actor, None
-        event_ids = tuple(str(i) for i in judged.event_ids)
+        at, actor, invalid = judged.record.at, judged.record.actor, None
+        event_ids = tuple(str(i) for i in judged.record.event_ids)
+        signer = judged.key.keyid
     return StoredLeaf(
         seq=seq,
         kafka_offset=record.offset,
@@ -111,13 +156,19 @@ def leaf_row(seq: int, record: InboundRecord, now: dt.datetime) -> StoredLeaf:
         actor=actor,
         event_ids=event_ids,
         invalid=invalid,
+        signer=signer,
     )
 
 
 async def publish_checkpoint(
     settings: Settings, store: SqliteAuditStore, key: SigningKey, now: dt.datetime
 ) -> str | None:
-    """Sign and publish a checkpoint of the store's tree now; None if nothing changed."""
+    """Sign and publish a checkpoint of the store's tree now; None if nothing changed.
+
+    ``key`` must be the audit service's own (owner ``audit``): the router's key signs JTAI
+    considerations, and one key must not vouch for both.
+    """
+    _check_audit_key(key)
     compact = _decode_state(store.range_state())
     latest = store.latest_checkpoint()
     if latest is not None and latest.size == compact.size:
@@ -135,6 +186,14 @@ async def publish_checkpoint(
     return note
 
 
+def _check_audit_key(key: SigningKey) -> None:
+    if key.owner != AUDIT:
+        msg = (
+            f"checkpoints are signed by the audit service's key (owner {AUDIT}), not {key.owner}'s"
+        )
+        raise ConfigurationError(msg)
+
+
 class AuditService:
     """Appends ``liaison.audit`` to the store and publishes checkpoints."""
 
@@ -146,16 +205,36 @@ class AuditService:
         *,
         checkpoint_every: dt.timedelta = dt.timedelta(seconds=30),
     ) -> None:
+        _check_audit_key(key)
         self._settings = settings
         self._store = store
         self._key = key
         self._every = checkpoint_every
+        self._trust = TrustFollower(settings)
         self._task: asyncio.Task[None] | None = None
         self.appended = 0
         self.invalid = 0
 
+    async def _judged(self, records: Sequence[InboundRecord]) -> list[SealedRecord | InvalidRecord]:
+        """Each value's judgement; once more after catching up on ``liaison.keys`` if a
+        value's key is unknown or not valid in the store followed so far."""
+        trust = self._trust.store
+        judged = [judge_value(record, trust) for record in records]
+        if any(isinstance(j, InvalidRecord) and j.reason in RECONSIDERED for j in judged):
+            trust = await self._caught_up()
+            judged = [judge_value(record, trust) for record in records]
+        return judged
+
+    async def _caught_up(self) -> TrustStore:
+        """The trust store with every key record on ``liaison.keys`` now applied."""
+        await self._trust.catch_up()
+        return self._trust.store
+
     def _append(
-        self, records: Sequence[InboundRecord], compact: CompactRange, now: dt.datetime
+        self,
+        records: Sequence[InboundRecord],
+        judged: Sequence[SealedRecord | InvalidRecord],
+        compact: CompactRange,
     ) -> CompactRange:
         """Store ``records`` as the next leaves; the grown tree (``compact`` is untouched,
         so a batch the store refuses leaves the service's tree as the store's)."""
@@ -164,8 +243,8 @@ class AuditService:
         seq = self._store.next_seq()
         grown = CompactRange.from_state(compact.to_state())
         rows = []
-        for record in records:
-            row = leaf_row(seq, record, now)
+        for record, judgement in zip(records, judged, strict=True):
+            row = leaf_row(seq, record, judgement)
             grown.append(row.leaf_hash)
             rows.append(row)
             seq += 1
@@ -184,11 +263,12 @@ class AuditService:
         self, records: Sequence[InboundRecord], compact: CompactRange
     ) -> CompactRange:
         """``_append``, waiting out a store another process holds locked."""
+        judged = await self._judged(records)
         waited = False
         delay = 0.1
         while True:
             try:
-                grown = self._append(records, compact, dt.datetime.now(dt.UTC))
+                grown = self._append(records, judged, compact)
             except AuditStoreError as exc:
                 if not exc.retriable:
                     raise
@@ -231,7 +311,8 @@ class AuditService:
                     last_checkpoint = now
 
     async def start(self) -> None:
-        """Start appending in the background."""
+        """Load the trust store, then start appending in the background."""
+        await self._trust.start()
         self._task = asyncio.create_task(self._run())
 
     @property
@@ -241,7 +322,10 @@ class AuditService:
 
     async def stop(self) -> None:
         """Stop appending (a batch in hand is either stored whole or not at all)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            await self._trust.stop()

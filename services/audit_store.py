@@ -15,9 +15,13 @@ opaque bytes.
 Times (``at``) are stored as fixed-width UTC text (``utc_text``) so that text order is
 time order; ``append_batch`` refuses any other form.
 
-A value on the topic that is not an audit record is still a leaf (the tree must match
-the log byte for byte), stored with its reason code in ``invalid``: it names no event
-and no actor, so ``seqs_for_event`` and ``by_actor`` never return it.
+A value on the topic that is not a valid signed audit record is still a leaf (the tree
+must match the log byte for byte), stored with its reason code in ``invalid``: it names
+no event and no actor, so ``seqs_for_event`` and ``by_actor`` never return it. ``signer``
+is the key id whose signature verified (every valid leaf has one).
+
+Everything but the bytes is an index the audit service derived from the log; ``audit
+verify`` derives it again and compares, so an edited index is found, not trusted.
 
 A file that is not a usable store (not SQLite, truncated, tables missing, another
 program's database) fails with one ``AuditStoreError`` naming the problem, whichever
@@ -51,8 +55,9 @@ __all__ = [
     "utc_text",
 ]
 
-SCHEMA_VERSION: Final = 2
-"""1: the first; 2: ``leaves.invalid`` (the reason code of a value that is no record)."""
+SCHEMA_VERSION: Final = 3
+"""1: the first; 2: ``leaves.invalid`` (the reason code of a value that is no record);
+3: ``leaves.signer`` (the key id that signed the record: records are signed)."""
 
 # Leaves are read in pages: no read transaction stays open while a caller holds the
 # iterator, and memory stays bounded however long the log grows.
@@ -73,7 +78,8 @@ _SCHEMA: Final = (
         leaf_hash BLOB NOT NULL,
         at TEXT NOT NULL,
         actor TEXT NOT NULL,
-        invalid TEXT
+        invalid TEXT,
+        signer TEXT
     )""",
     "CREATE INDEX leaves_by_actor ON leaves (actor, seq)",
     # ``position`` keeps a record's event ids in the order the record lists them.
@@ -104,6 +110,17 @@ _MIGRATE_1_TO_2: Final = (
     f" WHERE actor = '{_V1_INVALID_ACTOR}'",
     "UPDATE schema_version SET version = 2",
 )
+# Version 2 accepted bare JSON records; from version 3 on, a record is valid only if it is
+# signed by a key entitled to its actor. Every leaf version 2 held valid is a bare record,
+# so it is now an invalid leaf ("unsigned"), named by no event and no actor: the same
+# judgement the audit service and `audit verify` give its bytes today.
+_MIGRATE_2_TO_3: Final = (
+    "ALTER TABLE leaves ADD COLUMN signer TEXT",
+    "DELETE FROM leaf_events WHERE seq IN (SELECT seq FROM leaves WHERE invalid IS NULL)",
+    "UPDATE leaves SET invalid = 'unsigned', actor = '' WHERE invalid IS NULL",
+    "UPDATE schema_version SET version = 3",
+)
+_SIGNER: Final = re.compile(r"[0-9a-f]{64}")
 
 
 class AuditStoreError(LiaisonError):
@@ -134,9 +151,10 @@ def utc_text(when: dt.datetime) -> str:
 class StoredLeaf:
     """One leaf: its position, where it came from, its exact record bytes and hash.
 
-    ``invalid`` is None for an audit record, or the reason code of a value that is not
-    one; an invalid leaf has no ``event_ids`` and an empty ``actor``, and its ``at`` is
-    when the broker (or, failing a sane broker time, the audit service) saw it.
+    ``invalid`` is None for a valid signed audit record, or the reason code of a value
+    that is not one; an invalid leaf has no ``event_ids`` and an empty ``actor``, and its
+    ``at`` is when the broker appended it. ``signer`` is the key id whose signature
+    verified (always set on a valid leaf; on an invalid one when a trusted key signed it).
     """
 
     seq: int
@@ -147,6 +165,7 @@ class StoredLeaf:
     actor: str
     event_ids: tuple[str, ...] = ()
     invalid: str | None = None
+    signer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +222,10 @@ class AuditStore(Protocol):
 
     def invalid_count(self) -> int:
         """How many leaves hold a value that is not an audit record."""
+        ...
+
+    def stray_event_seq(self) -> int | None:
+        """The first ``seq`` that event-id rows name but no leaf has, if any."""
         ...
 
     def add_checkpoint(self, size: int, root: bytes, at: str, note: str) -> None:
@@ -304,9 +327,12 @@ class SqliteAuditStore:
                 msg = f"the audit store {self._path} is damaged: its schema version is unreadable"
                 raise AuditStoreError(msg)
             version = rows[0][0]
-            if version == 1:
+            if version in (1, 2):
                 if "leaves" in tables:  # if not, _check_tables says so
-                    for statement in _MIGRATE_1_TO_2:
+                    steps = (
+                        (*_MIGRATE_1_TO_2, *_MIGRATE_2_TO_3) if version == 1 else _MIGRATE_2_TO_3
+                    )
+                    for statement in steps:
                         self._db.execute(statement)
             elif version != SCHEMA_VERSION:
                 msg = (
@@ -342,6 +368,15 @@ class SqliteAuditStore:
                 "SELECT COUNT(*) FROM leaves WHERE invalid IS NOT NULL"
             ).fetchone()
         return int(count)
+
+    def stray_event_seq(self) -> int | None:
+        """The first ``seq`` that event-id rows name but no leaf has, if any (an index
+        edited by hand: the audit service never writes one)."""
+        with self._reading():
+            (seq,) = self._db.execute(
+                "SELECT MIN(seq) FROM leaf_events WHERE seq NOT IN (SELECT seq FROM leaves)"
+            ).fetchone()
+        return None if seq is None else int(seq)
 
     def size(self) -> int:
         """The number of leaves (sequence numbers start at 0 and have no gaps)."""
@@ -383,14 +418,14 @@ class SqliteAuditStore:
         while True:
             with self._reading():
                 rows = self._db.execute(
-                    "SELECT seq, kafka_offset, record, leaf_hash, at, actor, invalid FROM leaves"  # noqa: S608 - `where` is one of this module's literals
-                    f" WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
+                    "SELECT seq, kafka_offset, record, leaf_hash, at, actor, invalid, signer"  # noqa: S608 - `where` is one of this module's literals
+                    f" FROM leaves WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
                     (*args, after, _PAGE),
                 ).fetchall()
                 if not rows:
                     return
                 ids = self._event_ids(rows[0][0], rows[-1][0])
-            for seq, offset, record, leaf_hash, at, actor, invalid in rows:
+            for seq, offset, record, leaf_hash, at, actor, invalid, signer in rows:
                 yield StoredLeaf(
                     seq,
                     offset,
@@ -400,6 +435,7 @@ class SqliteAuditStore:
                     actor,
                     ids.get(seq, ()),
                     invalid,
+                    signer,
                 )
             after = rows[-1][0]
 
@@ -497,8 +533,9 @@ class SqliteAuditStore:
     def _insert(self, row: StoredLeaf) -> None:
         try:
             self._db.execute(
-                "INSERT INTO leaves (seq, kafka_offset, record, leaf_hash, at, actor, invalid)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO leaves"
+                " (seq, kafka_offset, record, leaf_hash, at, actor, invalid, signer)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.seq,
                     row.kafka_offset,
@@ -507,6 +544,7 @@ class SqliteAuditStore:
                     row.at,
                     row.actor,
                     row.invalid,
+                    row.signer,
                 ),
             )
         except sqlite3.IntegrityError as exc:
@@ -608,6 +646,8 @@ def _check_row(row: StoredLeaf, seq: int, min_offset: int) -> None:
         msg = f"leaf {row.seq} comes from offset {row.kafka_offset}, already read (< {min_offset})"
         raise AuditStoreError(msg)
     _check_time(row.at, f"leaf {row.seq} at")
+    if row.signer is not None and _SIGNER.fullmatch(row.signer) is None:
+        raise AuditStoreError(f"leaf {row.seq}'s signer is not a key id (64 lowercase hex)")
     if row.invalid is not None:
         if _REASON.fullmatch(row.invalid) is None:
             msg = f"leaf {row.seq}'s invalid reason is not a code like 'not_json'"
@@ -618,6 +658,8 @@ def _check_row(row: StoredLeaf, seq: int, min_offset: int) -> None:
         return
     if not row.actor:
         raise AuditStoreError(f"leaf {row.seq} has no actor")
+    if row.signer is None:
+        raise AuditStoreError(f"leaf {row.seq} is a valid record, so it must name its signer")
     _check_text(row.actor, f"leaf {row.seq} actor")
     for event_id in row.event_ids:
         if _canonical_event_id(event_id) != event_id:

@@ -1,19 +1,24 @@
 """Auditor tools: verify the whole log, prove inclusion and consistency, ask who saw what.
 
 ``verify`` rebuilds the Merkle tree from ``liaison.audit`` itself and checks it against
-three things: every leaf in the store (same record, same hash, same sequence), every
-signed checkpoint on ``liaison.audit.checkpoints`` (signature by a key the bus trusts
-for itself, and the root at that size), and the count (a checkpoint beyond the end of
-the log means the log was truncated). The first divergence is reported with its
-sequence number.
+three things: every leaf in the store, every signed checkpoint on
+``liaison.audit.checkpoints`` (signature by an audit key, owner ``audit``, and the root at
+that size), and the count (a checkpoint beyond the end of the log means the log was
+truncated). For every leaf it derives again, from the value's bytes, its append time and
+the trust store, everything the store keeps as an index (``audit_service.leaf_row``):
+hash, sequence, offset, time, actor, signer, invalid reason and event ids; any
+difference (an edited ``actor``, a deleted ``leaf_events`` row, a row added for a leaf
+that does not exist) is a divergence, reported with the first leaf it concerns.
 
-A value on the log that is not an audit record is a leaf like any other (the tree is
-over bytes); ``verify`` judges each one itself and counts the invalid ones, which are no
-divergence while the log and the store agree on their bytes.
+A value on the log that is not a valid signed audit record is a leaf like any other
+(the tree is over bytes): ``verify`` reports how many there are by reason (unsigned,
+forged, back-dated...), a finding, not a divergence, while the store agrees.
 
 Proofs are JSON documents (``schemas.audit_proof``) that ``check_proof`` verifies offline
-with nothing but the checkpoint signer's verifier key (``liaison audit verifier-key``);
-docs/audit.md shows the format and the same check in a few lines of Python.
+with nothing but a verifier key the auditor obtained independently (``liaison audit
+verifier-key``); for an inclusion proof it also checks that every proven record names
+the event the proof is about. docs/audit.md shows the format, and docs/check_proof.py
+the same check in a few lines of Python.
 """
 
 from __future__ import annotations
@@ -21,11 +26,22 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
-from schemas.audit import InvalidRecord, check_actor, judge_record, leaf_data, split_leaf
+from schemas.audit import (
+    AuditRecord,
+    InvalidReason,
+    InvalidRecord,
+    check_actor,
+    judge_record,
+    leaf_data,
+    split_leaf,
+    unsealed,
+)
 from schemas.audit_proof import (
     CONSISTENCY,
     INCLUSION,
@@ -43,8 +59,9 @@ from schemas.checkpoint import (
     parse_verifier_key,
     verify_checkpoint,
 )
-from schemas.errors import ConfigurationError, SchemaError
-from schemas.keys import BUS, TrustStore
+from schemas.envelope import parse_dsse
+from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
+from schemas.keys import AUDIT, TrustStore
 from schemas.merkle import (
     CompactRange,
     ProofError,
@@ -54,9 +71,9 @@ from schemas.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from services.audit_service import audit_origin
+from services.audit_service import audit_origin, judge_value, leaf_row
 from services.audit_store import SqliteAuditStore, StoredLeaf, utc_text
-from services.kafka import UnparseableRecord, assigned, catch_up, end_offsets
+from services.kafka import UnparseableRecord, assigned, catch_up, end_offsets, inbound
 from services.settings import Settings
 
 __all__ = [
@@ -68,6 +85,9 @@ __all__ = [
     "check_proof",
     "consistency",
     "event_id_text",
+    "inclusion_document",
+    "index_difference",
+    "latest_signed",
     "leaves_about",
     "prove",
     "read_proof",
@@ -87,13 +107,14 @@ class Divergence:
 
 @dataclass(slots=True)
 class VerifyReport:
-    """What ``verify_log`` checked, and the first divergence if any; ``invalid_records``
-    counts the leaves whose value is not an audit record, ``unparseable`` the records the
-    Kafka client could not parse (no leaves, for the audit service nor for this check)."""
+    """What ``verify_log`` checked, and the first divergence if any; ``invalid`` counts
+    the leaves whose value is not a valid signed audit record, by reason code;
+    ``unparseable`` the records the Kafka client could not parse (no leaves, for the
+    audit service nor for this check)."""
 
     leaves: int = 0
     checkpoints: int = 0
-    invalid_records: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
     unparseable: int = 0
     divergence: Divergence | None = None
     checkpoint_sizes: list[int] = field(default_factory=list)
@@ -103,14 +124,20 @@ class VerifyReport:
         """Whether everything agreed."""
         return self.divergence is None
 
+    @property
+    def invalid_records(self) -> int:
+        """How many leaves are invalid, whatever the reason."""
+        return sum(self.invalid.values())
+
 
 def verifier_keys(settings: Settings, trust: TrustStore) -> list[str]:
-    """The signed-note verifier keys of every bus key (any status): checkpoint signers."""
+    """The signed-note verifier keys of every audit key (owner ``audit``, any status):
+    the checkpoint signers. Never the router's key, which signs JTAI considerations."""
     origin = audit_origin(settings)
     return [
         note_verifier_key(origin, base64.b64decode(k.public_key))
         for k in trust.keys
-        if k.owner == BUS
+        if k.owner == AUDIT
     ]
 
 
@@ -121,7 +148,7 @@ def _open_checkpoint(text: str, keys: list[str]) -> Checkpoint:
             return verify_checkpoint(text, raw, name, origin=name)
         except CheckpointError:
             continue
-    raise CheckpointError("no key the bus trusts for itself signed this checkpoint")
+    raise CheckpointError("no audit key the bus trusts signed this checkpoint")
 
 
 async def _checkpoints(
@@ -168,14 +195,15 @@ async def verify_log(
                 if isinstance(raw, UnparseableRecord):
                     report.unparseable += 1  # no leaf: the audit service skips it too
                     continue
-                value: bytes = raw.value or b""
-                divergence = _check_leaf(seq, value, next(stored, None))
+                record = inbound(raw)
+                derived = leaf_row(seq, record, judge_value(record, trust))
+                divergence = _check_leaf(seq, derived, next(stored, None))
                 if divergence is not None:
                     report.divergence = divergence
                     return report
-                if isinstance(judge_record(value), InvalidRecord):
-                    report.invalid_records += 1
-                compact.append(leaf_hash(leaf_data(seq, value)))
+                if derived.invalid is not None:
+                    report.invalid[derived.invalid] += 1
+                compact.append(derived.leaf_hash)
                 seq += 1
                 cp = checkpoints.get(compact.size)
                 if cp is not None and cp.root != compact.root():
@@ -188,9 +216,14 @@ async def verify_log(
             progress(seq, total)
     report.leaves = seq
     extra = next(stored, None)
+    stray = store.stray_event_seq()
     if extra is not None:
         report.divergence = Divergence(
             extra.seq, f"the store holds leaf {extra.seq}, beyond the end of the log ({seq})"
+        )
+    elif stray is not None:
+        report.divergence = Divergence(
+            stray, f"the store's event index names leaf {stray}, which the log does not have"
         )
     beyond = [size for size in checkpoints if size > seq]
     if report.divergence is None and beyond:
@@ -202,19 +235,57 @@ async def verify_log(
     return report
 
 
-def _check_leaf(seq: int, value: bytes, stored: StoredLeaf | None) -> Divergence | None:
+def _check_leaf(seq: int, derived: StoredLeaf, stored: StoredLeaf | None) -> Divergence | None:
     if stored is None:
         return Divergence(seq, f"the store ends before leaf {seq} (leaves removed from its end?)")
     if stored.seq != seq:
         return Divergence(seq, f"the store has no leaf {seq}; its next leaf is {stored.seq}")
-    if stored.record != value:
-        return Divergence(seq, f"leaf {seq}: the stored record differs from the log's")
-    if stored.leaf_hash != leaf_hash(leaf_data(seq, value)):
-        return Divergence(seq, f"leaf {seq}: the stored hash is not the hash of its record")
-    return None
+    difference = index_difference(stored, derived)
+    return None if difference is None else Divergence(seq, f"leaf {seq}: {difference}")
 
 
-def _latest_signed(store: SqliteAuditStore) -> tuple[int, str]:
+# A key the audit service did not know when it judged a value may be registered later,
+# valid only from then on: the value is still invalid, now as "key not valid then".
+_LATER_KNOWN: Final = (InvalidReason.UNKNOWN_KEY.value, InvalidReason.KEY_NOT_VALID.value)
+
+
+def index_difference(stored: StoredLeaf, derived: StoredLeaf) -> str | None:
+    """What the store says about a leaf that the log does not (pure); None if they agree.
+
+    ``derived`` is ``audit_service.leaf_row`` of the log's value. Words name the field,
+    never its contents: a stored value may be anything.
+    """
+    later_known = (stored.invalid, derived.invalid) == _LATER_KNOWN and stored.signer is None
+    checks = (
+        (stored.record == derived.record, "the stored record differs from the log's"),
+        (stored.leaf_hash == derived.leaf_hash, "the stored hash is not the hash of its record"),
+        (
+            stored.kafka_offset == derived.kafka_offset,
+            "the stored Kafka offset is not where the log holds the record",
+        ),
+        (stored.invalid == derived.invalid or later_known, _invalid_difference(stored, derived)),
+        (stored.signer == derived.signer or later_known, _differs("signer (key id)")),
+        (stored.actor == derived.actor, _differs("actor")),
+        (stored.at == derived.at, _differs("time (at)")),
+        (stored.event_ids == derived.event_ids, _differs("event ids (leaf_events rows)")),
+    )
+    return next((what for agree, what in checks if not agree), None)
+
+
+def _differs(what: str) -> str:
+    return f"the stored {what} differs from what the log's value says"
+
+
+def _invalid_difference(stored: StoredLeaf, derived: StoredLeaf) -> str:
+    if derived.invalid is None:
+        return "the store marks a valid signed record invalid"
+    if stored.invalid is None:
+        return f"the store indexes a value the log holds invalid ({derived.invalid})"
+    return f"the stored invalid reason is not the log's ({derived.invalid})"
+
+
+def latest_signed(store: SqliteAuditStore) -> tuple[int, str]:
+    """The size and signed note of the latest checkpoint; ``ConfigurationError`` if none."""
     latest = store.latest_checkpoint()
     if latest is None:
         raise ConfigurationError("no checkpoint yet: run `liaison audit checkpoint` first")
@@ -226,11 +297,30 @@ def prove(
 ) -> InclusionProof:
     """Inclusion proofs of every record about ``event_id`` against the latest checkpoint."""
     event_id = event_id_text(event_id)
-    size, note = _latest_signed(store)
+    size, note = latest_signed(store)
     seqs = store.seqs_for_event(event_id)
     if not seqs:
         raise ConfigurationError(f"no audit record concerns event {event_id}")
-    hashes = store.leaf_hashes(size)
+    return inclusion_document(settings, store, trust, event_id, seqs=seqs, checkpoint=(size, note))
+
+
+def inclusion_document(
+    settings: Settings,
+    store: SqliteAuditStore,
+    trust: TrustStore,
+    event_id: str,
+    *,
+    seqs: list[int],
+    checkpoint: tuple[int, str],
+    hashes: list[bytes] | None = None,
+) -> InclusionProof:
+    """Inclusion proofs of leaves ``seqs`` about ``event_id`` against ``checkpoint``
+    (size, signed note); leaves whose signed record does not name the event (an index
+    edited by hand) are left out, and those beyond the checkpoint are listed as
+    ``not_yet_checkpointed``. ``hashes``: the first ``size`` leaf hashes, if the caller
+    has them already (proving many events)."""
+    size, note = checkpoint
+    hashes = store.leaf_hashes(size) if hashes is None else hashes
     proofs = [
         LeafProof(
             seq=leaf.seq,
@@ -238,6 +328,7 @@ def prove(
             proof=tuple(h.hex() for h in inclusion_proof(hashes, leaf.seq)),
         )
         for leaf in _leaves_at(store, [s for s in seqs if s < size])
+        if _names(leaf, event_id)
     ]
     return InclusionProof(
         event_id=event_id,
@@ -246,6 +337,18 @@ def prove(
         proofs=tuple(proofs),
         not_yet_checkpointed=tuple(s for s in seqs if s >= size),
     )
+
+
+def _names(leaf: StoredLeaf, event_id: str) -> bool:
+    record = _record_in(leaf.record)
+    return leaf.invalid is None and record is not None and uuid.UUID(event_id) in record.event_ids
+
+
+def _record_in(value: bytes) -> AuditRecord | None:
+    """The audit record inside a signed value (signature not checked here), if any."""
+    payload = unsealed(value)
+    judged = None if payload is None else judge_record(payload)
+    return None if judged is None or isinstance(judged, InvalidRecord) else judged
 
 
 def _leaves_at(store: SqliteAuditStore, seqs: list[int]) -> Iterator[StoredLeaf]:
@@ -282,15 +385,18 @@ def check_proof(document: ProofDocument, verifier_key: str) -> list[str]:
     """
     name, raw = parse_verifier_key(verifier_key)
     if isinstance(document, InclusionProof):
+        event_id = _proof_event_id(document.event_id)
         cp = verify_checkpoint(document.checkpoint, raw, name)
+        if not document.proofs:
+            raise ProofError(f"the proof holds no record about event {event_id}: it proves nothing")
         lines = [f"checkpoint {cp.origin} size {cp.size}: signature OK"]
         for item in document.proofs:
             data = item.leaf_data()
-            seq, record = split_leaf(data)
+            seq, value = split_leaf(data)
             if seq != item.seq:
                 raise ProofError(f"leaf data says seq {seq}, the proof says {item.seq}")
             verify_inclusion(leaf_hash(data), seq, cp.size, item.path(), cp.root)
-            lines.append(f"leaf {seq}: {_described(record)}: included")
+            lines.append(f"leaf {seq}: {_described(seq, value, event_id)}: included")
         return lines
     old = verify_checkpoint(document.old_checkpoint, raw, name)
     new = verify_checkpoint(document.new_checkpoint, raw, name, origin=old.origin)
@@ -298,11 +404,26 @@ def check_proof(document: ProofDocument, verifier_key: str) -> list[str]:
     return [f"checkpoints {old.size} and {new.size} of {old.origin}: consistent (append-only)"]
 
 
-def _described(record: bytes) -> str:
-    judged = judge_record(record)
-    if isinstance(judged, InvalidRecord):
-        return f"a value that is not an audit record ({judged.reason.value})"
-    return f"{judged.action} by {judged.actor} at {judged.at.isoformat()}"
+def _proof_event_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ProofError("the proof's event_id is not an event's UUID") from None
+
+
+def _described(seq: int, value: bytes, event_id: uuid.UUID) -> str:
+    """What leaf ``seq`` records; ``ProofError`` unless it is a signed audit record that
+    names ``event_id`` (a proof must prove what it claims)."""
+    try:
+        _type, _payload, keyid, _sig = parse_dsse(value)
+    except EnvelopeError:
+        raise ProofError(f"leaf {seq} is not a signed audit record") from None
+    record = _record_in(value)
+    if record is None:
+        raise ProofError(f"leaf {seq} does not hold an audit record")
+    if event_id not in record.event_ids:
+        raise ProofError(f"leaf {seq}'s record does not concern event {event_id}")
+    return f"{record.action} by {record.actor} at {record.at.isoformat()} (signed by key {keyid})"
 
 
 def read_proof(path: Path) -> ProofDocument:

@@ -5,25 +5,45 @@ events topics are stamped with the broker's append time) and reads to the ``unti
 time or to the end as it was when the replay began. Every envelope is opened again with
 today's trust store (retired keys included, judged at each record's append time).
 Records that no longer verify are returned separately, never dropped.
+
+``export_replay`` writes what a replay found for a regulator to check without Liaison:
+each signed envelope byte for byte as it is on Kafka, and inclusion proofs of its audit
+records against the latest signed checkpoint (layout in ``EXPORT_README`` and
+docs/audit.md), checked with docs/check_proof.py and any DSSE library.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.audit_proof import encode_proof
 from schemas.envelope import Opened, open_envelope
-from schemas.errors import EnvelopeError
+from schemas.errors import ConfigurationError, EnvelopeError
 from schemas.inspectorates import Inspectorate
 from schemas.keys import TrustStore
 from schemas.records import HEADER_AREA, HEADER_TYPE, InboundRecord, header_map
+from services.audit_store import SqliteAuditStore
+from services.auditor import inclusion_document, latest_signed
 from services.kafka import inbound, partition_counts, tolerate_unparseable
 from services.settings import Settings
 
-__all__ = ["Filters", "Replay", "replay_topics"]
+__all__ = [
+    "EXPORT_README",
+    "Exported",
+    "Filters",
+    "Replay",
+    "check_export_directory",
+    "export_replay",
+    "replay_topics",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +173,103 @@ async def _starts(
     )
     # No record at or after `since` in a partition: start at its end (nothing to read).
     return {tp: found[tp].offset if found[tp] is not None else ends[tp] for tp in partitions}
+
+
+# ---- export for a regulator ------------------------------------------------------------
+
+EXPORT_README: Final = """\
+A Liaison replay export: signed events and proofs that their audit records are in the
+append-only audit log. Check it without Liaison (see Liaison's docs/audit.md):
+
+  manifest.json      every exported event: its id, topic, partition, offset, broker
+                     append time, the SHA-256 of its envelope, and its two files below
+  events/N-ID.dsse   the event's DSSE envelope, byte for byte as it is on Kafka; verify
+                     its signature with any DSSE library and the publisher's public key
+  proofs/N-ID.json   inclusion proofs of the event's audit records (each a signed DSSE
+                     envelope too) against the signed checkpoint in checkpoint.txt
+  checkpoint.txt     the latest signed checkpoint of the audit log (a C2SP signed note)
+  keys.json          a copy of the trust store (public keys, owners, validity): compare
+                     it with keys you obtained yourself; never trust it as given
+
+  python check_proof.py proofs/N-ID.json VERIFIER_KEY --envelope events/N-ID.dsse
+
+VERIFIER_KEY is the audit log's verifier key, obtained from the operator out of band
+(`liaison audit verifier-key`), never from this export.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """What ``export_replay`` wrote: events, those with audit proofs, and the checkpoint."""
+
+    events: int
+    proven: int
+    checkpoint_size: int
+
+
+def export_replay(
+    directory: Path,
+    found: Replay,
+    settings: Settings,
+    store: SqliteAuditStore,
+    trust: TrustStore,
+) -> Exported:
+    """Write ``found``'s verified events and their audit proofs under ``directory`` (which
+    must not exist yet, or be empty); ``ConfigurationError`` if it cannot be used or no
+    checkpoint has been signed yet."""
+    size, note = latest_signed(store)
+    check_export_directory(directory)
+    (directory / "events").mkdir(parents=True, exist_ok=True)
+    (directory / "proofs").mkdir()
+    hashes = store.leaf_hashes(size)
+    entries = []
+    proven = 0
+    for n, (record, opened) in enumerate(found.verified):
+        event_id = str(opened.event.id)
+        name = f"{n:06d}-{event_id}"
+        envelope = Path("events") / f"{name}.dsse"
+        (directory / envelope).write_bytes(record.value)
+        document = inclusion_document(
+            settings, store, trust, event_id,
+            seqs=store.seqs_for_event(event_id), checkpoint=(size, note), hashes=hashes,
+        )  # fmt: skip
+        proof: Path | None = None
+        if document.proofs:
+            proof = Path("proofs") / f"{name}.json"
+            (directory / proof).write_text(encode_proof(document))
+            proven += 1
+        entries.append(
+            {
+                "event_id": event_id,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "appended_at": _ms_text(record.timestamp_ms),
+                "envelope": envelope.as_posix(),
+                "envelope_sha256": hashlib.sha256(record.value).hexdigest(),
+                "proof": None if proof is None else proof.as_posix(),
+                "audit_records": len(document.proofs),
+                "not_yet_checkpointed": list(document.not_yet_checkpointed),
+            }
+        )
+    (directory / "checkpoint.txt").write_text(note)
+    (directory / "keys.json").write_text(trust.model_dump_json(indent=2) + "\n")
+    (directory / "README.txt").write_text(EXPORT_README)
+    manifest = {"type": "liaison.replay.export.v1", "checkpoint_size": size, "events": entries}
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return Exported(len(entries), proven, size)
+
+
+def check_export_directory(directory: Path) -> None:
+    """``ConfigurationError`` unless ``directory`` is new or empty (an export never mixes
+    with older files)."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        msg = f"{directory} already exists and is not an empty directory: export elsewhere"
+        raise ConfigurationError(msg)
+
+
+def _ms_text(timestamp_ms: int) -> str | None:
+    try:
+        return dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None

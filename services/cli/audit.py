@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -13,10 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from schemas.audit import InvalidRecord, ReplayRun, VerificationFailed, judge_record
-from schemas.audit_proof import ProofDocument
+from schemas.audit import InvalidRecord, ReplayRun, VerificationFailed, judge_record, unsealed
 from schemas.checkpoint import parse_verifier_key
-from schemas.errors import ConfigurationError, LiaisonError, SchemaError
+from schemas.errors import LiaisonError, SchemaError
 from schemas.inspectorates import Inspectorate
 from schemas.keys import AUDITOR, SigningKey, TrustStore
 from services.audit_log import append_audit, operator
@@ -54,7 +53,14 @@ from services.inputs import (
     check_filters,
 )
 from services.keystore import KeyStore, signing_key_for
-from services.replay import Filters, Replay, replay_topics
+from services.replay import (
+    Exported,
+    Filters,
+    Replay,
+    check_export_directory,
+    export_replay,
+    replay_topics,
+)
 from services.settings import Settings
 from services.trust import load_trust
 
@@ -116,13 +122,17 @@ def audit_verify() -> None:
 
     report = _run(run)
     if report.ok:
-        # Invalid leaves (values on the topic that are no audit record) are kept byte for
-        # byte, so they are no divergence; their count says how many there are.
+        # Invalid leaves (values on the topic that are no valid signed record: forged,
+        # unsigned, back-dated...) are kept byte for byte, so they are no divergence: a
+        # finding, counted by reason.
         out.print(
             f"OK: {report.leaves} leaves ({report.invalid_records} invalid) in sequence, each"
-            f" matching the store; {report.checkpoints} signed checkpoint(s) verified.",
+            " matching the store and its index derived again from the log;"
+            f" {report.checkpoints} signed checkpoint(s) verified.",
             highlight=False,
         )
+        for reason, count in sorted(report.invalid.items()):
+            out.print(f"invalid leaves, {reason}: {count}", highlight=False)
         if report.unparseable:
             out.print(
                 f"Skipped {report.unparseable} record(s) on the audit topic that the Kafka"
@@ -184,27 +194,32 @@ def audit_check_proof(
     ],
     key: Annotated[
         str | None,
-        typer.Option("--key", help="The verifier key you trust (from `audit verifier-key`)."),
+        typer.Option(
+            "--key",
+            help="The audit log's verifier key, obtained out of band (`audit verifier-key`)."
+            " Required: the keys inside a proof are never trusted.",
+        ),
     ] = None,
 ) -> None:
-    """Verify a proof offline: no Kafka, no store, only the checkpoint's public key."""
+    """Verify a proof offline: no Kafka, no store, only the verifier key you trust."""
     _settings()
+    if not key:
+        _fail(
+            "--key is required: the audit log's verifier key, obtained independently of the"
+            " proof (`liaison audit verifier-key`); the keys inside a proof are never trusted"
+        )
+    try:
+        parse_verifier_key(key)
+    except LiaisonError as exc:
+        _fail(f"--key: {exc}")
     try:
         document = read_proof(file)
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}")
     except LiaisonError as exc:  # a malformed document: one line naming every problem
         _fail(f"{file}: {exc}")
-    if key:
-        try:
-            parse_verifier_key(key)
-        except LiaisonError as exc:
-            _fail(f"--key: {exc}")
-    vkeys = [key] if key else list(document.verifier_keys)
-    if not key:
-        _say("note: using the verifier key inside the proof; pass --key to check it independently")
     try:
-        lines = next(_checked(document, vkeys))
+        lines = check_proof(document, key)
     except LiaisonError as exc:
         out.print(f"FAILED: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
@@ -213,25 +228,16 @@ def audit_check_proof(
     out.print("OK", highlight=False)
 
 
-def _checked(document: ProofDocument, vkeys: list[str]) -> Iterator[list[str]]:
-    failure: LiaisonError | None = None
-    for vkey in vkeys:
-        try:
-            yield check_proof(document, vkey)
-        except LiaisonError as exc:
-            failure = exc
-            continue
-        return
-    raise failure or ConfigurationError("no verifier key given")
-
-
 def _records_table(leaves: list[StoredLeaf], title: str) -> Table:
     table = Table(title=Text(title))
     for column in ("seq", "at", "actor", "action", "what"):
         table.add_column(column, overflow="fold")
     for leaf in leaves:
-        record = judge_record(leaf.record)
-        if isinstance(record, InvalidRecord):  # the store's queries skip these; be sure
+        payload = unsealed(leaf.record)
+        if leaf.invalid is not None or payload is None:  # the queries skip these; be sure
+            continue
+        record = judge_record(payload)
+        if isinstance(record, InvalidRecord):
             continue
         details = record.model_dump(mode="json", exclude={"action", "at", "actor", "event_ids"})
         what = ", ".join(f"{k}={v}" for k, v in details.items())
@@ -301,6 +307,9 @@ def _write_events(found: Replay, output: Path | None) -> None:
     else:
         output.write_bytes(lines)
         _say(f"wrote {len(found.verified)} verified event(s) to {output}")
+
+
+def _list_unverifiable(found: Replay) -> None:
     if found.unverifiable:
         table = Table(
             title=f"{len(found.unverifiable)} record(s) that do not verify (not exported)"
@@ -324,13 +333,28 @@ def replay(
     ] = None,
     kind: Annotated[str | None, typer.Option("--type", help="Event type.")] = None,
     output: OutOption = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Write the signed envelopes exactly as on Kafka and inclusion proofs of their"
+            " audit records into this new directory, for checking without Liaison.",
+        ),
+    ] = None,
 ) -> None:
     """Re-read events by time from Kafka, verify each again, print or export them (JSONL)."""
     settings = _settings()
     filters = _filters(since, until, area, theme, source, kind)
     topics = [settings.topics.events(source)] if source else list(settings.topics.all_events())
+    if export is not None and output is not None:
+        _fail("--out and --export are alternatives: give one")
+    if export is not None:
+        try:
+            check_export_directory(export)
+        except (LiaisonError, OSError) as exc:
+            _fail(str(exc))
 
-    async def run() -> Replay:
+    async def run() -> tuple[Replay, Exported | None]:
         trust = await load_trust(settings)
         with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
                       console=err, transient=True) as progress:  # fmt: skip
@@ -343,10 +367,20 @@ def replay(
             at=_now(), actor=operator("auditor"), filters=filters.as_strings(),
             verified=len(found.verified), unverifiable=len(found.unverifiable),
         )], _tool_key(settings, AUDITOR, trust))  # fmt: skip
-        return found
+        if export is None:
+            return found, None
+        with open_store(settings) as store:
+            return found, export_replay(export, found, settings, store, trust)
 
-    found = _run(run)
-    _write_events(found, output)
+    found, exported = _run(run)
+    if exported is not None:
+        _say(
+            f"exported {exported.events} signed event(s) to {export}, {exported.proven} with"
+            f" inclusion proofs against the checkpoint of size {exported.checkpoint_size}"
+        )
+    else:
+        _write_events(found, output)
+    _list_unverifiable(found)
     _say(
         f"{len(found.verified)} verified, {len(found.unverifiable)} not verifiable,"
         f" {found.scanned} record(s) read."

@@ -17,15 +17,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from producers.publisher import Publisher
-from schemas.audit import FeedRead, encode_record
+from schemas.audit import FeedRead, decode_record, encode_record, seal_record, unsealed
 from schemas.envelope import seal
 from schemas.events import ConcernRaised
 from schemas.inspectorates import Inspectorate
-from schemas.keys import BUS, READER, SigningKey
+from schemas.keys import AUDIT, READER, SigningKey
 from schemas.records import event_record
 from services.audit_log import append_audit, audit_outbound
 from services.audit_service import AuditService, open_store, publish_checkpoint
-from services.kafka import end_offsets, kafka_sink, read_from
+from services.kafka import end_offsets, read_from, transactional_sink
 from services.settings import Settings
 from tests.conftest import env_for, one_error_line, router_for, run_liaison
 from tests.factories import concern, utc_now
@@ -47,7 +47,7 @@ async def audit_size(settings: Settings) -> int:
 async def stored_everything(settings: Settings, signing: dict[str, SigningKey]) -> int:
     """Run the audit service until the store holds every record on the log."""
     with open_store(settings) as store:
-        service = AuditService(settings, store, signing[BUS])
+        service = AuditService(settings, store, signing[AUDIT])
         await service.start()
         try:
             for _ in range(300):
@@ -56,7 +56,7 @@ async def stored_everything(settings: Settings, signing: dict[str, SigningKey]) 
                 await asyncio.sleep(0.2)
         finally:
             await service.stop()
-        await publish_checkpoint(settings, store, signing[BUS], utc_now())
+        await publish_checkpoint(settings, store, signing[AUDIT], utc_now())
         return store.size()
 
 
@@ -67,13 +67,31 @@ async def route_some(
     router = router_for(settings, signing)
     await router.start()
     try:
-        async with kafka_sink(settings) as sink:
-            for event in events:
-                key = signing[event.source.value]
-                await Publisher(sink, settings.topics, key, utc_now).publish(event)
+        for source in dict.fromkeys(event.source for event in events):
+            async with transactional_sink(settings, source.value) as sink:
+                publisher = Publisher(sink, settings.topics, signing[source.value], utc_now)
+                for event in events:
+                    if event.source is source:
+                        await publisher.publish(event)
         await read_from(settings, start, until=lambda r: len(r) >= len(events), timeout_s=30)
     finally:
         await router.stop()
+
+
+def record_in(value: bytes) -> dict[str, object]:
+    """The audit record inside a signed value on the audit topic, as JSON."""
+    payload = unsealed(value)
+    assert payload is not None, "not a signed audit value"
+    loaded: dict[str, object] = json.loads(payload)
+    return loaded
+
+
+async def audit_records(settings: Settings, action: str) -> list[dict[str, object]]:
+    """Every signed record of ``action`` on the audit topic, in order."""
+    records = await read_from(
+        settings, {(settings.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
+    )
+    return [record_in(r.value) for r in records if dict(r.headers).get("action") == action.encode()]
 
 
 def tamper(store: Path, copy: Path, statements: Sequence[str]) -> Path:
@@ -177,8 +195,8 @@ async def test_audit_service_killed_mid_stream_loses_and_duplicates_no_leaf(
         leaves = list(store.leaves())
     assert [leaf.seq for leaf in leaves] == list(range(total))
     assert len({leaf.kafka_offset for leaf in leaves}) == total
-    reads = [json.loads(leaf.record) for leaf in leaves]
-    returned = [r["returned"] for r in reads if r["action"] == "feed.read"]
+    reads = [decode_record(unsealed(leaf.record) or b"") for leaf in leaves]
+    returned = [r.returned for r in reads if isinstance(r, FeedRead)]
     assert returned == list(range(sent))  # every record once, in log order
     verified = await run_liaison(kafka, "audit", "verify")
     assert verified.returncode == 0, verified.stderr
@@ -309,38 +327,10 @@ async def test_replay_by_time_window_and_area_returns_exactly_the_matching_event
     assert len(got) == len(set(got))
     assert f"{len(expected)} verified, 1 not verifiable" in done.stderr
     assert "not_dsse" in done.stderr
-    audited = await read_from(
-        kafka, {(kafka.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
-    )
-    runs = [json.loads(r.value) for r in audited if dict(r.headers).get("action") == b"replay.run"]
+    runs = await audit_records(kafka, "replay.run")
     assert runs[-1]["verified"] == len(expected)
-    assert runs[-1]["filters"]["area"] == "E10000016"
+    assert runs[-1]["filters"] == {"since": since, "until": until, "area": "E10000016"}
     assert runs[-1]["unverifiable"] == 1
-
-
-async def test_feed_read_prints_verified_events_and_is_audited_with_its_purpose(
-    kafka: Settings, signing: dict[str, SigningKey]
-) -> None:
-    wanted = concern(subject_agencies=["police"], area="E10000016")
-    other = concern(subject_agencies=["police"], area="E08000025")
-    await route_some(kafka, signing, [wanted, other])
-    read = await run_liaison(
-        kafka, "feed", "read", "--analyst", "a.khan", "--purpose", "JTAI shortlist",
-        "--area", "E10000016",
-    )  # fmt: skip
-    assert read.returncode == 0, read.stderr
-    assert [json.loads(line)["id"] for line in read.stdout.splitlines()] == [str(wanted.id)]
-    records = await read_from(
-        kafka, {(kafka.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
-    )
-    (audited,) = [
-        json.loads(r.value) for r in records if dict(r.headers).get("action") == b"feed.read"
-    ]
-    assert audited["actor"] == "analyst:a.khan"
-    assert audited["purpose"] == "JTAI shortlist"
-    assert audited["event_ids"] == [str(wanted.id)]
-    assert audited["returned"] == 1
-    assert audited["filters"] == {"area": "E10000016"}
 
 
 # ---- hostile values on the audit topic ----------------------------------------------
@@ -352,14 +342,17 @@ GOOD_READ = encode_record(
     )
 )  # fmt: skip
 # Each a value anyone able to write to liaison.audit could put there, and the reason the
-# audit service must give it (InvalidReason). Any one of them used to stop the service.
+# audit service must give it (InvalidReason). Any one of them used to stop the service;
+# a bare record, however well formed, is unsigned.
 HOSTILE_VALUES: list[tuple[bytes, str]] = [
-    (GOOD_READ.replace(b"2026-11-22T12:00:00Z", b"9999-12-31T23:59:59-23:59"), "invalid_fields"),
+    (GOOD_READ, "unsigned"),
+    (GOOD_READ.replace(b"2026-11-22T12:00:00Z", b"9999-12-31T23:59:59-23:59"), "unsigned"),
     (b"not json", "not_json"),
     (b"[" * 80000, "too_large"),
     (b"[" * 60000, "not_json"),
     (GOOD_READ.replace(b'"analyst":"a.khan"', b'"analyst":"\\ud800"'), "not_json"),
-    (GOOD_READ.replace(b'"feed.read"', b'"feed.deleted"'), "unknown_action"),
+    (GOOD_READ.replace(b'"feed.read"', b'"feed.deleted"'), "unsigned"),
+    (b"[]", "not_an_object"),
     (b"", "empty"),
 ]
 
@@ -379,16 +372,18 @@ async def produce_audit_values(
         await producer.stop()
 
 
-def good_reads(n: int, start: int = 0) -> list[bytes]:
+def good_reads(key: SigningKey, n: int, start: int = 0) -> list[bytes]:
+    """``n`` reads signed by the reader service's ``key``, as the service writes them."""
     return [
-        encode_record(
+        seal_record(
             FeedRead(
                 at=utc_now(),
                 actor="analyst:a.khan",
                 analyst="a.khan",
                 purpose="planning",
                 returned=start + i,
-            )
+            ),
+            key,
         )
         for i in range(n)
     ]
@@ -420,7 +415,12 @@ async def test_hostile_values_become_invalid_leaves_and_the_service_keeps_runnin
     kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
     before = await audit_size(kafka)  # the fixture's key.generated records
-    first = [GOOD_READ, *(value for value, _ in HOSTILE_VALUES), *good_reads(3)]
+    reader = signing[READER]
+    first = [
+        *good_reads(reader, 1),
+        *(value for value, _ in HOSTILE_VALUES),
+        *good_reads(reader, 3),
+    ]
     await produce_audit_values(kafka, first)
     # A bad value whose Kafka timestamp is absurd too (1970: before the bus existed).
     await produce_audit_values(kafka, [b"\xff\xfe not utf-8"], timestamp_ms=1)
@@ -433,6 +433,7 @@ async def test_hostile_values_become_invalid_leaves_and_the_service_keeps_runnin
         leaves = list(store.leaves())
         assert len(leaves) == total
         assert store.invalid_count() == len(HOSTILE_VALUES) + 1
+    assert [leaf.invalid for leaf in leaves[:before]] == [None] * before  # signed, entitled
     expected = dict(HOSTILE_VALUES)
     for leaf in leaves[before : before + len(first)]:
         assert leaf.invalid == expected.get(leaf.record), leaf.seq
@@ -451,7 +452,8 @@ async def test_hostile_values_become_invalid_leaves_and_the_service_keeps_runnin
     assert f"OK: {total} leaves ({len(HOSTILE_VALUES) + 1} invalid)" in verified.stdout
 
     # Restarted, it resumes where it stopped: the new values and nothing twice.
-    more = [*good_reads(2, start=10), HOSTILE_VALUES[0][0], *good_reads(1, start=20)]
+    more = [*good_reads(reader, 2, start=10), HOSTILE_VALUES[0][0],
+            *good_reads(reader, 1, start=20)]  # fmt: skip
     await produce_audit_values(kafka, more)
     running, code = await serve_audit_until_stored(kafka)
     assert (running, code) == (None, 0)
@@ -459,12 +461,14 @@ async def test_hostile_values_become_invalid_leaves_and_the_service_keeps_runnin
         assert store.size() == total + len(more)
         assert store.invalid_count() == len(HOSTILE_VALUES) + 2
         assert [leaf.invalid for leaf in store.leaves(total)] == [
-            None, None, "invalid_fields", None,
+            None, None, "unsigned", None,
         ]  # fmt: skip
     verified = await run_liaison(kafka, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"OK: {total + len(more)} leaves ({len(HOSTILE_VALUES) + 2} invalid)" in verified.stdout
     assert "1 signed checkpoint(s) verified" in verified.stdout
+    for reason, count in (("unsigned", 4), ("not_json", 4), ("too_large", 1), ("empty", 1)):
+        assert f"invalid leaves, {reason}: {count}" in verified.stdout
 
 
 def damage_store(path: Path, how: str) -> None:

@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from consumers.routing import route
+from schemas.audit import unsealed
 from schemas.envelope import seal
 from schemas.events import ConcernRaised
 from schemas.inspectorates import PROGRAMMES, Agency, Inspectorate
@@ -180,7 +181,7 @@ async def test_every_event_exactly_once_in_every_destination_despite_sigkill(
         assert await asyncio.wait_for(final.wait(), 60) == 0
 
     considerations = [r for r in records if is_consideration(r)]
-    audit = [json.loads(r.value) for r in records if r.topic == topics.audit]
+    audit = [json.loads(unsealed(r.value) or b"null") for r in records if r.topic == topics.audit]
     delivered: Counter[tuple[str, str]] = Counter(
         (event_id(r), r.topic)
         for r in records

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from schemas.audit import EventQuarantined, decode_record
+from schemas.audit import EventQuarantined, decode_record, unsealed
 from schemas.envelope import seal, sign_envelope
 from schemas.events import (
     CONCERN_RAISED,
@@ -24,7 +24,7 @@ from schemas.events import (
     encode_event,
 )
 from schemas.inspectorates import Inspectorate, Programme
-from schemas.keys import BUS, SigningKey
+from schemas.keys import AUDIT, SigningKey
 from schemas.records import HEADER_EVENT_ID, InboundRecord, OutboundRecord, event_record, header_map
 from services.audit_service import AuditService, open_store
 from services.kafka import end_offsets, read_from
@@ -133,7 +133,7 @@ async def test_a_hostile_batch_loses_nothing_and_stops_nothing(
     records = await read_from(kafka, start, until=lambda _: False, timeout_s=READ_ALL_S)
 
     check_delivered(kafka, records, [*goods, good(later, signing["hmi_probation"], kafka)], bad)
-    audits = [decode_record(r.value) for r in records if r.topic == topics.audit]
+    audits = [decode_record(unsealed(r.value) or b"") for r in records if r.topic == topics.audit]
     refused = [a for a in audits if isinstance(a, EventQuarantined)]
     assert len(refused) == len(bad)
     reasons = Counter(a.reason for a in refused)
@@ -176,7 +176,7 @@ async def audit_service_stores_and_verifies(
     )
     records = sum(record.parsed for record in on_log)
     with open_store(settings) as store:
-        service = AuditService(settings, store, signing[BUS])
+        service = AuditService(settings, store, signing[AUDIT])
         await service.start()
         try:
             for _ in range(150):
@@ -234,7 +234,7 @@ async def test_a_record_the_kafka_client_cannot_parse_is_quarantined_not_a_stop(
         str(before.id).encode(),
         str(after.id).encode(),
     ]
-    audits = [decode_record(r.value) for r in records if r.topic == topics.audit]
+    audits = [decode_record(unsealed(r.value) or b"") for r in records if r.topic == topics.audit]
     refused = [a for a in audits if isinstance(a, EventQuarantined)]
     assert [a.reason for a in refused] == ["unparseable"] * 3
     assert len({a.offset for a in refused}) == 3

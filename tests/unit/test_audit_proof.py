@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.audit import FeedRead, encode_record, leaf_data
+from schemas.audit import FeedRead, encode_record, leaf_data, seal_record
 from schemas.audit_proof import (
     CONSISTENCY,
     INCLUSION,
@@ -30,33 +30,36 @@ from schemas.audit_proof import (
 )
 from schemas.checkpoint import Checkpoint, note_verifier_key, sign_checkpoint
 from schemas.errors import LiaisonError
-from schemas.keys import BUS, SigningKey
+from schemas.keys import AUDIT, READER, SigningKey
 from schemas.merkle import ProofError, consistency_proof, inclusion_proof, leaf_hash, root
 from services.auditor import check_proof  # pure: what the CLI runs, with no I/O
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "test.liaison.audit"
-KEY = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))), BUS)
+KEY = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))), AUDIT)
 VKEY = note_verifier_key(ORIGIN, KEY.public_raw)
-OTHER = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))), BUS)
+OTHER = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))), AUDIT)
+READER_KEY = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34))), READER)
 EVENT = uuid.UUID("6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77")
+ELSEWHERE = uuid.UUID("0b0b2d4c-7d0a-4f43-8d4e-6a1c1d7f0a11")
 AT = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
-# A log of seven leaves: record 2 and 5 concern EVENT; leaf 4 is a value that is no record.
+
+def read(n: int, event_ids: tuple[uuid.UUID, ...]) -> FeedRead:
+    return FeedRead(
+        at=AT, actor="analyst:a.khan", analyst="a.khan", purpose=f"read {n}", returned=n,
+        event_ids=event_ids,
+    )  # fmt: skip
+
+
+# A log of seven signed leaves: records 2 and 5 concern EVENT, 3 concerns ELSEWHERE;
+# leaf 4 is a value that is no record, leaf 6 a bare (unsigned) record naming EVENT.
 RECORDS = [
-    encode_record(
-        FeedRead(
-            at=AT,
-            actor="analyst:a.khan",
-            analyst="a.khan",
-            purpose=f"read {n}",
-            returned=n,
-            event_ids=(EVENT,) if n in (2, 5) else (),
-        )
-    )
+    seal_record(read(n, (EVENT,) if n in (2, 5) else (ELSEWHERE,) if n == 3 else ()), READER_KEY)
     for n in range(7)
 ]
 RECORDS[4] = b"not json"
+RECORDS[6] = encode_record(read(6, (EVENT,)))
 LEAVES = [leaf_data(seq, record) for seq, record in enumerate(RECORDS)]
 HASHES = [leaf_hash(data) for data in LEAVES]
 
@@ -65,9 +68,11 @@ def note(size: int, key: SigningKey = KEY) -> str:
     return sign_checkpoint(Checkpoint(ORIGIN, size, root(HASHES[:size])), key, ORIGIN)
 
 
-def inclusion(seqs: tuple[int, ...] = (2, 4, 5), size: int = 7) -> InclusionProof:
+def inclusion(
+    seqs: tuple[int, ...] = (2, 5), size: int = 7, event: uuid.UUID = EVENT
+) -> InclusionProof:
     return InclusionProof(
-        event_id=str(EVENT),
+        event_id=str(event),
         checkpoint=note(size),
         verifier_keys=(VKEY,),
         proofs=tuple(
@@ -105,10 +110,12 @@ def test_an_inclusion_proof_round_trips_and_verifies() -> None:
     assert parse_proof(text.encode()) == document
     lines = check_proof(parse_proof(text), VKEY)
     assert lines[0] == f"checkpoint {ORIGIN} size 7: signature OK"
-    assert lines[1].startswith("leaf 2: feed.read by analyst:a.khan at 2026-11-22T12:00:00")
-    # A leaf that is no record is still proved included, and said to be no record.
-    assert lines[2] == "leaf 4: a value that is not an audit record (not_json): included"
-    assert lines[3].startswith("leaf 5: feed.read")
+    assert lines[1] == (
+        "leaf 2: feed.read by analyst:a.khan at 2026-11-22T12:00:00+00:00"
+        f" (signed by key {READER_KEY.keyid}): included"
+    )
+    assert lines[2].startswith("leaf 5: feed.read")
+    assert len(lines) == 3
 
 
 def test_a_consistency_proof_round_trips_and_verifies() -> None:
@@ -149,6 +156,29 @@ def test_forgeries_are_refused_by_verification() -> None:
             check_proof(parse_proof(json.dumps(forged)), VKEY)
     with pytest.raises(ProofError):
         check_proof(consistency(3, 7).model_copy(update={"proof": ("00" * 32,)}), VKEY)
+
+
+@pytest.mark.parametrize(
+    ("document", "why"),
+    [
+        # `audit prove E` with its event_id edited: every proven record still names E.
+        (inclusion().model_copy(update={"event_id": str(ELSEWHERE)}), "does not concern event"),
+        (inclusion(seqs=(2, 3)), "leaf 3's record does not concern event"),
+        # Truly included, but no signed record: proves nothing about the event.
+        (inclusion(seqs=(4,)), "leaf 4 is not a signed audit record"),
+        (inclusion(seqs=(2, 6)), "leaf 6 is not a signed audit record"),
+        (inclusion(seqs=()), "proves nothing"),
+        (inclusion().model_copy(update={"event_id": "not-a-uuid"}), "not an event's UUID"),
+    ],
+)
+def test_a_proof_must_prove_what_it_claims(document: InclusionProof, why: str) -> None:
+    # Every leaf here is in the signed tree: only the claim about the event is false.
+    with pytest.raises(ProofError, match=why):
+        check_proof(document, VKEY)
+
+
+def test_an_inclusion_proof_about_another_event_verifies_for_that_event() -> None:
+    assert check_proof(inclusion(seqs=(3,), event=ELSEWHERE), VKEY)[1].startswith("leaf 3:")
 
 
 # ---- malformed documents: one ProofError, never anything else ------------------------
@@ -321,7 +351,9 @@ def test_check_proof_cli_on_unreadable_or_endless_input_prints_one_error_line(
     tmp_path: Path,
 ) -> None:
     assert "over the" in one_error_line(check_proof_cli("/dev/zero", "--key", VKEY))
-    assert "cannot read" in one_error_line(check_proof_cli(tmp_path / "missing.json"))
+    assert "cannot read" in one_error_line(
+        check_proof_cli(tmp_path / "missing.json", "--key", VKEY)
+    )
     assert "cannot read" in one_error_line(check_proof_cli(tmp_path, "--key", VKEY))
 
 
@@ -332,3 +364,66 @@ def test_check_proof_cli_with_a_malformed_key_prints_one_error_line(
     good = tmp_path / "proof.json"
     good.write_text(encode_proof(inclusion()))
     assert "--key" in one_error_line(check_proof_cli(good, "--key", key))
+
+
+def test_check_proof_cli_without_a_key_refuses_to_run(tmp_path: Path) -> None:
+    good = tmp_path / "proof.json"
+    good.write_text(encode_proof(inclusion()))  # its verifier_keys are never trusted
+    line = one_error_line(check_proof_cli(good))
+    assert "--key is required" in line
+    assert "--key is required" in one_error_line(check_proof_cli(good, "--key", ""))
+
+
+def test_check_proof_cli_refuses_a_proof_whose_event_id_was_edited(tmp_path: Path) -> None:
+    edited = tmp_path / "edited.json"
+    edited.write_text(encode_proof(inclusion().model_copy(update={"event_id": str(ELSEWHERE)})))
+    done = check_proof_cli(edited, "--key", VKEY)
+    assert done.returncode == 1
+    assert "FAILED" in done.stdout
+    assert "does not concern event" in done.stdout
+
+
+# ---- docs/check_proof.py: the same checks with the standard library and cryptography ----
+
+
+def script(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "check_proof.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_standalone_script_agrees_with_check_proof(tmp_path: Path) -> None:
+    good = tmp_path / "proof.json"
+    good.write_text(encode_proof(inclusion()))
+    done = script(good, VKEY)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "OK: 2 record(s) about the event in the log of size 7"
+    assert f"signed by key {READER_KEY.keyid}" in done.stdout
+    cases = {
+        "edited event id": inclusion().model_copy(update={"event_id": str(ELSEWHERE)}),
+        "a record about another event": inclusion(seqs=(2, 3)),
+        "a leaf that is no record": inclusion(seqs=(4,)),
+        "an unsigned record": inclusion(seqs=(6,)),
+        "no record": inclusion(seqs=()),
+        "another key's checkpoint": inclusion().model_copy(update={"checkpoint": note(7, OTHER)}),
+    }
+    for name, document in cases.items():
+        bad = tmp_path / f"{name}.json"
+        bad.write_text(encode_proof(document))
+        refused = script(bad, VKEY)
+        assert refused.returncode != 0, name
+        assert "Traceback" not in refused.stderr, name
+        assert "OK" not in refused.stdout, name
+
+
+def test_the_standalone_script_requires_the_verifier_key(tmp_path: Path) -> None:
+    good = tmp_path / "proof.json"
+    good.write_text(encode_proof(inclusion()))
+    done = script(good)
+    assert done.returncode == 2
+    assert "VERIFIER_KEY" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -18,6 +18,9 @@ from schemas.audit import (
     EARLIEST_AT,
     LATEST_AT,
     MAX_RECORD_BYTES,
+    AnalystAdded,
+    AnalystRevoked,
+    AnalystScope,
     AuditRecord,
     CheckpointPublished,
     ConsiderationEmitted,
@@ -27,6 +30,7 @@ from schemas.audit import (
     EventRouted,
     EventUnrouted,
     FeedRead,
+    FeedRefused,
     InvalidReason,
     InvalidRecord,
     KeyGenerated,
@@ -129,6 +133,27 @@ SAMPLES: dict[str, AuditRecord] = {
     "audit.checkpoint_published": CheckpointPublished(
         at=AT, actor="audit:0", size=18, root_hex="0f" * 32
     ),
+    "feed.refused": FeedRefused(
+        at=AT,
+        actor="analyst:a.khan",
+        analyst="a.khan",
+        purpose="preparing the Kent JTAI briefing",
+        filters={"area": "E10000016"},
+        reason="out_of_scope",
+        detail="the area is outside the analyst's scope",
+    ),
+    "analyst.added": AnalystAdded(
+        at=AT,
+        actor="operator:cli",
+        analyst="a.khan",
+        scope=AnalystScope(
+            areas=("E08000035",), regions=("Yorkshire and The Humber",), themes=(Theme.NEGLECT,)
+        ),
+        credential_sha256="cd" * 32,
+    ),
+    "analyst.revoked": AnalystRevoked(
+        at=AT, actor="operator:cli", analyst="a.khan", reason="left the inspectorate"
+    ),
 }
 
 
@@ -155,7 +180,7 @@ def paths(error: SchemaError) -> set[str]:
 
 def test_there_is_a_sample_of_every_action() -> None:
     assert set(SAMPLES) == set(ACTIONS)
-    assert len(set(ACTIONS)) == len(ACTIONS) == 14
+    assert len(set(ACTIONS)) == len(ACTIONS) == 17
 
 
 @pytest.mark.parametrize("action", ACTIONS)

@@ -22,10 +22,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.audit import FeedRead, decode_record, encode_record, leaf_data
+from schemas.audit import (
+    EARLIEST_AT,
+    LATEST_AT,
+    FeedRead,
+    InvalidReason,
+    decode_record,
+    encode_record,
+    leaf_data,
+    unsealed,
+)
 from schemas.merkle import leaf_hash
 from schemas.records import InboundRecord
-from services.audit_service import leaf_row
+from services.audit_service import judge_value, leaf_row
 from services.audit_store import (
     AuditStore,
     AuditStoreError,
@@ -36,10 +45,12 @@ from services.audit_store import (
 )
 from tests.unit.test_audit_proof import one_error_line
 from tests.unit.test_audit_records import HOSTILE, SAMPLES
+from tests.unit.test_audit_sealed import owner_of, sealed, signing_keys, trust_of
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 EVENT = "6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77"
+SIGNER = "ab" * 32
 
 
 def leaf(
@@ -49,6 +60,7 @@ def leaf(
     actor: str = "router:0",
     event_ids: tuple[str, ...] = (),
     minutes: int | None = None,
+    signer: str = SIGNER,
 ) -> StoredLeaf:
     """A leaf with made-up record bytes and hash (the store does no maths on them)."""
     record = b'{"n":%d}' % seq
@@ -60,6 +72,7 @@ def leaf(
         at=utc_text(T0 + dt.timedelta(minutes=seq if minutes is None else minutes)),
         actor=actor,
         event_ids=event_ids,
+        signer=signer,
     )
 
 
@@ -123,12 +136,12 @@ def test_schema_version_is_recorded_and_a_newer_store_refused(path: Path) -> Non
     SqliteAuditStore(path).close()
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         with raw:
-            raw.execute("UPDATE schema_version SET version = 3")
+            raw.execute("UPDATE schema_version SET version = 4")
     finally:
         raw.close()
-    with pytest.raises(AuditStoreError, match="schema version 3"):
+    with pytest.raises(AuditStoreError, match="schema version 4"):
         SqliteAuditStore(path)
 
 
@@ -161,7 +174,9 @@ V1_SCHEMA = (
 )
 
 
-def test_a_version_1_store_is_migrated_and_its_invalid_leaves_marked(path: Path) -> None:
+def test_a_version_1_store_is_migrated_and_its_invalid_and_unsigned_leaves_marked(
+    path: Path,
+) -> None:
     good, bad = leaf(0, event_ids=(EVENT,)), leaf(1)
     path.parent.mkdir(parents=True)
     with contextlib.closing(sqlite3.connect(path)) as raw, raw:
@@ -176,12 +191,49 @@ def test_a_version_1_store_is_migrated_and_its_invalid_leaves_marked(path: Path)
             )
         raw.execute("INSERT INTO leaf_events VALUES (0, 0, ?)", (EVENT,))
     with SqliteAuditStore(path) as store:
-        assert list(store.leaves()) == [good, replace(bad, actor="", invalid="unclassified")]
-        assert store.invalid_count() == 1
+        # Version 1's records were bare JSON: unsigned, so invalid from version 3 on.
+        assert list(store.leaves()) == [
+            replace(good, actor="", invalid="unsigned", event_ids=(), signer=None),
+            replace(bad, actor="", invalid="unclassified", signer=None),
+        ]
+        assert store.invalid_count() == 2
         assert list(store.by_actor("unknown:invalid-record")) == []
+        assert store.seqs_for_event(EVENT) == []
         store.append_batch([leaf(2)], next_offset=10, range_state=b"")
     with contextlib.closing(sqlite3.connect(path)) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+
+
+def test_a_version_2_store_gains_signers_and_its_bare_records_become_unsigned(
+    path: Path,
+) -> None:
+    good, bad = leaf(0, event_ids=(EVENT,), actor="analyst:a.khan"), leaf(1)
+    path.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        for statement in V1_SCHEMA:
+            raw.execute(statement)
+        raw.execute("ALTER TABLE leaves ADD COLUMN invalid TEXT")
+        raw.execute("INSERT INTO schema_version VALUES (2)")
+        for row, invalid in ((good, None), (bad, "not_json")):
+            raw.execute(
+                "INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (row.seq, row.kafka_offset, row.record, row.leaf_hash, row.at,
+                 row.actor if invalid is None else "", invalid),
+            )  # fmt: skip
+        raw.execute("INSERT INTO leaf_events VALUES (0, 0, ?)", (EVENT,))
+    with SqliteAuditStore(path) as store:
+        assert [(r.invalid, r.actor, r.event_ids, r.signer) for r in store.leaves()] == [
+            ("unsigned", "", (), None),
+            ("not_json", "", (), None),
+        ]
+        assert list(store.by_actor("analyst:a.khan")) == []
+        assert store.seqs_for_event(EVENT) == []
+        assert store.stray_event_seq() is None
+        store.append_batch([leaf(2, event_ids=(EVENT,))], next_offset=10, range_state=b"")
+        assert [r.signer for r in store.leaves(2)] == [SIGNER]
+        assert store.seqs_for_event(EVENT) == [2]
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
 
 
 # ---- a file that is not a usable store ---------------------------------------------------
@@ -347,6 +399,8 @@ def test_the_store_reopens_with_everything(path: Path) -> None:
         ([replace(leaf(0), actor="", invalid="Not JSON")], "a code like"),
         ([replace(leaf(0, event_ids=(EVENT,)), actor="", invalid="not_json")], "no event"),
         ([replace(leaf(0), invalid="not_json")], "no actor"),
+        ([leaf(0, signer="AB" * 32)], "signer is not a key id"),
+        ([replace(leaf(0), signer=None)], "must name its signer"),
     ],
 )
 def test_a_bad_batch_is_refused_whole(
@@ -420,7 +474,7 @@ _PRELUDE = """
         record = b'{"n":%d}' % seq
         return StoredLeaf(seq, seq * 2, record, hashlib.sha256(record).digest(),
                           utc_text(dt.datetime(2026, 11, 22, tzinfo=dt.UTC)), "router:0",
-                          ("6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77",))
+                          ("6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77",), signer="ab" * 32)
 
     store = SqliteAuditStore(Path(PATH))
     store.append_batch([leaf(0), leaf(1)], next_offset=4, range_state=b"first")
@@ -580,20 +634,29 @@ def test_a_checkpoint_beyond_the_log_is_refused(store: SqliteAuditStore) -> None
 
 # ---- what the audit service stores for each value on the topic ---------------------------
 
-NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 T0_MS = int(T0.timestamp() * 1000)
+KEYS = signing_keys()
+TRUST = trust_of(KEYS, T0 - dt.timedelta(days=1))
+# judge_sealed's own reasons for values that are no DSSE envelope at all.
+_SHAPELESS = {InvalidReason.EMPTY, InvalidReason.TOO_LARGE, InvalidReason.NOT_JSON,
+              InvalidReason.NOT_AN_OBJECT}  # fmt: skip
 
 
 def inbound(offset: int, value: bytes, timestamp_ms: int = T0_MS) -> InboundRecord:
     return InboundRecord("liaison.audit", 0, offset, timestamp_ms, None, value)
 
 
+def row_of(seq: int, record: InboundRecord) -> StoredLeaf:
+    """What the audit service stores for ``record`` (judged against ``TRUST``)."""
+    return leaf_row(seq, record, judge_value(record, TRUST))
+
+
 def test_every_value_becomes_a_leaf_and_the_bad_ones_are_marked(
     store: SqliteAuditStore,
 ) -> None:
-    good = [encode_record(record) for record in SAMPLES.values()]
+    good = [sealed(record, KEYS) for record in SAMPLES.values()]
     values = [good[0], *(raw for raw, _ in HOSTILE.values()), *good[1:]]
-    rows = [leaf_row(seq, inbound(seq * 2, value), NOW) for seq, value in enumerate(values)]
+    rows = [row_of(seq, inbound(seq * 2, value)) for seq, value in enumerate(values)]
     store.append_batch(rows, next_offset=len(values) * 2, range_state=b"")
 
     stored = list(store.leaves())
@@ -602,21 +665,44 @@ def test_every_value_becomes_a_leaf_and_the_bad_ones_are_marked(
         leaf_hash(leaf_data(seq, value)) for seq, value in enumerate(values)
     ]
     invalid = {r.record: r.invalid for r in stored if r.invalid is not None}
-    assert invalid == {raw: reason.value for raw, reason in HOSTILE.values()}
+    # A bare record, however well formed, is unsigned; shapeless bytes keep their reason.
+    assert invalid == {
+        raw: (reason if reason in _SHAPELESS else InvalidReason.UNSIGNED).value
+        for raw, reason in HOSTILE.values()
+    }
     assert store.invalid_count() == len(HOSTILE)
     for row in stored:
         if row.invalid is None:
-            record = decode_record(row.record)
+            payload = unsealed(row.record)
+            assert payload is not None
+            record = decode_record(payload)
             assert (row.actor, row.at) == (record.actor, utc_text(record.at))
             assert row.event_ids == tuple(str(i) for i in record.event_ids)
+            assert row.signer == KEYS[owner_of(record.actor)].keyid
         else:
-            assert (row.actor, row.event_ids, row.at) == ("", (), utc_text(T0))
+            assert (row.actor, row.event_ids, row.at, row.signer) == ("", (), utc_text(T0), None)
 
 
-@pytest.mark.parametrize("timestamp_ms", [-1, 0, 2**63 - 1, -(2**63), 253402300800000])
-def test_an_absurd_broker_time_on_an_invalid_value_is_replaced_by_now(timestamp_ms: int) -> None:
-    row = leaf_row(0, inbound(0, b"not json", timestamp_ms), NOW)
-    assert (row.invalid, row.at) == ("not_json", utc_text(NOW))
+@pytest.mark.parametrize(
+    ("timestamp_ms", "at"),
+    [
+        (-1, EARLIEST_AT),
+        (0, EARLIEST_AT),
+        (-(2**63), EARLIEST_AT),
+        (2**63 - 1, LATEST_AT - dt.timedelta(milliseconds=1)),
+        (253402300800000, LATEST_AT - dt.timedelta(milliseconds=1)),
+    ],
+)
+def test_an_absurd_broker_time_is_clamped_and_no_signed_record_passes_at_it(
+    timestamp_ms: int, at: dt.datetime
+) -> None:
+    row = row_of(0, inbound(0, b"not json", timestamp_ms))
+    assert (row.invalid, row.at) == ("not_json", utc_text(at))
+    signed = row_of(0, inbound(0, sealed(SAMPLES["feed.read"], KEYS), timestamp_ms))
+    assert signed.invalid in {"key_not_valid", "backdated"}
+    assert (signed.actor, signed.event_ids) == ("", ())
+    # The same bytes at the same time give the same leaf: `audit verify` can derive it.
+    assert row_of(0, inbound(0, b"not json", timestamp_ms)) == row
 
 
 @settings(max_examples=60, deadline=None)
@@ -627,9 +713,7 @@ def test_an_absurd_broker_time_on_an_invalid_value_is_replaced_by_now(timestamp_
 def test_no_value_and_no_timestamp_can_stop_the_store(
     values: list[bytes], timestamp_ms: int
 ) -> None:
-    rows = [
-        leaf_row(seq, inbound(seq, value, timestamp_ms), NOW) for seq, value in enumerate(values)
-    ]
+    rows = [row_of(seq, inbound(seq, value, timestamp_ms)) for seq, value in enumerate(values)]
     with (
         tempfile.TemporaryDirectory() as scratch,
         SqliteAuditStore(Path(scratch) / "store.sqlite") as scratch_store,
@@ -676,10 +760,11 @@ def test_who_saw_and_activity_show_records_not_invalid_values(path: Path) -> Non
         at=T0, actor="analyst:a.khan", analyst="a.khan", purpose="[/] [bold]JTAI[/bold] prep",
         returned=1, event_ids=(uuid.UUID(EVENT),),
     )  # fmt: skip
-    values = [encode_record(read), b"not json", HOSTILE["year 10000 in UTC"][0]]
+    forged = encode_record(read.model_copy(update={"purpose": "forged"}))  # bare: unsigned
+    values = [sealed(read, KEYS), b"not json", HOSTILE["year 10000 in UTC"][0], forged]
     with SqliteAuditStore(path) as store:
-        rows = [leaf_row(seq, inbound(seq, value), NOW) for seq, value in enumerate(values)]
-        store.append_batch(rows, next_offset=3, range_state=b"")
+        rows = [row_of(seq, inbound(seq, value)) for seq, value in enumerate(values)]
+        store.append_batch(rows, next_offset=len(rows), range_state=b"")
 
     saw = liaison(path, "audit", "who-saw", EVENT.upper())
     assert saw.returncode == 0, saw.stderr
@@ -690,6 +775,7 @@ def test_who_saw_and_activity_show_records_not_invalid_values(path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stdout.splitlines() if "feed.read" in line]
     assert "not json" not in done.stdout
+    assert "forged" not in saw.stdout + done.stdout
 
 
 @pytest.mark.parametrize(

@@ -27,12 +27,12 @@ from schemas.checkpoint import (
     verify_note,
 )
 from schemas.errors import LiaisonError
-from schemas.keys import BUS, SigningKey
+from schemas.keys import AUDIT, SigningKey
 from schemas.merkle import leaf_hash
 
 
 def key_from_seed(seed: bytes) -> SigningKey:
-    return SigningKey(Ed25519PrivateKey.from_private_bytes(seed), BUS)
+    return SigningKey(Ed25519PrivateKey.from_private_bytes(seed), AUDIT)
 
 
 def key_from_note_skey(skey: str) -> SigningKey:
