@@ -5,8 +5,9 @@ is refused there), each event by ``MAX_EVENT_BYTES``. Sizes are checked before a
 is parsed, and a long line is skipped without being held in memory, so a bad file
 cannot exhaust the process.
 
-Also the checks of what an analyst types (``check_analyst``, ``check_purpose``): they are
-written to the permanent audit log, so they must be well formed and hold no personal data.
+Also the checks of what an analyst or operator types (``check_analyst``, ``check_purpose``,
+``check_reason``, ``check_time``): they are written to the permanent audit log, so they
+must be well formed and hold no personal data.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ __all__ = [
     "check_documents",
     "check_filters",
     "check_purpose",
+    "check_reason",
+    "check_time",
     "read_documents",
 ]
 
@@ -217,6 +220,37 @@ def check_purpose(purpose: str) -> str:
         raise SchemaError(msg)
     check_minimised(text, "purpose")
     return text
+
+
+def check_reason(reason: str) -> str:
+    """A reason an operator gives (revoking a credential), trimmed: as ``check_purpose``.
+
+    Raise ``SchemaError``; the message never repeats the text.
+    """
+    text = reason.strip()
+    plain = all(unicodedata.category(c) not in {"Cc", "Cs"} for c in text)
+    if not text or len(text) > MAX_PURPOSE_CHARS or not plain:
+        msg = (
+            f"reason must say why, in 1 to {MAX_PURPOSE_CHARS} characters of plain text"
+            " (no control characters)"
+        )
+        raise SchemaError(msg)
+    check_minimised(text, "reason")
+    return text
+
+
+def check_time(text: str, what: str) -> dt.datetime:
+    """An ISO 8601 date or time (UTC when it has no offset) in years 1 to 9999.
+
+    Raise ``SchemaError`` naming ``what``; the message never repeats the text.
+    """
+    try:
+        when = dt.datetime.fromisoformat(text)
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        return when.astimezone(dt.UTC)  # an offset can carry it outside years 1 to 9999
+    except (ValueError, OverflowError):
+        msg = f"{what} must be an ISO 8601 date or time in years 1 to 9999 (e.g. 2026-11-01T09:00Z)"
+        raise SchemaError(msg) from None
 
 
 def check_filters(

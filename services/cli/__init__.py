@@ -8,7 +8,7 @@ import traceback
 from typing import NoReturn
 
 from schemas.errors import LiaisonError
-from services.cli import audit, contract, feed, keys, ops, serve
+from services.cli import analysts, audit, contract, feed, keys, ops, serve
 from services.cli._common import app, err
 
 __all__ = ["app", "main"]
@@ -22,6 +22,7 @@ app.add_typer(ops.rules_app, name="rules")
 app.add_typer(ops.quarantine_app, name="quarantine")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(feed.feed_app, name="feed")
+app.add_typer(analysts.analysts_app, name="analysts")
 
 
 def main() -> None:
