@@ -1,5 +1,12 @@
 """Producers: the shared publishing path (and, per inspectorate, its own findings)."""
 
-from producers.publisher import Delivery, Publisher, RecordSink
+from producers.publisher import (
+    BATCH,
+    Delivery,
+    Published,
+    Publisher,
+    Transaction,
+    TransactionalSink,
+)
 
-__all__ = ["Delivery", "Publisher", "RecordSink"]
+__all__ = ["BATCH", "Delivery", "Published", "Publisher", "Transaction", "TransactionalSink"]

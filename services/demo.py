@@ -6,6 +6,10 @@ already serving (``liaison serve router``, instance ``0`` or whatever it is name
 fenced by one. It joins the one router consumer group, as a second router would: with
 a group of its own it would route every event a serving router also routes, twice.
 A demo killed half-way is fenced, and its open transaction aborted, by the next demo.
+
+The demo publishes as every inspectorate through ``producers.publisher.Publisher``, the
+path ``liaison publish`` takes: each event with its ``event.published`` audit record,
+signed by its inspectorate's key, in one Kafka transaction.
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
 from schemas.keys import BUS, SigningKey, TrustStore
 from schemas.records import HEADER_EVENT_ID, HEADER_TYPE, InboundRecord, header_map
 from schemas.reference import local_authorities
-from services.kafka import Position, apply_topics, end_offsets, group_members, kafka_sink, read_from
+from services.kafka import (
+    Position,
+    apply_topics,
+    end_offsets,
+    group_members,
+    read_from,
+    transactional_sink,
+)
 from services.keys_admin import ensure_keys
 from services.router_service import RouterService, router_group_id
 from services.settings import DEMO_ROUTER_INSTANCE, Settings
@@ -241,6 +252,18 @@ def _not_fenced(router: RouterService) -> None:
         )
 
 
+async def _publish(
+    settings: Settings, keys: dict[str, SigningKey], events: Sequence[AnyEvent]
+) -> None:
+    """Each inspectorate's events in one transaction with their ``event.published``
+    records, signed by that inspectorate's key (as ``liaison publish`` does)."""
+    async with transactional_sink(settings, "demo") as sink:
+        for owner, key in keys.items():
+            publisher = Publisher(sink, settings.topics, key, clock=lambda: dt.datetime.now(dt.UTC))
+            own = [publisher.seal(e) for e in events if e.source.value == owner]
+            await publisher.publish_batch(own)
+
+
 async def run_demo(settings: Settings, rules: RuleSet, console: Console) -> int:
     """Run the scenario against the broker in ``settings``; 0 when every delivery matched."""
     topics = settings.topics
@@ -275,13 +298,7 @@ async def run_demo(settings: Settings, rules: RuleSet, console: Console) -> int:
     # does not deliver (a router killed moments ago still counts as a member for a while).
     serving = await group_members(settings, router_group_id(settings)) > 0
     console.print(f"Publishing {len(events)} signed events, three from each inspectorate ...")
-    async with kafka_sink(settings) as sink:
-        publishers = {
-            owner: Publisher(sink, topics, key, clock=lambda: dt.datetime.now(dt.UTC))
-            for owner, key in keys.items()
-        }
-        for event in events:
-            await publishers[event.source.value].publish(event)
+    await _publish(settings, keys, events)
     records: list[InboundRecord] = []
     if serving:
         console.print(f"A router is serving; it is delivering {total} records ...")

@@ -1,4 +1,5 @@
-"""aiokafka wiring: the idempotent producer sink, topic administration, and waiting.
+"""aiokafka wiring: the idempotent and transactional producer sinks, topic administration,
+and waiting.
 
 A broker that has just started answers before it is ready: its group coordinator and
 the leaders of new partitions come a moment later, and aiokafka reports that as a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from producers.publisher import Delivery
+from producers.publisher import Delivery, Transaction
 from schemas.errors import BrokerError, LiaisonError
 from schemas.records import InboundRecord, OutboundRecord
 from schemas.topics import TopicSpec
@@ -32,6 +34,7 @@ from services.settings import Settings
 
 __all__ = [
     "KafkaSink",
+    "KafkaTransactionalSink",
     "Position",
     "TopicReport",
     "UnparseableRecord",
@@ -48,10 +51,12 @@ __all__ = [
     "inbound",
     "kafka_sink",
     "partition_counts",
+    "publisher_transactional_id",
     "read_from",
     "start_when_reachable",
     "stop_quietly",
     "tolerate_unparseable",
+    "transactional_sink",
     "with_retries",
 ]
 
@@ -110,7 +115,9 @@ async def with_retries(
 
 
 class KafkaSink:
-    """A ``RecordSink`` on an idempotent aiokafka producer with ``acks=all``."""
+    """An idempotent aiokafka producer with ``acks=all``, for records that are not events
+    (keys, quarantine, redrive, audit records of components): events go through a
+    ``Publisher`` on a ``transactional_sink``, with their audit records."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
@@ -147,6 +154,91 @@ async def kafka_sink(settings: Settings) -> AsyncIterator[KafkaSink]:
         raise _unreachable(settings, exc) from exc
     try:
         yield KafkaSink(producer)
+    finally:
+        await producer.stop()
+
+
+# -- the transactional sink (publishers) ---------------------------------------------------
+
+_PUBLISH_TRANSACTION_TIMEOUT_MS: Final = 30_000
+"""How long the broker lets a publisher's transaction stay open before aborting it. A
+batch commits in well under a second; a publisher killed mid-batch holds back
+``read_committed`` readers of the partitions it wrote (``liaison.audit`` has one) for at
+most this long."""
+
+
+def publisher_transactional_id(settings: Settings, owner: str) -> str:
+    """A fresh transactional id for one publishing process of ``owner`` (an inspectorate,
+    or ``demo``): ``<prefix>liaison.publisher.<owner>.<random>``.
+
+    Random per process, not stable per host, because a publisher consumes nothing: there
+    is no input that a zombie and its successor could both process, so fencing protects
+    nothing. Each transaction is whole on its own (a batch and its audit records commit
+    together or not at all); a batch re-sent after a failure is the same events, which the
+    router routes once by id, each with its own ``event.published`` naming where that
+    copy is. A stable id would fence: two publishers of one inspectorate on one host (two
+    ``liaison publish`` runs, a service with workers) would abort each other's
+    transactions. What a stable id would buy, ending a killed publisher's open transaction
+    at once, is bounded here by ``transaction_timeout_ms`` instead. The owner in the id is
+    for operators and for Kafka ACLs: a prefixed TransactionalId ACL on
+    ``<prefix>liaison.publisher.<owner>.`` lets each inspectorate's principal use only its
+    own ids. Each id leaves producer state on the broker until
+    ``transactional.id.expiration.ms`` (7 days by default): one per run, a small amount.
+    """
+    return f"{settings.topic_prefix}liaison.publisher.{owner}.{uuid.uuid4().hex[:16]}"
+
+
+class _KafkaTransaction:
+    """Sends on a transactional producer inside its open transaction."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def send(self, record: OutboundRecord) -> Awaitable[Delivery]:
+        """Queue ``record``; the future gives its partition and offset once the broker has it."""
+        future: asyncio.Future[Delivery] = await self._producer.send(
+            record.topic, record.value, key=record.key, headers=list(record.headers)
+        )
+        return future
+
+
+class KafkaTransactionalSink:
+    """A ``TransactionalSink`` on one transactional aiokafka producer."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction: committed when the block ends, aborted when it raises. A Kafka
+        error (in a send, or in the commit) is raised as one ``BrokerError``."""
+        try:
+            async with self._producer.transaction():
+                yield _KafkaTransaction(self._producer)
+        except KafkaError as exc:
+            raise BrokerError(
+                f"could not publish (the transaction did not complete): {exc}"
+            ) from exc
+
+
+@asynccontextmanager
+async def transactional_sink(
+    settings: Settings, owner: str
+) -> AsyncIterator[KafkaTransactionalSink]:
+    """A transactional producer for ``owner``'s publishing (``publisher_transactional_id``)
+    for the lifetime of the block."""
+    producer = AIOKafkaProducer(
+        **producer_options(settings),
+        transactional_id=publisher_transactional_id(settings, owner),
+        transaction_timeout_ms=_PUBLISH_TRANSACTION_TIMEOUT_MS,
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise _unreachable(settings, exc) from exc
+    try:
+        yield KafkaTransactionalSink(producer)
     finally:
         await producer.stop()
 

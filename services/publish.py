@@ -1,33 +1,28 @@
-"""``liaison publish``: validate a file of events, then sign and publish the valid ones."""
+"""``liaison publish``: validate a file of events, then sign and publish the valid ones,
+each in the same Kafka transaction as its ``event.published`` audit record."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections import deque
 from collections.abc import Callable, Iterable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from producers.publisher import Delivery, Publisher
-from schemas.audit import EventPublished
+from producers.publisher import BATCH, Publisher
 from schemas.envelope import Sealed
 from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
 from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
 from schemas.inspectorates import Inspectorate
 from schemas.keys import SigningKey, TrustStore
-from services.audit_log import audit_outbound
 from services.inputs import Document, check_documents
-from services.kafka import kafka_sink
+from services.kafka import transactional_sink
 from services.settings import Settings
 
 __all__ = ["EXIT_INVALID", "publish_documents"]
 
 EXIT_INVALID = 2
 """Exit code when some events were invalid (and were not sent)."""
-
-_IN_FLIGHT = 256  # records awaiting acknowledgement at once: throughput without unbounded memory
 
 
 def _check_key(
@@ -86,11 +81,14 @@ async def publish_documents(
 ) -> int:
     """Publish every valid event of ``documents``; return the exit code.
 
-    Nothing invalid is sent. Ids are printed to ``out`` as Kafka acknowledges them,
-    problems and progress go to ``err``.
+    Nothing invalid is sent. The valid events go in transactions of ``BATCH``, each event
+    with its ``event.published`` audit record (``producers.publisher``); ids are printed
+    to ``out`` as their transaction commits, problems and progress go to ``err``. A
+    failed transaction is one ``BrokerError``: the ids printed before it are published,
+    the others are not (publishing the file again publishes them, once).
     """
     _check_key(key, inspectorate, trust, clock())
-    async with kafka_sink(settings) as sink:
+    async with transactional_sink(settings, inspectorate.value) as sink:
         publisher = Publisher(sink, settings.topics, key, clock)
         sealed, problems = _problems(documents, publisher, inspectorate)
         for problem in problems:
@@ -102,32 +100,11 @@ async def publish_documents(
         )  # fmt: skip
         with progress:
             task = progress.add_task("publish", total=len(sealed))
-            window: deque[tuple[Sealed, asyncio.Task[Delivery]]] = deque()
-
-            audit: list[asyncio.Task[Delivery]] = []
-
-            async def acknowledge() -> None:
-                nonlocal published
-                done, pending = window.popleft()
-                delivery = await pending
-                published += 1
-                out.print(str(done.event.id), highlight=False)
-                progress.advance(task)
-                record = EventPublished(
-                    at=clock(), actor=f"inspectorate:{inspectorate.value}",
-                    event_ids=(done.event.id,), topic=settings.topics.events(inspectorate),
-                    partition=delivery.partition, offset=delivery.offset, keyid=done.keyid,
-                    inspectorate=inspectorate,
-                )  # fmt: skip
-                audit.append(asyncio.create_task(sink.send(audit_outbound(settings, record, key))))
-
-            for item in sealed:
-                window.append((item, asyncio.create_task(publisher.send(item))))
-                if len(window) >= _IN_FLIGHT:
-                    await acknowledge()
-            while window:
-                await acknowledge()
-            await asyncio.gather(*audit)
+            async for batch in publisher.publish_all(sealed, BATCH):
+                for item in batch:
+                    out.print(str(item.sealed.event.id), highlight=False)
+                published += len(batch)
+                progress.advance(task, len(batch))
     summary = (
         f"{published} published as {inspectorate.value}; {len(problems)} problem(s),"
         " nothing invalid was sent."

@@ -21,6 +21,7 @@ from services.cli._common import (
 )
 from services.demo import run_demo
 from services.kafka import start_when_reachable, stop_quietly
+from services.key_warden import KeyWarden
 from services.keystore import KeyStore, signing_key_for
 from services.router_service import RouterService
 from services.rules_file import load_rules
@@ -101,14 +102,26 @@ def serve_audit() -> None:
             return 0  # stopped while waiting for the broker
         with open_store(settings) as store:
             service = AuditService(settings, store, key)
+            # Beside it, the key warden quarantines and audits refused key records, once.
+            warden = KeyWarden(settings, key)
             await service.start()
+            try:
+                await warden.start()
+            except BaseException:
+                await service.stop()
+                raise
             assert service.task is not None  # noqa: S101 - started just now
+            assert warden.task is not None  # noqa: S101 - started just now
             stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({stopping, service.task}, return_when=asyncio.FIRST_COMPLETED)
+            tasks = {"the audit service": service.task, "the key warden": warden.task}
+            await asyncio.wait({stopping, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
-            failed = service.task.done() and service.task.exception() is not None
-            if failed:
-                err.print(f"error: the audit service stopped: {service.task.exception()}")
+            failed = False
+            for name, task in tasks.items():
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    err.print(f"error: {name} stopped: {task.exception()}")
+                    failed = True
+            await warden.stop()
             await service.stop()
         return 1 if failed else 0
 

@@ -18,7 +18,7 @@ from producers.publisher import Publisher
 from schemas.inspectorates import Programme
 from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
-from services.kafka import end_offsets, kafka_sink, read_from
+from services.kafka import end_offsets, read_from, transactional_sink
 from services.settings import Settings
 from tests.conftest import env_for, one_error_line, run_liaison
 from tests.factories import concern, utc_now
@@ -73,7 +73,7 @@ async def test_serve_router_routes_until_sigterm(
     )
     try:
         event = concern(source="cqc", programme="clas", subject_agencies=["custody"])
-        async with kafka_sink(kafka) as sink:
+        async with transactional_sink(kafka, "cqc") as sink:
             await Publisher(sink, topics, signing["cqc"], clock=utc_now).publish(event)
 
         def arrived(records: Sequence[InboundRecord]) -> bool:
@@ -195,7 +195,7 @@ async def test_a_router_started_while_the_broker_is_down_waits_for_it(
             gate.open = True
             await router.logged("router_started")
             event = concern(source="cqc", programme="clas", subject_agencies=["custody"])
-            async with kafka_sink(kafka) as sink:
+            async with transactional_sink(kafka, "cqc") as sink:
                 await Publisher(sink, topics, signing["cqc"], clock=utc_now).publish(event)
             records = await read_from(kafka, start, until=lambda r: len(r) >= 1, timeout_s=60)
             assert router.process.returncode is None
@@ -229,7 +229,13 @@ async def test_an_audit_service_started_while_the_broker_is_down_waits_for_it(
 
 async def test_a_router_without_a_bus_key_says_how_to_make_one(kafka: Settings) -> None:
     done = await run_liaison(kafka, "serve", "router")
+    assert "liaison keys root init" in one_error_line(done)
+    assert (await run_liaison(kafka, "keys", "root", "init")).returncode == 0
+    done = await run_liaison(kafka, "serve", "router")
     assert "run `liaison keys generate --bus`" in one_error_line(done)
+    generate = await run_liaison(kafka, "keys", "generate", "--bus")
+    assert "liaison keys generate --component operator" in one_error_line(generate)
+    assert (await run_liaison(kafka, "keys", "generate", "--component", "operator")).returncode == 0
     assert (await run_liaison(kafka, "keys", "generate", "--bus")).returncode == 0
     again = await run_liaison(kafka, "keys", "generate", "--bus")
     assert "run `liaison keys rotate --bus`" in one_error_line(again)
@@ -250,7 +256,7 @@ async def test_demo_beside_a_serving_router_leaves_it_routing(
         # The serving router was neither fenced nor stopped: it routes what comes next.
         start = await end_offsets(kafka, [topics.programme(Programme.CUSTODY)])
         event = concern(source="cqc", programme="clas", subject_agencies=["custody"])
-        async with kafka_sink(kafka) as sink:
+        async with transactional_sink(kafka, "cqc") as sink:
             await Publisher(sink, topics, signing["cqc"], clock=utc_now).publish(event)
         records = await read_from(kafka, start, until=lambda r: len(r) >= 1, timeout_s=90)
         assert router.process.returncode is None, router.events()

@@ -16,9 +16,9 @@ from schemas.events import ConcernRaised, encode_event
 from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import SigningKey
 from schemas.records import HEADER_EVENT_ID, InboundRecord, OutboundRecord, event_record, header_map
-from services.kafka import end_offsets, kafka_sink, read_from
+from services.kafka import end_offsets, read_from, transactional_sink
+from services.keys_admin import revoke
 from services.settings import Settings
-from services.trust import load_trust, publish_keys
 from tests.conftest import router_for
 from tests.factories import concern, utc_now
 
@@ -56,7 +56,7 @@ async def test_ofsted_police_concern_reaches_hmicfrs_ncpi_through_the_router(
     router = router_for(kafka, signing)
     await router.start()
     try:
-        async with kafka_sink(kafka) as sink:
+        async with transactional_sink(kafka, "ofsted") as sink:
             publisher = Publisher(sink, topics, signing["ofsted"], clock=utc_now)
             delivery = await publisher.publish(event)
         assert delivery.offset >= 0
@@ -138,13 +138,10 @@ async def test_revocation_is_judged_by_the_brokers_append_time(
     start = await end_offsets(kafka, [topics.programme(Programme.CLAS), topics.quarantine])
     ofsted = signing["ofsted"]
     before, after = (concern(subject_agencies=["health"]) for _ in range(2))
-    async with kafka_sink(kafka) as sink:
+    async with transactional_sink(kafka, "ofsted") as sink:
         publisher = Publisher(sink, topics, ofsted, clock=utc_now)
         await publisher.publish(before)
-        trust = await load_trust(kafka)
-        entry = trust.get(ofsted.keyid)
-        assert entry is not None
-        await publish_keys(kafka, [entry.revoked(utc_now(), "test: key compromised")])
+        await revoke(kafka, ofsted.keyid, "test: key compromised", utc_now())  # root-signed
         # Sealed now, by the stolen key, with a claimed occurred_at long before revocation:
         await publisher.publish(after.model_copy(update={"occurred_at": before.occurred_at}))
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from producers.publisher import BATCH
 from schemas.events import encode_event
 from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import SigningKey
@@ -20,12 +20,16 @@ from schemas.records import HEADER_EVENT_ID, InboundRecord, header_map
 from services.inputs import MAX_INPUT_BYTES
 from services.kafka import end_offsets, read_from
 from services.settings import Settings
-from tests.conftest import env_for, one_error_line, router_for, run_liaison
+from tests.conftest import one_error_line, router_for, run_liaison
 from tests.factories import concern
+from tests.integration.test_publish_transaction import (
+    assert_each_event_audited_once,
+    everything,
+    publications,
+    spread,
+)
 
 pytestmark = pytest.mark.kafka
-
-LIAISON = [sys.executable, "-m", "services"]
 
 
 def event_ids(records: Sequence[InboundRecord], topic: str) -> list[str]:
@@ -83,19 +87,25 @@ async def test_publish_reports_invalid_lines_sends_the_rest_and_dedups_republish
         await router.stop()
 
     assert len(event_ids(records, hmicfrs)) == 80  # both runs were sent
+    # Each copy with its own event.published, naming where that copy is.
+    assert len(await publications(kafka)) == 80
     assert sorted(event_ids(records, clas)) == sorted(str(e.id) for e in good)  # routed once
     assert sorted(event_ids(records, topics.feed)) == sorted(str(e.id) for e in good)
     quarantined = await read_from(kafka, await_start, until=lambda _: False, timeout_s=1)
     assert quarantined == []  # invalid lines never reached Kafka
 
 
-def test_publish_without_a_key_says_how_to_make_one(kafka: Settings, tmp_path: Path) -> None:
+async def pin_a_root(settings: Settings) -> None:
+    """A local trust root, as a deployment has, and no keys under it yet."""
+    done = await run_liaison(settings, "keys", "root", "init")
+    assert done.returncode == 0, done.stderr
+
+
+async def test_publish_without_a_key_says_how_to_make_one(kafka: Settings, tmp_path: Path) -> None:
+    await pin_a_root(kafka)
     file = tmp_path / "one.json"
     file.write_bytes(encode_event(concern()))
-    done = subprocess.run(
-        [*LIAISON, "publish", "--as", "ofsted", str(file)],
-        env=env_for(kafka), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    done = await run_liaison(kafka, "publish", "--as", "ofsted", str(file))
     assert done.returncode == 1
     assert "liaison keys generate --inspectorate ofsted" in one_error_line(done)
 
@@ -115,6 +125,7 @@ def other_kind_of_key() -> str:
 async def test_a_malformed_signing_key_is_one_error_that_never_shows_it(
     kafka: Settings, tmp_path: Path
 ) -> None:
+    await pin_a_root(kafka)
     file = tmp_path / "one.json"
     file.write_bytes(encode_event(concern()))
     good = SigningKey.generate("ofsted").to_pem().decode()
@@ -162,3 +173,34 @@ async def test_an_input_that_never_ends_is_refused_and_nothing_is_sent(
     )
     assert f"input is over the {MAX_INPUT_BYTES}-byte limit" in one_error_line(done)
     assert await read_from(kafka, start, until=lambda _: False, timeout_s=1) == []
+
+
+async def test_publish_writes_one_signed_event_published_per_event_in_its_transaction(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    count = 2 * BATCH + 100  # three transactions
+    events = spread(count)
+    file = tmp_path / "many.jsonl"
+    file.write_bytes(b"\n".join(encode_event(e) for e in events) + b"\n")
+    pem = signing["ofsted"].to_pem().decode()
+    done = await run_liaison(
+        kafka, "publish", "--as", "ofsted", str(file), env={"LIAISON_SIGNING_KEY": pem}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(e.id) for e in events]  # each once, in file order
+    assert f"{count} published as ofsted; 0 problem(s)" in done.stderr
+
+    committed = await everything(kafka, kafka.topics.events(Inspectorate.OFSTED))
+    assert len(committed) == count
+    audited = await publications(kafka)
+    assert_each_event_audited_once(committed, audited, signing)
+    # One transaction per batch: on the one audit partition each transaction's records
+    # are consecutive, and the next transaction starts after its commit marker.
+    offsets = sorted(a.raw.offset for a in audited)
+    runs = [1]
+    for before, after in pairwise(offsets):
+        if after == before + 1:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+    assert runs == [BATCH, BATCH, 100]

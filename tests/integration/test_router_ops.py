@@ -25,9 +25,11 @@ from schemas.records import (
     event_headers,
     header_map,
 )
-from services.kafka import end_offsets, kafka_sink, read_from
+from schemas.trust_root import KeyState
+from services.kafka import end_offsets, kafka_sink, read_from, transactional_sink
+from services.keys_admin import register
 from services.settings import Settings
-from services.trust import load_trust, publish_keys
+from services.trust import load_trust
 from tests.conftest import env_for, router_for, run_liaison
 from tests.factories import concern, utc_now
 
@@ -66,7 +68,7 @@ async def test_two_inspectorates_make_one_consideration_a_third_and_a_restart_no
     fourth = neglect_in_leeds("hmi_probation", "youth_justice", 1)
 
     async def publish(*events: ConcernRaised) -> None:
-        async with kafka_sink(kafka) as sink:
+        async with transactional_sink(kafka, "tests") as sink:
             for event in events:
                 key = signing[event.source.value]
                 await Publisher(sink, topics, key, utc_now).publish(event)
@@ -117,7 +119,7 @@ async def test_quarantine_list_and_redrive_once_the_key_is_registered(
     router = router_for(kafka, signing)
     await router.start()
     try:
-        async with kafka_sink(kafka) as sink:
+        async with transactional_sink(kafka, "ofsted") as sink:
             await Publisher(sink, topics, newcomer, utc_now).publish(event)
         await read_from(kafka, start, until=lambda r: len(r) >= 1, timeout_s=30)
 
@@ -131,7 +133,7 @@ async def test_quarantine_list_and_redrive_once_the_key_is_registered(
         assert "still fails" in early.stderr
         assert "unknown_key" in early.stderr
 
-        await publish_keys(kafka, [newcomer.trusted(valid_from=utc_now() - dt.timedelta(hours=1))])
+        await register(kafka, [KeyState.new(newcomer)], utc_now())  # root-signed
         done = await run_liaison(kafka, "quarantine", "redrive", "0")
         assert done.returncode == 0, done.stderr
 
