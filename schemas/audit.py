@@ -93,6 +93,7 @@ __all__ = [
     "encode_record",
     "judge_record",
     "judge_sealed",
+    "judge_sealed_as_claimed",
     "leaf_data",
     "seal_record",
     "split_leaf",
@@ -545,6 +546,10 @@ class InvalidReason(StrEnum):
     ``analyst:...``)."""
     BACKDATED = "backdated"
     """The record's ``at`` is far from when the broker appended it."""
+    NOT_APPEND_TIME = "not_append_time"
+    """The value is not stamped with the broker's append time (``liaison.audit`` is not
+    configured ``LogAppendTime``): its time is the producer's claim, so neither key
+    validity nor ``at`` can be judged; ``liaison topics apply`` sets the topic right."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -785,4 +790,42 @@ def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they ar
             f"its time is {off} from when it was appended (at most {AT_TOLERANCE})",
             key.keyid,
         )
+    return SealedRecord(judged, payload, key)
+
+
+def judge_sealed_as_claimed(  # noqa: PLR0911 - one return per reason, in the order checked
+    data: bytes, signers: TrustStore
+) -> SealedRecord | InvalidRecord:
+    """The signed record in ``data`` judged with no append time (a proof checked offline,
+    with the signers' public keys the auditor holds); never raises.
+
+    As ``judge_sealed`` but the key must be valid at the record's own ``at``, the only
+    time an offline checker can see: weaker, since a key's holder can date a record
+    before the key's revocation (``audit verify``, which sees append times, refuses it).
+    """
+    try:
+        payload_type, payload, keyid, sig = parse_dsse(data)
+    except EnvelopeError:
+        return _invalid(InvalidReason.UNSIGNED, "not signed (not a DSSE envelope)")
+    if payload_type != AUDIT_RECORD_TYPE:
+        return _invalid(InvalidReason.UNSIGNED, f"payloadType is not {AUDIT_RECORD_TYPE}")
+    key = signers.get(keyid)
+    if key is None:
+        return _invalid(InvalidReason.UNKNOWN_KEY, "no key given has the signature's key id")
+    try:
+        key.verifier().verify(sig, pae(payload_type, payload))
+    except InvalidSignature:
+        return _invalid(InvalidReason.BAD_SIGNATURE, "the signature does not verify")
+    judged = judge_record(payload)
+    if isinstance(judged, InvalidRecord):
+        return InvalidRecord(judged.reason, judged.error, key.keyid)
+    if not entitled(key.owner, judged.actor):
+        return _invalid(
+            InvalidReason.NOT_ENTITLED,
+            f"a key of {key.owner} may not sign for a {judged.actor.partition(':')[0]} actor",
+            key.keyid,
+        )
+    refused = key.refuses_at(judged.at)
+    if refused is not None:
+        return _invalid(InvalidReason.KEY_NOT_VALID, f"at the record's time: {refused}", key.keyid)
     return SealedRecord(judged, payload, key)

@@ -10,6 +10,10 @@ A proof file comes from anywhere, so it is parsed before anything looks inside i
 ``ProofError`` listing every problem with its field path (never the file's text).
 Hashes are lowercase hex of 32 bytes, leaf data standard base64, numbers within int64;
 a document of a type this version does not know is refused, not guessed at.
+
+An inclusion proof is checked with the signers' public keys too, which the auditor holds
+out of band (the JSON ``liaison keys export`` prints): ``parse_signers`` reads them the
+same way, into a ``TrustStore``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pydantic_core import ErrorDetails
 
 from schemas._problems import plain
 from schemas.errors import Problem
+from schemas.keys import COMPONENTS, TrustStore
 from schemas.merkle import ProofError
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "ProofDocument",
     "encode_proof",
     "parse_proof",
+    "parse_signers",
 ]
 
 INCLUSION: Final = "liaison.audit.inclusion_proof.v1"
@@ -171,3 +177,37 @@ def _problem(error: ErrorDetails) -> Problem:
 def encode_proof(document: InclusionProof | ConsistencyProof) -> str:
     """The document as the indented JSON the CLI writes (a trailing newline included)."""
     return document.model_dump_json(indent=2) + "\n"
+
+
+def parse_signers(data: bytes) -> TrustStore:
+    """The signers' public keys in ``data`` (``liaison keys export``'s JSON);
+    ``ProofError`` listing every problem (never the file's text) if it is not that."""
+    if len(data) > MAX_PROOF_BYTES:
+        msg = f"not a key list: {len(data)} bytes, over the {MAX_PROOF_BYTES}-byte limit"
+        raise ProofError(msg)
+    try:
+        signers = TrustStore.model_validate_json(data)
+    except ValidationError as exc:
+        problems = [_key_problem(e) for e in exc.errors(include_url=False, include_input=False)]
+        shown = "; ".join(str(p) for p in problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""  # noqa: PLR2004 - shown
+        raise ProofError(f"not a key list (`liaison keys export`): {shown}{more}") from None
+    except (ArithmeticError, RecursionError):
+        raise ProofError(
+            "not a key list (`liaison keys export`): a value is out of range"
+        ) from None
+    if not signers.keys:
+        raise ProofError("the key list holds no key: no record could be checked against it")
+    return signers
+
+
+def _key_problem(error: ErrorDetails) -> Problem:
+    problem = plain(error)
+    # The key model's own checks name an owner it refuses: word it without the input.
+    if error["type"] == "value_error" and problem.reason.startswith("owner "):
+        return Problem(
+            problem.path, f"owner is not an inspectorate or one of {', '.join(COMPONENTS)}"
+        )
+    if error["type"] == "extra_forbidden":
+        return Problem(problem.path, "is not a field of a key list")
+    return problem

@@ -53,6 +53,7 @@ from schemas.audit import (
     leaf_data,
 )
 from schemas.checkpoint import Checkpoint, sign_checkpoint
+from schemas.envelope import LOG_APPEND_TIME
 from schemas.errors import ConfigurationError, SchemaError
 from schemas.keys import AUDIT, SigningKey, TrustStore
 from schemas.merkle import CompactRange, CompactRangeState, ProofError, leaf_hash
@@ -130,7 +131,20 @@ RECONSIDERED: Final = frozenset({InvalidReason.UNKNOWN_KEY, InvalidReason.KEY_NO
 
 
 def judge_value(record: InboundRecord, trust: TrustStore) -> SealedRecord | InvalidRecord:
-    """One value of the audit topic judged at its append time; never raises."""
+    """One value of the audit topic judged at its append time; never raises.
+
+    Only the broker's time counts: on a topic stamped with the producer's time
+    (``CreateTime``) a revoked key's holder could write any time, so such a value is
+    invalid whatever it holds.
+    """
+    if record.timestamp_type != LOG_APPEND_TIME:
+        judged = judge_sealed(record.value, appended_at(record.timestamp_ms), trust)
+        signer = judged.signer if isinstance(judged, InvalidRecord) else judged.key.keyid
+        return InvalidRecord(
+            InvalidReason.NOT_APPEND_TIME,
+            SchemaError("invalid audit record: not stamped with the broker's append time"),
+            signer=signer,
+        )
     return judge_sealed(record.value, appended_at(record.timestamp_ms), trust)
 
 

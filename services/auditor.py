@@ -8,7 +8,11 @@ truncated). For every leaf it derives again, from the value's bytes, its append 
 the trust store, everything the store keeps as an index (``audit_service.leaf_row``):
 hash, sequence, offset, time, actor, signer, invalid reason and event ids; any
 difference (an edited ``actor``, a deleted ``leaf_events`` row, a row added for a leaf
-that does not exist) is a divergence, reported with the first leaf it concerns.
+that does not exist) is a divergence, reported with the first leaf it concerns. One
+difference is not: a leaf the store holds valid that today's trust store refuses only
+because its signer has been revoked or retired since, back to before that leaf (``keys
+revoke --since``, the documented recovery), is counted as *invalidated since by a key
+change*, once the rest of its row is checked against the judgement the store made.
 
 A value on the log that is not a valid signed audit record is a leaf like any other
 (the tree is over bytes): ``verify`` reports how many there are by reason (unsigned,
@@ -16,9 +20,12 @@ forged, back-dated...), a finding, not a divergence, while the store agrees.
 
 Proofs are JSON documents (``schemas.audit_proof``) that ``check_proof`` verifies offline
 with nothing but a verifier key the auditor obtained independently (``liaison audit
-verifier-key``); for an inclusion proof it also checks that every proven record names
-the event the proof is about. docs/audit.md shows the format, and docs/check_proof.py
-the same check in a few lines of Python.
+verifier-key``) and, for an inclusion proof, the signers' public keys (``liaison keys
+export``, also obtained out of band): every proven leaf must be a record signed by one of
+those keys, entitled to its actor and valid at its ``at``, that names the event the
+proof is about (inclusion only proves bytes were appended, and anyone can append).
+docs/audit.md shows the format, and docs/check_proof.py the same check in a few lines
+of Python.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from schemas.audit import (
     InvalidRecord,
     check_actor,
     judge_record,
+    judge_sealed_as_claimed,
     leaf_data,
     split_leaf,
     unsealed,
@@ -51,6 +59,7 @@ from schemas.audit_proof import (
     LeafProof,
     ProofDocument,
     parse_proof,
+    parse_signers,
 )
 from schemas.checkpoint import (
     Checkpoint,
@@ -61,7 +70,7 @@ from schemas.checkpoint import (
 )
 from schemas.envelope import parse_dsse
 from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
-from schemas.keys import AUDIT, TrustStore
+from schemas.keys import AUDIT, KeyStatus, TrustStore
 from schemas.merkle import (
     CompactRange,
     ProofError,
@@ -71,6 +80,7 @@ from schemas.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from schemas.records import InboundRecord
 from services.audit_service import audit_origin, judge_value, leaf_row
 from services.audit_store import SqliteAuditStore, StoredLeaf, utc_text
 from services.kafka import UnparseableRecord, assigned, catch_up, end_offsets, inbound
@@ -87,10 +97,13 @@ __all__ = [
     "event_id_text",
     "inclusion_document",
     "index_difference",
+    "invalidated_since",
     "latest_signed",
     "leaves_about",
     "prove",
     "read_proof",
+    "read_signers",
+    "signer_refusal",
     "since_text",
     "verifier_keys",
     "verify_log",
@@ -110,12 +123,16 @@ class VerifyReport:
     """What ``verify_log`` checked, and the first divergence if any; ``invalid`` counts
     the leaves whose value is not a valid signed audit record, by reason code;
     ``unparseable`` the records the Kafka client could not parse (no leaves, for the
-    audit service nor for this check)."""
+    audit service nor for this check); ``invalidated`` the leaves the store holds valid
+    that today's trust store refuses only because their signer was revoked or retired
+    since (``first_invalidated`` the first of them)."""
 
     leaves: int = 0
     checkpoints: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
     unparseable: int = 0
+    invalidated: int = 0
+    first_invalidated: int | None = None
     divergence: Divergence | None = None
     checkpoint_sizes: list[int] = field(default_factory=list)
 
@@ -123,6 +140,15 @@ class VerifyReport:
     def ok(self) -> bool:
         """Whether everything agreed."""
         return self.divergence is None
+
+    def count(self, seq: int, invalid: str | None, *, invalidated: bool) -> None:
+        """Count leaf ``seq``: invalid by ``invalid``, or invalidated since."""
+        if invalidated:
+            self.invalidated += 1
+            if self.first_invalidated is None:
+                self.first_invalidated = seq
+        elif invalid is not None:
+            self.invalid[invalid] += 1
 
     @property
     def invalid_records(self) -> int:
@@ -196,13 +222,13 @@ async def verify_log(
                     report.unparseable += 1  # no leaf: the audit service skips it too
                     continue
                 record = inbound(raw)
-                derived = leaf_row(seq, record, judge_value(record, trust))
-                divergence = _check_leaf(seq, derived, next(stored, None))
+                held = next(stored, None)
+                derived, invalidated = _derived(seq, record, held, trust)
+                divergence = _check_leaf(seq, derived, held)
                 if divergence is not None:
                     report.divergence = divergence
                     return report
-                if derived.invalid is not None:
-                    report.invalid[derived.invalid] += 1
+                report.count(seq, derived.invalid, invalidated=invalidated)
                 compact.append(derived.leaf_hash)
                 seq += 1
                 cp = checkpoints.get(compact.size)
@@ -233,6 +259,65 @@ async def verify_log(
             " records were removed from its end",
         )
     return report
+
+
+def _derived(
+    seq: int, record: InboundRecord, held: StoredLeaf | None, trust: TrustStore
+) -> tuple[StoredLeaf, bool]:
+    """Leaf ``seq``'s row derived again from the log, and whether it is invalidated since
+    by a key change (then derived as the audit service judged it, before that change:
+    every other field must still agree with the store, or it is a divergence)."""
+    derived = leaf_row(seq, record, judge_value(record, trust))
+    signer = invalidated_since(held, derived)
+    if signer is None:
+        return derived, False
+    return leaf_row(seq, record, judge_value(record, unrevoked(trust, signer))), True
+
+
+def invalidated_since(stored: StoredLeaf | None, derived: StoredLeaf) -> str | None:
+    """The signer's key id if the store holds this leaf valid and the log's value is
+    refused now only as ``key_not_valid`` by that same signer (revoked or retired since,
+    back to before the leaf); None otherwise (pure)."""
+    if (
+        stored is None
+        or stored.invalid is not None
+        or derived.invalid != InvalidReason.KEY_NOT_VALID.value
+        or derived.signer is None
+        or derived.signer != stored.signer
+    ):
+        return None
+    return derived.signer
+
+
+def unrevoked(trust: TrustStore, keyid: str) -> TrustStore:
+    """``trust`` with key ``keyid`` as it was before it was revoked or retired (its
+    ``valid_from`` unchanged): the trust the audit service judged an older leaf by."""
+    key = trust.get(keyid)
+    if key is None:
+        return trust
+    return trust.with_key(
+        key.model_copy(
+            update={
+                "status": KeyStatus.ACTIVE,
+                "valid_until": None,
+                "revoked_at": None,
+                "revocation_reason": None,
+            }
+        )
+    )
+
+
+def signer_refusal(leaf: StoredLeaf, at: dt.datetime, trust: TrustStore) -> str | None:
+    """Why today's trust store refuses the signer of a stored valid leaf at the record's
+    ``at`` ("signer revoked", "signer retired", "signer unknown"), or None (pure)."""
+    key = None if leaf.signer is None else trust.get(leaf.signer)
+    if key is None:
+        return "signer unknown"
+    if key.refuses_at(at) is None:
+        return None
+    if key.revoked_at is not None and at >= key.revoked_at:
+        return "signer revoked"
+    return "signer retired" if key.status is KeyStatus.RETIRED else "signer not yet valid"
 
 
 def _check_leaf(seq: int, derived: StoredLeaf, stored: StoredLeaf | None) -> Divergence | None:
@@ -315,8 +400,10 @@ def inclusion_document(
     hashes: list[bytes] | None = None,
 ) -> InclusionProof:
     """Inclusion proofs of leaves ``seqs`` about ``event_id`` against ``checkpoint``
-    (size, signed note); leaves whose signed record does not name the event (an index
-    edited by hand) are left out, and those beyond the checkpoint are listed as
+    (size, signed note); invalid leaves, leaves whose signed record does not name the
+    event (an index edited by hand) and leaves whose signer today's trust store refuses
+    at the record's time (revoked since) are left out, and those beyond the checkpoint
+    are listed as
     ``not_yet_checkpointed``. ``hashes``: the first ``size`` leaf hashes, if the caller
     has them already (proving many events)."""
     size, note = checkpoint
@@ -328,7 +415,7 @@ def inclusion_document(
             proof=tuple(h.hex() for h in inclusion_proof(hashes, leaf.seq)),
         )
         for leaf in _leaves_at(store, [s for s in seqs if s < size])
-        if _names(leaf, event_id)
+        if _provable(leaf, event_id, trust)
     ]
     return InclusionProof(
         event_id=event_id,
@@ -339,9 +426,16 @@ def inclusion_document(
     )
 
 
-def _names(leaf: StoredLeaf, event_id: str) -> bool:
+def _provable(leaf: StoredLeaf, event_id: str, trust: TrustStore) -> bool:
+    """Whether a stored leaf is a valid record about ``event_id`` whose signer is still
+    good at its time: what ``check_proof`` with today's keys accepts."""
     record = _record_in(leaf.record)
-    return leaf.invalid is None and record is not None and uuid.UUID(event_id) in record.event_ids
+    return (
+        leaf.invalid is None
+        and record is not None
+        and uuid.UUID(event_id) in record.event_ids
+        and signer_refusal(leaf, record.at, trust) is None
+    )
 
 
 def _record_in(value: bytes) -> AuditRecord | None:
@@ -377,14 +471,29 @@ def consistency(
     )
 
 
-def check_proof(document: ProofDocument, verifier_key: str) -> list[str]:
-    """Verify a parsed proof document offline with one verifier key; return what it proves.
+CLAIMED_TIME_LIMIT: Final = (
+    "limit: each signer's key was checked at the record's own time (at), as a proof"
+    " holds no append time; a record back-dated by a key's holder to before the key's"
+    " revocation passes here, and `liaison audit verify` (which sees append times)"
+    " reports it as an invalid leaf"
+)
+"""What an offline check of an inclusion proof cannot see, printed with every OK."""
+
+
+def check_proof(
+    document: ProofDocument, verifier_key: str, signers: TrustStore | None
+) -> list[str]:
+    """Verify a parsed proof document offline with one verifier key and, for an
+    inclusion proof, the signers' public keys (both obtained out of band); return what
+    it proves.
 
     Raises ``ProofError``, ``CheckpointError`` or ``SchemaError`` (all ``LiaisonError``)
     when it fails; nothing else, whatever the document holds.
     """
     name, raw = parse_verifier_key(verifier_key)
     if isinstance(document, InclusionProof):
+        if signers is None:
+            raise ProofError("an inclusion proof is checked with the signers' public keys")
         event_id = _proof_event_id(document.event_id)
         cp = verify_checkpoint(document.checkpoint, raw, name)
         if not document.proofs:
@@ -396,7 +505,8 @@ def check_proof(document: ProofDocument, verifier_key: str) -> list[str]:
             if seq != item.seq:
                 raise ProofError(f"leaf data says seq {seq}, the proof says {item.seq}")
             verify_inclusion(leaf_hash(data), seq, cp.size, item.path(), cp.root)
-            lines.append(f"leaf {seq}: {_described(seq, value, event_id)}: included")
+            lines.append(f"leaf {seq}: {_described(seq, value, event_id, signers)}: included")
+        lines.append(CLAIMED_TIME_LIMIT)
         return lines
     old = verify_checkpoint(document.old_checkpoint, raw, name)
     new = verify_checkpoint(document.new_checkpoint, raw, name, origin=old.origin)
@@ -411,19 +521,38 @@ def _proof_event_id(text: str) -> uuid.UUID:
         raise ProofError("the proof's event_id is not an event's UUID") from None
 
 
-def _described(seq: int, value: bytes, event_id: uuid.UUID) -> str:
-    """What leaf ``seq`` records; ``ProofError`` unless it is a signed audit record that
-    names ``event_id`` (a proof must prove what it claims)."""
+def _described(seq: int, value: bytes, event_id: uuid.UUID, signers: TrustStore) -> str:
+    """What leaf ``seq`` records; ``ProofError`` unless it is an audit record signed by
+    one of ``signers``, entitled to its actor and valid at its ``at``, that names
+    ``event_id`` (a proof must prove what it claims)."""
     try:
-        _type, _payload, keyid, _sig = parse_dsse(value)
+        parse_dsse(value)
     except EnvelopeError:
         raise ProofError(f"leaf {seq} is not a signed audit record") from None
-    record = _record_in(value)
-    if record is None:
-        raise ProofError(f"leaf {seq} does not hold an audit record")
+    sealed = judge_sealed_as_claimed(value, signers)
+    if isinstance(sealed, InvalidRecord):
+        raise ProofError(f"leaf {seq} is not a record the signers' keys vouch for: {_why(sealed)}")
+    record = sealed.record
     if event_id not in record.event_ids:
         raise ProofError(f"leaf {seq}'s record does not concern event {event_id}")
-    return f"{record.action} by {record.actor} at {record.at.isoformat()} (signed by key {keyid})"
+    return (
+        f"{record.action} by {record.actor} at {record.at.isoformat()}"
+        f" (signed by key {sealed.key.keyid}, owner {sealed.key.owner}: signature OK)"
+    )
+
+
+_WHY: Final = {
+    InvalidReason.UNSIGNED: "it is not a signed audit record",
+    InvalidReason.UNKNOWN_KEY: "its signer's key is not in the signers' keys given",
+    InvalidReason.BAD_SIGNATURE: "its signature does not verify",
+    InvalidReason.NOT_ENTITLED: "its signer's key may not sign for its actor",
+    InvalidReason.KEY_NOT_VALID: "its signer's key was not valid at the record's time",
+}
+
+
+def _why(invalid: InvalidRecord) -> str:
+    """Why a proven leaf is refused, in words that never repeat the leaf's contents."""
+    return f"{_WHY.get(invalid.reason, 'it does not hold a valid audit record')} ({invalid.reason})"
 
 
 def read_proof(path: Path) -> ProofDocument:
@@ -432,6 +561,15 @@ def read_proof(path: Path) -> ProofDocument:
     with path.open("rb") as file:
         data = file.read(MAX_PROOF_BYTES + 1)
     return parse_proof(data)
+
+
+def read_signers(path: Path) -> TrustStore:
+    """The signers' public keys in the file at ``path`` (``liaison keys export``'s JSON),
+    read no further than the size limit; ``ProofError`` if it is not that, ``OSError`` if
+    unreadable."""
+    with path.open("rb") as file:
+        data = file.read(MAX_PROOF_BYTES + 1)
+    return parse_signers(data)
 
 
 def event_id_text(text: str) -> str:

@@ -469,12 +469,12 @@ async def _started(consumer: AIOKafkaConsumer, settings: Settings) -> AIOKafkaCo
     return consumer
 
 
-def _reader(settings: Settings) -> AIOKafkaConsumer:
+def _reader(settings: Settings, *, committed_only: bool = True) -> AIOKafkaConsumer:
     return tolerate_unparseable(
         AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             enable_auto_commit=False,
-            isolation_level="read_committed",
+            isolation_level="read_committed" if committed_only else "read_uncommitted",
             auto_offset_reset="earliest",
         )
     )
@@ -588,10 +588,13 @@ async def read_from(
 
 
 @asynccontextmanager
-async def assigned(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
-    """A group-less consumer assigned every partition of ``topic`` (read committed)."""
+async def assigned(
+    settings: Settings, topic: str, *, committed_only: bool = True
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less consumer assigned every partition of ``topic`` (read committed, unless
+    ``committed_only`` is false: see ``services.trust`` for why liaison.keys is not)."""
     counts = await partition_counts(settings, [topic])
-    consumer = await _started(_reader(settings), settings)
+    consumer = await _started(_reader(settings, committed_only=committed_only), settings)
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(counts[topic])])
         yield consumer

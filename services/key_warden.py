@@ -116,7 +116,7 @@ class KeyWarden:
             await producer.start()  # init_transactions: fences and aborts a killed warden
             committed = await committed_offsets(settings, key_warden_group_id(settings))
             consumer = await self._resources.enter_async_context(
-                assigned(settings, settings.topics.keys)
+                assigned(settings, settings.topics.keys, committed_only=False)
             )
             await consumer.seek_to_beginning()
         except BaseException:

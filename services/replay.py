@@ -191,10 +191,12 @@ append-only audit log. Check it without Liaison (see Liaison's docs/audit.md):
   keys.json          a copy of the trust store (public keys, owners, validity): compare
                      it with keys you obtained yourself; never trust it as given
 
-  python check_proof.py proofs/N-ID.json VERIFIER_KEY --envelope events/N-ID.dsse
+  python check_proof.py proofs/N-ID.json VERIFIER_KEY --signers KEYS.json \
+      --envelope events/N-ID.dsse
 
-VERIFIER_KEY is the audit log's verifier key, obtained from the operator out of band
-(`liaison audit verifier-key`), never from this export.
+VERIFIER_KEY is the audit log's verifier key and KEYS.json the bus's public keys
+(`liaison audit verifier-key`, `liaison keys export`), both obtained from the operator
+out of band, never from this export (its keys.json is a copy to compare them with).
 """
 
 

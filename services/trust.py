@@ -142,7 +142,12 @@ class TrustFollower:
         """Read every key record there is; return once the store is complete."""
         root = self.root  # a missing root is reported before Kafka is touched
         consumer = await self._resources.enter_async_context(
-            assigned(self._settings, self._settings.topics.keys)
+            # Read uncommitted: a read-committed reader stops at the first open transaction,
+            # so anyone able to write liaison.keys could hold back every later change (a
+            # revocation) for the broker's transaction timeout by never committing one.
+            # Key changes are never written in transactions, and every record is judged
+            # against the pinned root, so an aborted one gains nothing it could not have.
+            assigned(self._settings, self._settings.topics.keys, committed_only=False)
         )
         await consumer.seek_to_beginning()
         self._consumer = consumer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas.audit import InvalidRecord, ReplayRun, VerificationFailed, judge_record, unsealed
+from schemas.audit_proof import InclusionProof
 from schemas.checkpoint import parse_verifier_key
 from schemas.errors import LiaisonError, SchemaError
 from schemas.inspectorates import Inspectorate
@@ -30,6 +32,8 @@ from services.auditor import (
     leaves_about,
     prove,
     read_proof,
+    read_signers,
+    signer_refusal,
     verifier_keys,
     verify_log,
 )
@@ -133,6 +137,15 @@ def audit_verify() -> None:
         )
         for reason, count in sorted(report.invalid.items()):
             out.print(f"invalid leaves, {reason}: {count}", highlight=False)
+        if report.invalidated:
+            out.print(
+                f"invalidated since by a key change: {report.invalidated} leaf/leaves"
+                f" (first: leaf {report.first_invalidated}) held valid by the store, whose"
+                " signer has been revoked or retired since, back to before them"
+                ' (who-saw and activity mark them "signer revoked")',
+                highlight=False,
+                markup=False,
+            )
         if report.unparseable:
             out.print(
                 f"Skipped {report.unparseable} record(s) on the audit topic that the Kafka"
@@ -200,8 +213,17 @@ def audit_check_proof(
             " Required: the keys inside a proof are never trusted.",
         ),
     ] = None,
+    signers: Annotated[
+        Path | None,
+        typer.Option(
+            "--signers",
+            help="The signers' public keys, obtained out of band (the JSON `liaison keys"
+            " export` prints). Required for an inclusion proof: inclusion only proves that"
+            " bytes were appended, and anyone can append.",
+        ),
+    ] = None,
 ) -> None:
-    """Verify a proof offline: no Kafka, no store, only the verifier key you trust."""
+    """Verify a proof offline: no Kafka, no store, only the keys you trust."""
     _settings()
     if not key:
         _fail(
@@ -218,8 +240,23 @@ def audit_check_proof(
         _fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}")
     except LiaisonError as exc:  # a malformed document: one line naming every problem
         _fail(f"{file}: {exc}")
+    trusted = None
+    if isinstance(document, InclusionProof):
+        if signers is None:
+            _fail(
+                "--signers is required for an inclusion proof: the signers' public keys,"
+                " obtained independently of the proof (`liaison keys export`); anyone can"
+                " append a record to the log, so inclusion alone proves nothing about who"
+                " wrote it"
+            )
+        try:
+            trusted = read_signers(signers)
+        except OSError as exc:
+            _fail(f"cannot read {signers}: {exc.strerror or type(exc).__name__}")
+        except LiaisonError as exc:
+            _fail(f"--signers {signers}: {exc}")
     try:
-        lines = check_proof(document, key)
+        lines = check_proof(document, key, trusted)
     except LiaisonError as exc:
         out.print(f"FAILED: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
@@ -228,10 +265,16 @@ def audit_check_proof(
     out.print("OK", highlight=False)
 
 
-def _records_table(leaves: list[StoredLeaf], title: str) -> Table:
+def _records_table(
+    leaves: list[StoredLeaf], title: str, trust: TrustStore | None
+) -> tuple[Table, int]:
+    """The records as a table, each whose signer today's trust store refuses at its time
+    marked in ``signer`` (still shown; "not checked" without ``trust``); and how many are
+    so marked."""
     table = Table(title=Text(title))
-    for column in ("seq", "at", "actor", "action", "what"):
+    for column in ("seq", "at", "actor", "action", "what", "signer"):
         table.add_column(column, overflow="fold")
+    marked = 0
     for leaf in leaves:
         payload = unsealed(leaf.record)
         if leaf.invalid is not None or payload is None:  # the queries skip these; be sure
@@ -241,9 +284,26 @@ def _records_table(leaves: list[StoredLeaf], title: str) -> Table:
             continue
         details = record.model_dump(mode="json", exclude={"action", "at", "actor", "event_ids"})
         what = ", ".join(f"{k}={v}" for k, v in details.items())
+        refused = None if trust is None else signer_refusal(leaf, record.at, trust)
+        marked += refused is not None
+        checked = "ok" if trust is not None else "not checked"
+        signer = Text(refused, style="bold red") if refused else Text(checked)
         # Text, not markup: a record's free text (a purpose, say) could hold "[/]".
-        table.add_row(str(leaf.seq), leaf.at, Text(record.actor), record.action, Text(what))
-    return table
+        table.add_row(str(leaf.seq), leaf.at, Text(record.actor), record.action, Text(what), signer)
+    return table, marked
+
+
+def _print_records(leaves: list[StoredLeaf], title: str, trust: TrustStore | None) -> None:
+    table, marked = _records_table(leaves, title, trust)
+    _wide().print(table)
+    if marked:
+        out.print(
+            f"{marked} record(s) marked signer revoked (or retired, unknown): their signing"
+            " key is refused now at the record's time, so what they say may have been"
+            " written by whoever held a compromised key (`liaison keys list`).",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _on_audit_store(use: Callable[[SqliteAuditStore], T]) -> T:
@@ -259,6 +319,23 @@ def _on_audit_store(use: Callable[[SqliteAuditStore], T]) -> T:
         _fail(f"the audit store cannot be opened: {exc.strerror or type(exc).__name__}")
 
 
+def _trust_now() -> TrustStore | None:
+    """The bus's trust store as it is now, to mark records whose signer was revoked since;
+    None, with one warning line, if it cannot be read (the store alone still answers)."""
+    settings = _settings()
+    try:
+        return asyncio.run(load_trust(settings))
+    except (LiaisonError, OSError) as exc:
+        err.print("[bold yellow]warning:[/bold yellow] ", end="")
+        err.print(
+            f"signers not checked against the bus's trust store ({exc}): a record signed by"
+            " a key revoked since is not marked",
+            highlight=False,
+            markup=False,
+        )
+        return None
+
+
 @audit_app.command("who-saw")
 def audit_who_saw(
     event_id: Annotated[str, typer.Argument(help="The event.")],
@@ -267,7 +344,7 @@ def audit_who_saw(
     leaves = _on_audit_store(lambda store: leaves_about(store, event_id))
     if not leaves:
         _fail(f"no audit record concerns event {event_id_text(event_id)}")
-    _wide().print(_records_table(leaves, f"Audit records about {event_id_text(event_id)}"))
+    _print_records(leaves, f"Audit records about {event_id_text(event_id)}", _trust_now())
 
 
 @audit_app.command("activity")
@@ -278,7 +355,7 @@ def audit_activity(
     """Everything one actor did, oldest first."""
     start = _when(since, "--since")
     leaves = _on_audit_store(lambda store: activity(store, actor, start))
-    _wide().print(_records_table(leaves, f"Activity of {actor}"))
+    _print_records(leaves, f"Activity of {actor}", _trust_now() if leaves else None)
 
 
 Since = Annotated[str, typer.Option("--since", help="ISO 8601 date or time (broker append time).")]

@@ -220,14 +220,18 @@ async def test_prove_check_proof_consistency_who_saw_and_activity(
     proof = tmp_path / "proof.json"
     made = await run_liaison(kafka, "audit", "prove", str(event.id), "--out", str(proof))
     assert made.returncode == 0, made.stderr
-    checked = await run_liaison(kafka, "audit", "check-proof", str(proof), "--key", vkey)
+    keys = tmp_path / "keys.json"
+    keys.write_text((await run_liaison(kafka, "keys", "export")).stdout)
+    checked = await run_liaison(
+        kafka, "audit", "check-proof", str(proof), "--key", vkey, "--signers", str(keys)
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "event.routed by router:0" in checked.stdout
     assert "feed.read by analyst:a.khan" in checked.stdout
 
     # The short documented script, independent of Liaison's code, agrees.
     independent = await asyncio.create_subprocess_exec(
-        sys.executable, str(CHECK_PROOF_SCRIPT), str(proof), vkey,
+        sys.executable, str(CHECK_PROOF_SCRIPT), str(proof), vkey, "--signers", str(keys),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     script_out, script_err = await independent.communicate()
@@ -238,7 +242,9 @@ async def test_prove_check_proof_consistency_who_saw_and_activity(
     document["proofs"][0]["proof"][0] = "00" * 32
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(document))
-    refused = await run_liaison(kafka, "audit", "check-proof", str(forged), "--key", vkey)
+    refused = await run_liaison(
+        kafka, "audit", "check-proof", str(forged), "--key", vkey, "--signers", str(keys)
+    )
     assert refused.returncode == 1
     assert "FAILED" in refused.stdout
 

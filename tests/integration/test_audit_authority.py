@@ -24,14 +24,19 @@ from schemas.audit import (
     FeedRead,
     RouteTaken,
     encode_record,
+    leaf_data,
     seal_record,
+    unsealed,
 )
 from schemas.checkpoint import Checkpoint, note_verifier_key, sign_checkpoint
 from schemas.envelope import pae, sign_envelope
 from schemas.inspectorates import Inspectorate
 from schemas.keys import AUDIT, BUS, READER, SigningKey
+from schemas.merkle import inclusion_proof
+from services.audit_log import append_audit
 from services.audit_service import audit_origin, open_store
 from services.kafka import partition_counts, read_from
+from services.keys_admin import revoke
 from services.settings import Settings
 from tests.conftest import one_error_line, run_liaison
 from tests.factories import concern, utc_now
@@ -65,6 +70,15 @@ async def script(*args: str | Path) -> tuple[int, str]:
     out, err = await process.communicate()
     assert process.returncode is not None
     return process.returncode, (out + err).decode()
+
+
+async def signers_file(kafka: Settings, tmp_path: Path) -> Path:
+    """The signers' public keys as the auditor obtains them: `liaison keys export`."""
+    exported = await run_liaison(kafka, "keys", "export")
+    assert exported.returncode == 0, exported.stderr
+    path = tmp_path / f"keys-{uuid.uuid4().hex[:8]}.json"
+    path.write_text(exported.stdout)
+    return path
 
 
 async def test_forged_unsigned_and_backdated_records_are_invalid_leaves_no_one_sees(
@@ -220,6 +234,8 @@ async def test_check_proof_needs_the_auditors_key_and_refuses_proofs_that_claim_
     assert listed.stdout.split() == [note_verifier_key(origin, signing[AUDIT].public_raw)]
     assert note_verifier_key(origin, signing[BUS].public_raw) not in listed.stdout
     vkey = listed.stdout.split()[0]
+    keys = await signers_file(kafka, tmp_path)
+    signers = ("--signers", str(keys))
 
     proof = tmp_path / "proof.json"
     made = await run_liaison(kafka, "audit", "prove", str(event.id), "--out", str(proof))
@@ -227,18 +243,18 @@ async def test_check_proof_needs_the_auditors_key_and_refuses_proofs_that_claim_
     assert "--key is required" in one_error_line(
         await run_liaison(kafka, "audit", "check-proof", str(proof))
     )
-    good = await run_liaison(kafka, "audit", "check-proof", str(proof), "--key", vkey)
+    good = await run_liaison(kafka, "audit", "check-proof", str(proof), "--key", vkey, *signers)
     assert good.returncode == 0, good.stdout + good.stderr
     assert f"signed by key {signing[BUS].keyid}" in good.stdout  # the router's record
-    assert (await script(proof, vkey))[0] == 0
+    assert (await script(proof, vkey, *signers))[0] == 0
 
     document = json.loads(proof.read_text())
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps({**document, "event_id": str(other.id)}))
-    refused = await run_liaison(kafka, "audit", "check-proof", str(edited), "--key", vkey)
+    refused = await run_liaison(kafka, "audit", "check-proof", str(edited), "--key", vkey, *signers)
     assert refused.returncode == 1
     assert f"does not concern event {other.id}" in refused.stdout
-    code, said = await script(edited, vkey)
+    code, said = await script(edited, vkey, *signers)
     assert code == 1, said
     assert "does not concern event" in said
 
@@ -253,13 +269,13 @@ async def test_check_proof_needs_the_auditors_key_and_refuses_proofs_that_claim_
         **document, "checkpoint": note,
         "verifier_keys": [note_verifier_key(origin, attacker.public_raw)],
     }))  # fmt: skip
-    refused = await run_liaison(kafka, "audit", "check-proof", str(theirs), "--key", vkey)
+    refused = await run_liaison(kafka, "audit", "check-proof", str(theirs), "--key", vkey, *signers)
     assert refused.returncode == 1
     assert "FAILED" in refused.stdout
     assert "--key is required" in one_error_line(
         await run_liaison(kafka, "audit", "check-proof", str(theirs))
     )
-    assert (await script(theirs, vkey))[0] == 1
+    assert (await script(theirs, vkey, *signers))[0] == 1
 
 
 async def test_replay_export_is_checked_by_the_script_and_a_dsse_library_alone(
@@ -273,6 +289,7 @@ async def test_replay_export_is_checked_by_the_script_and_a_dsse_library_alone(
     await route_some(kafka, signing, events)
     await stored_everything(kafka, signing)
     vkey = (await run_liaison(kafka, "audit", "verifier-key")).stdout.split()[0]
+    keys = await signers_file(kafka, tmp_path)
 
     export = tmp_path / "export"
     done = await run_liaison(kafka, "replay", "--since", since, "--export", str(export))
@@ -301,8 +318,8 @@ async def test_replay_export_is_checked_by_the_script_and_a_dsse_library_alone(
         assert entry["audit_records"] >= 2
         public_b64 = base64.b64encode(signing[source.value].public_raw).decode()
         code, said = await script(
-            export / entry["proof"], vkey, "--envelope", export / entry["envelope"],
-            "--public-key", public_b64,
+            export / entry["proof"], vkey, "--signers", keys,
+            "--envelope", export / entry["envelope"], "--public-key", public_b64,
         )  # fmt: skip
         assert code == 0, said
         assert "event.published by inspectorate:" in said
@@ -310,8 +327,8 @@ async def test_replay_export_is_checked_by_the_script_and_a_dsse_library_alone(
         # The wrong publisher's key is refused.
         wrong = base64.b64encode(signing[BUS].public_raw).decode()
         code, _ = await script(
-            export / entry["proof"], vkey, "--envelope", export / entry["envelope"],
-            "--public-key", wrong,
+            export / entry["proof"], vkey, "--signers", keys,
+            "--envelope", export / entry["envelope"], "--public-key", wrong,
         )  # fmt: skip
         assert code == 1
 
@@ -322,3 +339,140 @@ async def test_replay_export_is_checked_by_the_script_and_a_dsse_library_alone(
         str(tmp_path / "y"),
     )  # fmt: skip
     assert "--out and --export" in one_error_line(both)
+
+
+async def test_a_proof_of_a_forged_leaf_built_from_the_public_log_is_refused_by_both_checkers(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    event = concern(subject_agencies=["police"], area="E08000025")
+    await route_some(kafka, signing, [event])
+    # The attack: anyone can append to liaison.audit. An analyst's read of the event,
+    # signed by the attacker's own key (owner "reader", never registered).
+    attacker = SigningKey.generate(READER)
+    forged = seal_record(forged_read(utc_now(), event.id), attacker)
+    await produce_audit_values(kafka, [forged])
+    await stored_everything(kafka, signing)
+    with open_store(kafka) as store:
+        (leaf,) = [x for x in store.leaves() if x.record == forged]
+        assert leaf.invalid == "unknown_key"
+        latest = store.latest_checkpoint()
+        assert latest is not None
+        hashes = store.leaf_hashes(latest.size)
+
+    # `audit prove` never includes it...
+    proof = tmp_path / "proof.json"
+    made = await run_liaison(kafka, "audit", "prove", str(event.id), "--out", str(proof))
+    assert made.returncode == 0, made.stderr
+    document = json.loads(proof.read_text())
+    assert leaf.seq not in [item["seq"] for item in document["proofs"]]
+
+    # ...so the attacker builds the proof by hand from the public log and the genuine,
+    # audit-key-signed checkpoint: the leaf truly is in the tree.
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text(json.dumps({
+        **document,
+        "proofs": [{
+            "seq": leaf.seq,
+            "leaf": base64.b64encode(leaf_data(leaf.seq, forged)).decode(),
+            "proof": [h.hex() for h in inclusion_proof(hashes, leaf.seq)],
+        }],
+    }))  # fmt: skip
+    vkey = (await run_liaison(kafka, "audit", "verifier-key")).stdout.split()[0]
+    keys = await signers_file(kafka, tmp_path)
+    refused = await run_liaison(
+        kafka, "audit", "check-proof", str(theirs), "--key", vkey, "--signers", str(keys)
+    )
+    assert refused.returncode == 1, refused.stdout
+    assert f"FAILED: leaf {leaf.seq} is not a record the signers' keys vouch for" in refused.stdout
+    assert "unknown_key" in refused.stdout
+    assert "included" not in refused.stdout
+    code, said = await script(theirs, vkey, "--signers", keys)
+    assert code == 1, said
+    assert f"FAILED: leaf {leaf.seq}: its signer's key is not in the signers' file" in said
+    assert "OK: " not in said
+    # Without the signers' keys, neither checker runs at all.
+    assert "--signers is required" in one_error_line(
+        await run_liaison(kafka, "audit", "check-proof", str(theirs), "--key", vkey)
+    )
+    assert (await script(theirs, vkey))[0] == 2
+    # The genuine proof still passes both.
+    good = await run_liaison(
+        kafka, "audit", "check-proof", str(proof), "--key", vkey, "--signers", str(keys)
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "event.routed by router:0" in good.stdout
+    assert "back-dated" in good.stdout  # the residual limit, stated with the OK
+    assert (await script(proof, vkey, "--signers", keys))[0] == 0
+
+
+async def test_a_retroactive_revocation_invalidates_leaves_without_a_divergence(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    event = concern(subject_agencies=["police"], area="E08000025")
+    await route_some(kafka, signing, [event])
+    await append_audit(kafka, [FeedRead(
+        at=utc_now(), actor="analyst:a.khan", analyst="a.khan", purpose="stolen-key read",
+        returned=1, event_ids=(event.id,),
+    )], signing[READER])  # fmt: skip
+    await stored_everything(kafka, signing)
+    with open_store(kafka) as store:
+        (read,) = [leaf for leaf in store.leaves() if leaf.actor == "analyst:a.khan"]
+    assert read.invalid is None
+    assert read.signer == signing[READER].keyid
+    claimed = json.loads(unsealed(read.record) or b"{}")["at"]
+    # The reader key was stolen before that read: revoke it from then on (the recovery).
+    since = dt.datetime.fromisoformat(claimed) - dt.timedelta(minutes=1)
+    await revoke(kafka, signing[READER].keyid, "test: stolen", utc_now(), since=since)
+    # Records after it go on the log and into the store as usual; one more read signed by
+    # the revoked key is an invalid leaf.
+    await append_audit(
+        kafka,
+        [
+            FeedRead(
+                at=utc_now(),
+                actor="analyst:b.jones",
+                analyst="b.jones",
+                purpose="after",
+                returned=0,
+                event_ids=(),
+            )
+        ],
+        signing[READER],
+    )  # fmt: skip  (signed by the revoked key: an invalid leaf)
+    await stored_everything(kafka, signing)
+
+    verified = await run_liaison(kafka, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert (
+        f"invalidated since by a key change: 1 leaf/leaves (first: leaf {read.seq})"
+        in verified.stdout
+    ), verified.stdout
+    # It checked on past it: the read signed after the revocation is an invalid leaf.
+    assert "invalid leaves, key_not_valid: 1" in verified.stdout, verified.stdout
+    assert "FAILED" not in verified.stdout + verified.stderr
+
+    saw = await run_liaison(kafka, "audit", "who-saw", str(event.id))
+    assert saw.returncode == 0, saw.stderr
+    (row,) = [line for line in saw.stdout.splitlines() if "analyst:a.khan" in line]
+    assert "signer revoked" in row
+    routed = [line for line in saw.stdout.splitlines() if "event.routed" in line]
+    assert routed
+    assert all("signer revoked" not in line for line in routed)
+    assert "1 record(s) marked signer revoked" in saw.stdout
+    activity = await run_liaison(kafka, "audit", "activity", "--actor", "analyst:a.khan")
+    assert activity.returncode == 0, activity.stderr
+    assert "signer revoked" in activity.stdout
+    assert "stolen-key read" in activity.stdout
+
+    # `audit prove` leaves the invalidated read out; what it proves passes check-proof.
+    proof = tmp_path / "proof.json"
+    made = await run_liaison(kafka, "audit", "prove", str(event.id), "--out", str(proof))
+    assert made.returncode == 0, made.stderr
+    assert read.seq not in [item["seq"] for item in json.loads(proof.read_text())["proofs"]]
+    vkey = (await run_liaison(kafka, "audit", "verifier-key")).stdout.split()[0]
+    keys = await signers_file(kafka, tmp_path)
+    good = await run_liaison(
+        kafka, "audit", "check-proof", str(proof), "--key", vkey, "--signers", str(keys)
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert (await script(proof, vkey, "--signers", keys))[0] == 0

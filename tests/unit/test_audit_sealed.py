@@ -275,8 +275,18 @@ def test_every_sample_is_accepted_when_sealed_by_its_entitled_key(
 # ---- what the audit service derives, and how verify compares ----------------------------
 
 
-def inbound(value: bytes, ms: int = AT_MS, offset: int = 7) -> InboundRecord:
-    return InboundRecord("liaison.audit", 0, offset, ms, None, value)
+def inbound(value: bytes, ms: int = AT_MS, offset: int = 7, kind: int = 1) -> InboundRecord:
+    """A value read from liaison.audit, stamped (``kind`` 1) with the broker's append time."""
+    return InboundRecord("liaison.audit", 0, offset, ms, None, value, timestamp_type=kind)
+
+
+def test_a_value_stamped_with_the_producers_time_is_never_valid() -> None:
+    # On a CreateTime topic the holder of a revoked key could claim any time.
+    assert isinstance(judge_value(inbound(GOOD), TRUST), SealedRecord)
+    judged = judge_value(inbound(GOOD, kind=0), TRUST)
+    assert isinstance(judged, InvalidRecord)
+    assert judged.reason is InvalidReason.NOT_APPEND_TIME
+    assert judged.signer == KEYS[READER].keyid
 
 
 def derived(value: bytes, seq: int = 3, trust: TrustStore = TRUST) -> StoredLeaf:

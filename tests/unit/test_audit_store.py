@@ -643,7 +643,7 @@ _SHAPELESS = {InvalidReason.EMPTY, InvalidReason.TOO_LARGE, InvalidReason.NOT_JS
 
 
 def inbound(offset: int, value: bytes, timestamp_ms: int = T0_MS) -> InboundRecord:
-    return InboundRecord("liaison.audit", 0, offset, timestamp_ms, None, value)
+    return InboundRecord("liaison.audit", 0, offset, timestamp_ms, None, value, timestamp_type=1)
 
 
 def row_of(seq: int, record: InboundRecord) -> StoredLeaf:
