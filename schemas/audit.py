@@ -737,39 +737,36 @@ def _invalid(reason: InvalidReason, message: str, signer: str | None = None) -> 
     return InvalidRecord(reason, SchemaError(f"invalid audit record: {message}"), signer)
 
 
-def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they are checked
-    data: bytes, appended_at: dt.datetime, trust: TrustStore
-) -> SealedRecord | InvalidRecord:
-    """The signed record in ``data``, or why it is not one; never raises.
+_SHAPELESS: Final = frozenset(
+    {InvalidReason.EMPTY, InvalidReason.TOO_LARGE, InvalidReason.NOT_JSON,
+     InvalidReason.NOT_AN_OBJECT}
+)  # fmt: skip
 
-    ``appended_at`` is the broker's append time of the value (``LogAppendTime``).
-    """
-    if not data:
-        return _invalid(InvalidReason.EMPTY, "empty")
+
+def _signed(data: bytes, keys: TrustStore, where: str) -> tuple[bytes, TrustedKey] | InvalidRecord:
+    """The payload of a signed audit value and the key in ``keys`` whose signature over it
+    verifies; why not, if not. Nothing of the payload is parsed here."""
     try:
         payload_type, payload, keyid, sig = parse_dsse(data)
     except EnvelopeError:
-        judged = judge_record(data)
-        if isinstance(judged, InvalidRecord) and judged.reason in (
-            InvalidReason.EMPTY,
-            InvalidReason.TOO_LARGE,
-            InvalidReason.NOT_JSON,
-            InvalidReason.NOT_AN_OBJECT,
-        ):
+        judged = judge_record(data)  # a bare record, or no record at all: say which
+        if isinstance(judged, InvalidRecord) and judged.reason in _SHAPELESS:
             return judged
         return _invalid(InvalidReason.UNSIGNED, "not signed (not a DSSE envelope)")
     if payload_type != AUDIT_RECORD_TYPE:
         return _invalid(InvalidReason.UNSIGNED, f"payloadType is not {AUDIT_RECORD_TYPE}")
-    key = trust.get(keyid)
+    key = keys.get(keyid)
     if key is None:
-        return _invalid(InvalidReason.UNKNOWN_KEY, "no trusted key has the signature's key id")
+        return _invalid(InvalidReason.UNKNOWN_KEY, f"no {where} has the signature's key id")
     try:
         key.verifier().verify(sig, pae(payload_type, payload))
     except InvalidSignature:
         return _invalid(InvalidReason.BAD_SIGNATURE, "the signature does not verify")
-    refused = key.refuses_at(appended_at)
-    if refused is not None:
-        return _invalid(InvalidReason.KEY_NOT_VALID, refused, key.keyid)
+    return payload, key
+
+
+def _claimed(payload: bytes, key: TrustedKey) -> AuditRecord | InvalidRecord:
+    """The record a verified payload holds, if its signer may speak for its actor."""
     judged = judge_record(payload)
     if isinstance(judged, InvalidRecord):
         return InvalidRecord(judged.reason, judged.error, key.keyid)
@@ -780,6 +777,28 @@ def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they ar
             f"a key of {key.owner} may not sign for a {judged.actor.partition(':')[0]} actor",
             key.keyid,
         )
+    return judged
+
+
+def judge_sealed(
+    data: bytes, appended_at: dt.datetime, trust: TrustStore
+) -> SealedRecord | InvalidRecord:
+    """The signed record in ``data``, or why it is not one; never raises.
+
+    ``appended_at`` is the broker's append time of the value (``LogAppendTime``).
+    """
+    if not data:
+        return _invalid(InvalidReason.EMPTY, "empty")
+    signed = _signed(data, trust, "trusted key")
+    if isinstance(signed, InvalidRecord):
+        return signed
+    payload, key = signed
+    refused = key.refuses_at(appended_at)
+    if refused is not None:
+        return _invalid(InvalidReason.KEY_NOT_VALID, refused, key.keyid)
+    judged = _claimed(payload, key)
+    if isinstance(judged, InvalidRecord):
+        return judged
     try:
         off = abs(judged.at - appended_at)
     except (OverflowError, ArithmeticError):
@@ -793,9 +812,7 @@ def judge_sealed(  # noqa: PLR0911 - one return per reason, in the order they ar
     return SealedRecord(judged, payload, key)
 
 
-def judge_sealed_as_claimed(  # noqa: PLR0911 - one return per reason, in the order checked
-    data: bytes, signers: TrustStore
-) -> SealedRecord | InvalidRecord:
+def judge_sealed_as_claimed(data: bytes, signers: TrustStore) -> SealedRecord | InvalidRecord:
     """The signed record in ``data`` judged with no append time (a proof checked offline,
     with the signers' public keys the auditor holds); never raises.
 
@@ -803,28 +820,13 @@ def judge_sealed_as_claimed(  # noqa: PLR0911 - one return per reason, in the or
     time an offline checker can see: weaker, since a key's holder can date a record
     before the key's revocation (``audit verify``, which sees append times, refuses it).
     """
-    try:
-        payload_type, payload, keyid, sig = parse_dsse(data)
-    except EnvelopeError:
-        return _invalid(InvalidReason.UNSIGNED, "not signed (not a DSSE envelope)")
-    if payload_type != AUDIT_RECORD_TYPE:
-        return _invalid(InvalidReason.UNSIGNED, f"payloadType is not {AUDIT_RECORD_TYPE}")
-    key = signers.get(keyid)
-    if key is None:
-        return _invalid(InvalidReason.UNKNOWN_KEY, "no key given has the signature's key id")
-    try:
-        key.verifier().verify(sig, pae(payload_type, payload))
-    except InvalidSignature:
-        return _invalid(InvalidReason.BAD_SIGNATURE, "the signature does not verify")
-    judged = judge_record(payload)
+    signed = _signed(data, signers, "key given")
+    if isinstance(signed, InvalidRecord):
+        return signed
+    payload, key = signed
+    judged = _claimed(payload, key)
     if isinstance(judged, InvalidRecord):
-        return InvalidRecord(judged.reason, judged.error, key.keyid)
-    if not entitled(key.owner, judged.actor):
-        return _invalid(
-            InvalidReason.NOT_ENTITLED,
-            f"a key of {key.owner} may not sign for a {judged.actor.partition(':')[0]} actor",
-            key.keyid,
-        )
+        return judged
     refused = key.refuses_at(judged.at)
     if refused is not None:
         return _invalid(InvalidReason.KEY_NOT_VALID, f"at the record's time: {refused}", key.keyid)
