@@ -40,6 +40,8 @@ __all__ = [
     "SigningKey",
     "TrustStore",
     "TrustedKey",
+    "check_owner",
+    "check_public_key",
     "entitled",
     "key_id",
 ]
@@ -102,6 +104,28 @@ def key_id(public_key: Ed25519PublicKey | bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def check_owner(owner: str) -> None:
+    """``ValueError`` unless ``owner`` is an owner a trusted key can have."""
+    if owner not in OWNERS:
+        msg = f"owner {owner!r} is not an inspectorate or one of {', '.join(COMPONENTS)}"
+        raise ValueError(msg)
+
+
+def check_public_key(public_key: str, keyid: str) -> bytes:
+    """The raw Ed25519 key in ``public_key`` (standard base64) if ``keyid`` is its id;
+    ``ValueError`` otherwise (for pydantic validators)."""
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except ValueError:
+        raise ValueError("public_key is not base64") from None
+    if len(raw) != 32:  # noqa: PLR2004 - Ed25519 public keys are 32 bytes
+        msg = f"public_key is {len(raw)} bytes, an Ed25519 key is 32"
+        raise ValueError(msg)
+    if key_id(raw) != keyid:
+        raise ValueError("keyid is not the SHA-256 of public_key")
+    return raw
+
+
 def _raw(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -130,18 +154,8 @@ class TrustedKey(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.owner not in OWNERS:
-            msg = f"owner {self.owner!r} is not an inspectorate or one of {', '.join(COMPONENTS)}"
-            raise ValueError(msg)
-        try:
-            raw = base64.b64decode(self.public_key, validate=True)
-        except ValueError:
-            raise ValueError("public_key is not base64") from None
-        if len(raw) != 32:  # noqa: PLR2004 - Ed25519 public keys are 32 bytes
-            msg = f"public_key is {len(raw)} bytes, an Ed25519 key is 32"
-            raise ValueError(msg)
-        if key_id(raw) != self.keyid:
-            raise ValueError("keyid is not the SHA-256 of public_key")
+        check_owner(self.owner)
+        check_public_key(self.public_key, self.keyid)
         if (self.status is KeyStatus.REVOKED) != (self.revoked_at is not None):
             raise ValueError("revoked_at is set exactly when status is revoked")
         if self.valid_until is not None and self.valid_until < self.valid_from:

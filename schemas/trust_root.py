@@ -43,7 +43,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from schemas._problems import schema_error
 from schemas.errors import DuplicateKeyError, LiaisonError, SchemaError
-from schemas.keys import COMPONENTS, OWNERS, KeyStatus, SigningKey, TrustedKey, TrustStore, key_id
+from schemas.keys import (
+    KeyStatus,
+    SigningKey,
+    TrustedKey,
+    TrustStore,
+    check_owner,
+    check_public_key,
+)
 from schemas.wire import Rfc3339, strict_loads
 
 __all__ = [
@@ -96,9 +103,7 @@ class RootKey(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        raw = _public_raw(self.public_key)
-        if key_id(raw) != self.keyid:
-            raise ValueError("keyid is not the SHA-256 of public_key")
+        check_public_key(self.public_key, self.keyid)
         return self
 
     def verifier(self) -> Ed25519PublicKey:
@@ -168,11 +173,8 @@ class KeyState(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.owner not in OWNERS:
-            msg = f"owner {self.owner!r} is not an inspectorate or one of {', '.join(COMPONENTS)}"
-            raise ValueError(msg)
-        if key_id(_public_raw(self.public_key)) != self.keyid:
-            raise ValueError("keyid is not the SHA-256 of public_key")
+        check_owner(self.owner)
+        check_public_key(self.public_key, self.keyid)
         if self.status is not KeyStatus.REVOKED and (
             self.revoked_at is not None or self.revocation_reason is not None
         ):
@@ -516,14 +518,3 @@ def _applied(stated: KeyState, current: TrustedKey | None, appended_at: dt.datet
         )
     except ValidationError:
         raise _Refused(KeyRefusal.INVALID_FIELDS, f"key {short}: its times do not agree") from None
-
-
-def _public_raw(text: str) -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ValueError("public_key is not base64") from None
-    if len(raw) != 32:  # noqa: PLR2004 - Ed25519 public keys are 32 bytes
-        msg = f"public_key is {len(raw)} bytes, an Ed25519 key is 32"
-        raise ValueError(msg)
-    return raw

@@ -210,16 +210,7 @@ def check_purpose(purpose: str) -> str:
 
     Raise ``SchemaError``; the message never repeats the text.
     """
-    text = purpose.strip()
-    plain = all(unicodedata.category(c) not in {"Cc", "Cs"} for c in text)
-    if not text or len(text) > MAX_PURPOSE_CHARS or not plain:
-        msg = (
-            f"purpose must say why you are reading, in 1 to {MAX_PURPOSE_CHARS} characters"
-            " of plain text (no control characters)"
-        )
-        raise SchemaError(msg)
-    check_minimised(text, "purpose")
-    return text
+    return _plain_text(purpose, "purpose", "say why you are reading")
 
 
 def check_reason(reason: str) -> str:
@@ -227,16 +218,7 @@ def check_reason(reason: str) -> str:
 
     Raise ``SchemaError``; the message never repeats the text.
     """
-    text = reason.strip()
-    plain = all(unicodedata.category(c) not in {"Cc", "Cs"} for c in text)
-    if not text or len(text) > MAX_PURPOSE_CHARS or not plain:
-        msg = (
-            f"reason must say why, in 1 to {MAX_PURPOSE_CHARS} characters of plain text"
-            " (no control characters)"
-        )
-        raise SchemaError(msg)
-    check_minimised(text, "reason")
-    return text
+    return _plain_text(reason, "reason", "say why")
 
 
 def check_time(text: str, what: str) -> dt.datetime:
@@ -318,3 +300,18 @@ def check_documents(
             continue
         first_seen[event_id] = where
         yield Checked(document, event)
+
+
+def _plain_text(value: str, what: str, must: str) -> str:
+    """``value`` trimmed, if it is 1 to ``MAX_PURPOSE_CHARS`` characters of plain text with
+    no personal data; ``SchemaError`` naming ``what`` (never repeating the text)."""
+    text = value.strip()
+    plain = all(unicodedata.category(c) not in {"Cc", "Cs"} for c in text)
+    if not text or len(text) > MAX_PURPOSE_CHARS or not plain:
+        msg = (
+            f"{what} must {must}, in 1 to {MAX_PURPOSE_CHARS} characters of plain text"
+            " (no control characters)"
+        )
+        raise SchemaError(msg)
+    check_minimised(text, what)
+    return text

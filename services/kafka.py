@@ -146,12 +146,7 @@ def producer_options(settings: Settings) -> dict[str, Any]:
 @asynccontextmanager
 async def kafka_sink(settings: Settings) -> AsyncIterator[KafkaSink]:
     """An idempotent producer for the lifetime of the block."""
-    producer = AIOKafkaProducer(**producer_options(settings))
-    try:
-        await producer.start()
-    except KafkaError as exc:
-        await producer.stop()
-        raise _unreachable(settings, exc) from exc
+    producer = await _started(AIOKafkaProducer(**producer_options(settings)), settings)
     try:
         yield KafkaSink(producer)
     finally:
@@ -232,11 +227,7 @@ async def transactional_sink(
         transactional_id=publisher_transactional_id(settings, owner),
         transaction_timeout_ms=_PUBLISH_TRANSACTION_TIMEOUT_MS,
     )
-    try:
-        await producer.start()
-    except KafkaError as exc:
-        await producer.stop()
-        raise _unreachable(settings, exc) from exc
+    await _started(producer, settings)
     try:
         yield KafkaTransactionalSink(producer)
     finally:
@@ -460,13 +451,17 @@ def _unreachable(settings: Settings, exc: KafkaError) -> BrokerError:
     )
 
 
-async def _started(consumer: AIOKafkaConsumer, settings: Settings) -> AIOKafkaConsumer:
+_Client = TypeVar("_Client", AIOKafkaConsumer, AIOKafkaProducer)
+
+
+async def _started(client: _Client, settings: Settings) -> _Client:
+    """``client`` started; stopped again and one ``BrokerError`` if Kafka cannot be reached."""
     try:
-        await consumer.start()
+        await client.start()
     except KafkaError as exc:
-        await consumer.stop()
+        await client.stop()
         raise _unreachable(settings, exc) from exc
-    return consumer
+    return client
 
 
 def _reader(settings: Settings, *, committed_only: bool = True) -> AIOKafkaConsumer:
