@@ -11,7 +11,7 @@ from typing import Final
 
 from consumers.routing import route
 from consumers.rules import RuleSet
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import InspectorateEvent
 from schemas.inspectorates import Programme
 from schemas.topics import Topics
 
@@ -31,7 +31,7 @@ class Explanation:
 
 
 def explain(
-    event: ConcernRaised | ExceptionalPracticeIdentified,
+    event: InspectorateEvent,
     rules: RuleSet,
     *,
     topics: Topics = _CONTRACT,
@@ -48,7 +48,7 @@ def explain(
 
 
 def unmatched_note(
-    event: ConcernRaised | ExceptionalPracticeIdentified,
+    event: InspectorateEvent,
     rules: RuleSet,
     *,
     topics: Topics = _CONTRACT,

@@ -39,7 +39,7 @@ from schemas.audit import (
 )
 from schemas.envelope import Opened, Reason, open_envelope, seal_consideration
 from schemas.errors import EnvelopeError
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import ConcernRaised, InspectorateEvent
 from schemas.inspectorates import Inspectorate, Programme
 from schemas.jtai import JtaiConsiderationRequested
 from schemas.keys import SigningKey, TrustStore
@@ -74,14 +74,14 @@ class Plan:
     refused: EnvelopeError | None = None
 
     @property
-    def event(self) -> ConcernRaised | ExceptionalPracticeIdentified | None:
+    def event(self) -> InspectorateEvent | None:
         """The verified event, or None when the record was refused."""
         return self.opened.event if self.opened is not None else None
 
 
 def _forward(
     record: InboundRecord,
-    event: ConcernRaised | ExceptionalPracticeIdentified,
+    event: InspectorateEvent,
     topic: str,
     extra: Iterable[tuple[str, bytes]] = (),
 ) -> OutboundRecord:

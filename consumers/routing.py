@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from consumers.rules import Rule
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import InspectorateEvent
 from schemas.inspectorates import Programme, owner_of
 
 __all__ = ["Destination", "route"]
@@ -22,7 +22,7 @@ class Destination:
 
 
 def route(
-    event: ConcernRaised | ExceptionalPracticeIdentified,
+    event: InspectorateEvent,
     rules: Iterable[Rule],
 ) -> frozenset[Destination]:
     """Every destination of ``event`` under ``rules``; empty when no rule matches.

@@ -12,7 +12,12 @@ from typing import Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, Finding, Theme
+from schemas.events import (
+    ConcernRaised,
+    Finding,
+    InspectorateEvent,
+    Theme,
+)
 from schemas.inspectorates import Agency, Programme
 
 __all__ = ["EventType", "JtaiSettings", "Rule", "RuleSet"]
@@ -40,7 +45,7 @@ class Rule(BaseModel):
     # strict: in a rules file, "false" in quotes is a typo, not a boolean.
     jtai_requested: bool | None = Field(default=None, strict=True)
 
-    def matches(self, event: ConcernRaised | ExceptionalPracticeIdentified) -> bool:
+    def matches(self, event: InspectorateEvent) -> bool:
         """Whether every condition this rule sets holds for ``event``."""
         return (
             (not self.event_types or event.type in self.event_types)
@@ -49,9 +54,7 @@ class Rule(BaseModel):
             and self._concern_conditions_hold(event)
         )
 
-    def _concern_conditions_hold(
-        self, event: ConcernRaised | ExceptionalPracticeIdentified
-    ) -> bool:
+    def _concern_conditions_hold(self, event: InspectorateEvent) -> bool:
         if not self.findings and self.jtai_requested is None:
             return True
         if not isinstance(event, ConcernRaised):

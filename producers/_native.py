@@ -194,7 +194,7 @@ def build(
             "shareable_learning": finding.shareable_learning,
         }
     try:
-        return CODEC.decode(to_json(fields))
+        event = CODEC.decode(to_json(fields))
     except PydanticSerializationError:
         # A Python string can hold an unpaired surrogate; it is not text and has no JSON.
         problem = Problem("", "a text field holds an unpaired surrogate (not Unicode text)")
@@ -203,6 +203,9 @@ def build(
         raise _refusal(
             source, [Problem(_NATIVE_PATHS.get(p.path, p.path), p.reason) for p in exc.problems]
         ) from None
+    # The fields built above have a concern's or exceptional practice's type only.
+    assert isinstance(event, ConcernRaised | ExceptionalPracticeIdentified)  # noqa: S101
+    return event
 
 
 def _programme_problems(

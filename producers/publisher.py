@@ -40,7 +40,7 @@ import structlog
 from schemas.audit import EventPublished, seal_record
 from schemas.envelope import Sealed, seal
 from schemas.errors import SchemaError
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import InspectorateEvent
 from schemas.keys import SigningKey, entitled
 from schemas.records import OutboundRecord, event_record
 from schemas.topics import Topics
@@ -100,7 +100,7 @@ class Published:
     audit: EventPublished
 
 
-Event = ConcernRaised | ExceptionalPracticeIdentified
+Event = InspectorateEvent
 
 
 class Publisher:

@@ -51,9 +51,10 @@ from schemas._problems import check_size, plain
 from schemas.envelope import pae, parse_dsse, sign_envelope
 from schemas.errors import EnvelopeError, Problem, SchemaError
 from schemas.events import GssCode, Theme
-from schemas.inspectorates import Inspectorate
-from schemas.jtai import JtaiTrigger
+from schemas.inspectorates import Inspectorate, Programme
+from schemas.jtai import JtaiDecision, JtaiTrigger
 from schemas.keys import OWNERS, SigningKey, TrustedKey, TrustStore, entitled
+from schemas.outcomes import Outcome
 
 __all__ = [
     "ACTIONS",
@@ -69,20 +70,26 @@ __all__ = [
     "AuditRecord",
     "CheckpointPublished",
     "ConsiderationEmitted",
+    "DeliveryRefused",
     "DuplicateIgnored",
+    "EnvelopeDelivered",
     "EventPublished",
     "EventQuarantined",
     "EventRouted",
     "EventUnrouted",
     "FeedRead",
     "FeedRefused",
+    "InboxRead",
     "InvalidReason",
     "InvalidRecord",
+    "JtaiDecided",
     "KeyGenerated",
     "KeyRevoked",
     "KeyRotated",
     "Leaf",
+    "OutcomeGiven",
     "QuarantineRedriven",
+    "ReminderRaised",
     "ReplayRun",
     "RouteTaken",
     "SealedRecord",
@@ -455,6 +462,74 @@ class CheckpointPublished(_Record):
     root_hex: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
+class InboxRead(_Record):
+    """A receiving team read its programme's inbox (or an operator the unrouted list):
+    receipt of the findings shown, named in ``event_ids``."""
+
+    action: Literal["inbox.read"] = "inbox.read"
+    queue: Topic = Field(description="The topic read (liaison.programme.<p>, ...).")
+    filters: Filters = Field(default_factory=dict)
+    returned: Count
+
+
+class OutcomeGiven(_Record):
+    """A receiving programme recorded what it did with a finding (the signed
+    ``OutcomeRecorded`` event); ``event_ids`` are the finding's and the outcome's."""
+
+    _about_events: ClassVar[bool] = True
+
+    action: Literal["outcome.recorded"] = "outcome.recorded"
+    outcome_id: UUID
+    programme: Programme
+    outcome: Outcome
+
+
+class ReminderRaised(_Record):
+    """No outcome came within the working days allowed: the bus raised one reminder."""
+
+    _about_events: ClassVar[bool] = True
+
+    action: Literal["outcome.reminder_raised"] = "outcome.reminder_raised"
+    reminder_id: UUID
+    programme: Programme
+
+
+class JtaiDecided(_Record):
+    """The JTAI programme recorded a decision on a consideration; ``event_ids`` are the
+    decision's, the consideration's and its contributing findings'."""
+
+    _about_events: ClassVar[bool] = True
+
+    action: Literal["jtai.decision_recorded"] = "jtai.decision_recorded"
+    decision_id: UUID
+    consideration_id: UUID
+    area: GssCode
+    theme: Theme
+    decision: JtaiDecision
+
+
+class EnvelopeDelivered(_Record):
+    """``serve deliver`` posted a routed envelope to the programme's own system."""
+
+    _about_events: ClassVar[bool] = True
+
+    action: Literal["delivery.delivered"] = "delivery.delivered"
+    programme: Programme
+    attempts: Count
+
+
+class DeliveryRefused(_Record):
+    """Every try to post a routed envelope to the programme's system failed; the
+    envelope is kept in its queue and the inbox shows the refusal."""
+
+    _about_events: ClassVar[bool] = True
+
+    action: Literal["delivery.refused"] = "delivery.refused"
+    programme: Programme
+    attempts: Count
+    reason: ReasonCode = Field(description="The last failure: http_503, timeout, ...")
+
+
 _RECORD_TYPES: Final = (
     EventPublished,
     EventQuarantined,
@@ -473,6 +548,12 @@ _RECORD_TYPES: Final = (
     FeedRefused,
     AnalystAdded,
     AnalystRevoked,
+    InboxRead,
+    OutcomeGiven,
+    ReminderRaised,
+    JtaiDecided,
+    EnvelopeDelivered,
+    DeliveryRefused,
 )
 
 AuditRecord: TypeAlias = Annotated[
@@ -492,7 +573,13 @@ AuditRecord: TypeAlias = Annotated[
     | CheckpointPublished
     | FeedRefused
     | AnalystAdded
-    | AnalystRevoked,
+    | AnalystRevoked
+    | InboxRead
+    | OutcomeGiven
+    | ReminderRaised
+    | JtaiDecided
+    | EnvelopeDelivered
+    | DeliveryRefused,
     Field(discriminator="action"),
 ]
 """Any audit record, decoded by its ``action``."""

@@ -36,14 +36,29 @@ from schemas.events import (
     MAX_EVENT_BYTES,
     ConcernRaised,
     ExceptionalPracticeIdentified,
+    InspectorateEvent,
     JtaiRequest,
+    RecommendationMade,
+    RecommendationReviewed,
     decode_event,
     encode_event,
     validate_event,
 )
-from schemas.jtai import JtaiConsiderationRequested, decode_consideration, encode_consideration
+from schemas.jtai import (
+    JtaiConsiderationRequested,
+    JtaiDecisionRecorded,
+    decode_consideration,
+    encode_consideration,
+)
 from schemas.keys import SigningKey, TrustedKey, TrustStore
-from schemas.records import Headers, InboundRecord, event_headers, header_map
+from schemas.outcomes import DeliveryRecorded, OutcomeOverdue, OutcomeRecorded
+from schemas.records import (
+    Headed,
+    InboundRecord,
+    cloudevents_headers,
+    event_headers,
+    header_map,
+)
 from schemas.wire import strict_loads
 
 __all__ = [
@@ -63,6 +78,7 @@ __all__ = [
     "open_envelope",
     "pae",
     "parse_dsse",
+    "refused_payload",
     "seal",
     "seal_consideration",
     "sign_envelope",
@@ -75,7 +91,7 @@ LOG_APPEND_TIME: Final = 1
 MAX_ENVELOPE_BYTES: Final = MAX_EVENT_BYTES * 4 // 3 + 1024
 """The largest envelope that can carry a largest event (base64 plus the signature)."""
 
-Event = ConcernRaised | ExceptionalPracticeIdentified
+Event = InspectorateEvent
 
 
 class DsseSignature(BaseModel):
@@ -120,6 +136,8 @@ class Reason(StrEnum):
     HEADER_MISMATCH = "header_mismatch"
     DUPLICATE_KEY = "duplicate_key"
     """A JSON object in the envelope or the signed payload repeats a key."""
+    WRONG_TOPIC = "wrong_topic"
+    """A verified envelope of a type this topic does not carry."""
     ID_CONFLICT = "id_conflict"
     """Another inspectorate's verified event already has this event id."""
     UNPARSEABLE = "unparseable"
@@ -293,10 +311,9 @@ def verify(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Verifi
     return Verified(payload_type, payload, key, judged_at)
 
 
-def check_claims(
-    record: InboundRecord, verified: Verified, kind: str, source: str, headers: Headers
-) -> None:
+def check_claims(record: InboundRecord, verified: Verified, claimed: Headed) -> None:
     """The parsed payload agrees with the envelope's type, the key's owner and the headers."""
+    kind, source, headers = claimed.type, str(claimed.source), event_headers(claimed)
     if kind != verified.payload_type:
         raise EnvelopeError(Reason.TYPE_MISMATCH, "payloadType differs from the event's type")
     if source != verified.key.owner:
@@ -305,6 +322,14 @@ def check_claims(
     present = header_map(record.headers)
     for name, expected in headers:
         if present.get(name) != expected:
+            raise EnvelopeError(
+                Reason.HEADER_MISMATCH, f"header {name!r} disagrees with the signed event"
+            )
+    # CloudEvents headers are optional (records published before them have none), but
+    # when present they must agree with the signed event: a reader may filter on them.
+    for name, expected in cloudevents_headers(claimed):
+        found = present.get(name)
+        if found is not None and found != expected:
             raise EnvelopeError(
                 Reason.HEADER_MISMATCH, f"header {name!r} disagrees with the signed event"
             )
@@ -317,6 +342,12 @@ _CONTRACT_NAMES: Final = frozenset(
         ExceptionalPracticeIdentified,
         JtaiRequest,
         JtaiConsiderationRequested,
+        JtaiDecisionRecorded,
+        RecommendationMade,
+        RecommendationReviewed,
+        OutcomeRecorded,
+        OutcomeOverdue,
+        DeliveryRecorded,
     )
     for name in model.model_fields
 )
@@ -332,7 +363,7 @@ def _safe_path(path: str) -> str:
     return ".".join(parts) if path else path
 
 
-def _refused_payload(exc: SchemaError) -> EnvelopeError:
+def refused_payload(exc: SchemaError) -> EnvelopeError:
     """The refusal of a verified payload that does not meet the contract, naming only
     rules and field positions (kept forever in the audit log)."""
     if isinstance(exc, DuplicateKeyError):
@@ -356,8 +387,8 @@ def open_envelope(record: InboundRecord, trust: TrustStore, now: dt.datetime) ->
     try:
         event = decode_event(verified.payload)
     except SchemaError as exc:
-        raise _refused_payload(exc) from None
-    check_claims(record, verified, event.type, event.source.value, event_headers(event))
+        raise refused_payload(exc) from None
+    check_claims(record, verified, event)
     return Opened(event, verified.payload, verified.key, verified.judged_at)
 
 
@@ -402,8 +433,8 @@ def open_consideration(
     try:
         event = decode_consideration(verified.payload)
     except SchemaError as exc:
-        raise _refused_payload(exc) from None
-    check_claims(record, verified, event.type, event.source, event_headers(event))
+        raise refused_payload(exc) from None
+    check_claims(record, verified, event)
     return OpenedConsideration(event, verified.payload, verified.key, verified.judged_at)
 
 

@@ -28,7 +28,7 @@ from schemas._problems import check_size, schema_error
 from schemas.errors import Problem, SchemaError
 from schemas.inspectorates import JTAI, PROGRAMMES, Agency, Inspectorate, Programme
 from schemas.minimisation import check_minimised, check_reference
-from schemas.reference import check_area_at
+from schemas.reference import check_area_at, police_force_of
 from schemas.versioning import Upcasters
 from schemas.wire import CanonicalUuid, Rfc3339, strict_loads
 
@@ -36,14 +36,21 @@ __all__ = [
     "CODEC",
     "CONCERN_RAISED",
     "EXCEPTIONAL_PRACTICE_IDENTIFIED",
+    "FINDING_TYPES",
     "MAX_EVENT_BYTES",
+    "RECOMMENDATION_MADE",
+    "RECOMMENDATION_REVIEWED",
     "Classification",
     "ConcernRaised",
     "Event",
     "EventCodec",
     "ExceptionalPracticeIdentified",
     "Finding",
+    "InspectorateEvent",
     "JtaiRequest",
+    "Progress",
+    "RecommendationMade",
+    "RecommendationReviewed",
     "Theme",
     "decode_event",
     "encode_event",
@@ -59,6 +66,15 @@ CLOCK_SKEW: Final = dt.timedelta(minutes=5)
 
 CONCERN_RAISED: Final = "uk.inspectorate.concern.raised.v1"
 EXCEPTIONAL_PRACTICE_IDENTIFIED: Final = "uk.inspectorate.exceptional_practice.identified.v1"
+RECOMMENDATION_MADE: Final = "uk.inspectorate.recommendation.made.v1"
+RECOMMENDATION_REVIEWED: Final = "uk.inspectorate.recommendation.reviewed.v1"
+FINDING_TYPES: Final = (
+    CONCERN_RAISED,
+    EXCEPTIONAL_PRACTICE_IDENTIFIED,
+    RECOMMENDATION_MADE,
+    RECOMMENDATION_REVIEWED,
+)
+"""Every type an inspectorate publishes on its events topic (and the router routes)."""
 
 
 class Theme(StrEnum):
@@ -209,18 +225,84 @@ class ExceptionalPracticeIdentified(_Event):
         return value
 
 
-Event: TypeAlias = Annotated[
-    ConcernRaised | ExceptionalPracticeIdentified, Field(discriminator="type")
-]
+class Progress(StrEnum):
+    """How far an agency has got with a recommendation, as a progress review judged it."""
+
+    ACHIEVED = "achieved"
+    PROGRESSING = "progressing"
+    NOT_PROGRESSING = "not_progressing"
+    """"Not improving as quickly as we would like": counts towards JTAI consideration."""
+    NO_LONGER_APPLICABLE = "no_longer_applicable"
+
+
+PoliceForceCode: TypeAlias = Annotated[str, StringConstraints(pattern=r"^E23[0-9]{6}$")]
+"""A police force area's GSS code in England (``E23000001`` is the Metropolitan Police)."""
+
+
+class _Recommendation(_Event):
+    """Fields common to a recommendation and its review: the agency it is made to."""
+
+    recipient: Agency = Field(description="The agency the recommendation is made to.")
+    force: PoliceForceCode | None = Field(
+        default=None,
+        description="The police force area, required when the recipient is the police:"
+        " the force that polices the area (schemas.reference.police_force_of).",
+    )
+
+    @model_validator(mode="after")
+    def _recipient_named(self) -> Self:
+        if self.recipient not in self.subject_agencies:
+            msg = "recipient must be one of subject_agencies"
+            raise ValueError(msg)
+        if self.recipient is Agency.POLICE:
+            expected = police_force_of(self.area)
+            if self.force is None:
+                msg = f"force is required when the recipient is the police ({expected.code}"
+                msg += f" polices {self.area})"
+                raise ValueError(msg)
+            if self.force != expected.code:
+                msg = f"force {self.force} does not police {self.area} ({expected.code} does)"
+                raise ValueError(msg)
+        elif self.force is not None:
+            msg = "force is only for a recommendation to the police"
+            raise ValueError(msg)
+        return self
+
+
+class RecommendationMade(_Recommendation):
+    """An inspectorate made a recommendation to a named agency in an area (``summary`` is
+    the recommendation); a ``RecommendationReviewed`` later says how it is progressing."""
+
+    type: Literal["uk.inspectorate.recommendation.made.v1"] = RECOMMENDATION_MADE
+    review_by: dt.date | None = Field(
+        default=None, description="When the inspectorate plans to review progress."
+    )
+
+
+class RecommendationReviewed(_Recommendation):
+    """A progress review of a recommendation (a post-inspection review, say); ``summary``
+    says what the review found. ``not_progressing`` counts towards JTAI consideration."""
+
+    type: Literal["uk.inspectorate.recommendation.reviewed.v1"] = RECOMMENDATION_REVIEWED
+    recommendation_id: CanonicalUuid = Field(description="The RecommendationMade reviewed.")
+    progress: Progress
+
+
+InspectorateEvent: TypeAlias = (
+    ConcernRaised | ExceptionalPracticeIdentified | RecommendationMade | RecommendationReviewed
+)
+"""Any event an inspectorate publishes on its events topic."""
+
+Event: TypeAlias = Annotated[InspectorateEvent, Field(discriminator="type")]
 """Any event of the contract, decoded by its ``type``."""
 
-_EVENT: Final[TypeAdapter[ConcernRaised | ExceptionalPracticeIdentified]] = TypeAdapter(Event)
+_EVENT: Final[TypeAdapter[InspectorateEvent]] = TypeAdapter(Event)
 
 E = TypeVar("E")
 
 
 def _schema_error(exc: ValidationError) -> SchemaError:
-    return schema_error(exc, "event", (CONCERN_RAISED, EXCEPTIONAL_PRACTICE_IDENTIFIED))
+    return schema_error(exc, "event", FINDING_TYPES)
 
 
 class EventCodec(Generic[E]):
@@ -259,9 +341,7 @@ CODEC: Final = EventCodec(_EVENT)
 """The codec of the current contract (no older versions exist yet)."""
 
 
-def validate_event(
-    data: bytes | str, *, now: dt.datetime
-) -> ConcernRaised | ExceptionalPracticeIdentified:
+def validate_event(data: bytes | str, *, now: dt.datetime) -> InspectorateEvent:
     """Check one event as a publisher must: size, contract, reference data, minimisation.
 
     ``now`` is the publisher's clock: ``occurred_at`` may not be later than ``now`` plus
@@ -270,11 +350,11 @@ def validate_event(
     return CODEC.decode(data, now=now)
 
 
-def decode_event(data: bytes | str) -> ConcernRaised | ExceptionalPracticeIdentified:
+def decode_event(data: bytes | str) -> InspectorateEvent:
     """Parse and validate one stored or received event (no clock: it may be years old)."""
     return CODEC.decode(data)
 
 
-def encode_event(event: ConcernRaised | ExceptionalPracticeIdentified) -> bytes:
+def encode_event(event: InspectorateEvent) -> bytes:
     """The event's canonical JSON bytes (what is published, and later signed)."""
     return event.model_dump_json(exclude_none=True).encode()

@@ -44,13 +44,18 @@ from schemas.wire import CanonicalUuid, Rfc3339, WindowEnd, strict_loads
 
 __all__ = [
     "JTAI_CONSIDERATION_REQUESTED",
+    "JTAI_DECISION_RECORDED",
+    "OPEN_DECISIONS",
     "JtaiConsiderationRequested",
+    "JtaiDecision",
+    "JtaiDecisionRecorded",
     "JtaiTrigger",
     "decode_consideration",
     "encode_consideration",
 ]
 
 JTAI_CONSIDERATION_REQUESTED: Final = "uk.inspectorate.jtai.consideration_requested.v1"
+JTAI_DECISION_RECORDED: Final = "uk.inspectorate.jtai.decision_recorded.v1"
 
 
 # "Several" inspectorates: fewer than two is one inspectorate's view, not a joint signal.
@@ -156,3 +161,53 @@ def decode_consideration(data: bytes | str) -> JtaiConsiderationRequested:
         return JtaiConsiderationRequested.model_validate_json(data, strict=True)
     except ValidationError as exc:
         raise schema_error(exc, "consideration") from None
+
+
+class JtaiDecision(StrEnum):
+    """What the JTAI programme decided about a consideration."""
+
+    SHORTLIST = "shortlist"
+    """Kept on the shortlist of candidate areas (the consideration stays open)."""
+    SELECT = "select"
+    """The area is selected for a JTAI on this theme."""
+    DECLINE = "decline"
+    """Not taken forward."""
+    DEFER = "defer"
+    """Looked at again later (the consideration stays open)."""
+
+
+OPEN_DECISIONS: Final = frozenset({JtaiDecision.SHORTLIST, JtaiDecision.DEFER})
+"""Decisions after which a consideration is still open (listed by ``liaison jtai list``)."""
+
+
+class JtaiDecisionRecorded(BaseModel):
+    """The JTAI programme's decision on a consideration, with its reason.
+
+    Published on ``liaison.jtai`` by the inspectorate whose JTAI team member recorded it,
+    signed with that inspectorate's key. The latest decision (by ``occurred_at``) stands.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["uk.inspectorate.jtai.decision_recorded.v1"] = JTAI_DECISION_RECORDED
+    id: CanonicalUuid
+    source: Inspectorate = Field(description="The inspectorate recording it (it signs).")
+    occurred_at: Rfc3339
+    consideration_id: CanonicalUuid
+    area: GssCode
+    theme: Theme
+    decision: JtaiDecision
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    classification: Classification = Classification.OFFICIAL_SENSITIVE
+
+    @field_validator("area")
+    @classmethod
+    def _live_upper_tier_area(cls, value: str, info: ValidationInfo) -> str:
+        check_area_at(value, info.data.get("occurred_at"))
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_minimised(cls, value: str) -> str:
+        check_minimised(value, "reason")
+        return value

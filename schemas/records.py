@@ -7,26 +7,33 @@ more ``OutboundRecord``s, and only ``services/`` talks to the broker.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import InspectorateEvent
 from schemas.inspectorates import Inspectorate
 from schemas.topics import Topics
 
 __all__ = [
+    "CE_CONTENT_TYPE",
+    "CE_SOURCE_PREFIX",
     "HEADER_AREA",
     "HEADER_EVENT_ID",
     "HEADER_SOURCE",
     "HEADER_TYPE",
+    "Headed",
     "Headers",
     "InboundRecord",
     "OutboundRecord",
+    "cloudevents_headers",
     "event_headers",
     "event_record",
     "header_map",
+    "signed_headers",
+    "signed_record",
 ]
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -70,7 +77,9 @@ def header_map(headers: Sequence[tuple[str, bytes]]) -> Mapping[str, bytes]:
     return dict(headers)
 
 
-class _Headed(Protocol):
+class Headed(Protocol):
+    """Any signed event of the contract: it has a type, a source, an area and an id."""
+
     @property
     def type(self) -> str: ...
     @property
@@ -79,9 +88,11 @@ class _Headed(Protocol):
     def area(self) -> str: ...
     @property
     def id(self) -> UUID: ...
+    @property
+    def occurred_at(self) -> dt.datetime: ...
 
 
-def event_headers(event: _Headed) -> Headers:
+def event_headers(event: Headed) -> Headers:
     """The headers that repeat an event's type, source, area and id for filtering."""
     return (
         (HEADER_TYPE, event.type.encode()),
@@ -91,13 +102,41 @@ def event_headers(event: _Headed) -> Headers:
     )
 
 
-def event_record(
-    event: ConcernRaised | ExceptionalPracticeIdentified, envelope: bytes, topics: Topics
-) -> OutboundRecord:
-    """The record an inspectorate publishes: its envelope, keyed by area, to its own topic."""
-    return OutboundRecord(
-        topic=topics.events(Inspectorate(event.source)),
-        key=event.area.encode(),
-        value=envelope,
-        headers=event_headers(event),
+CE_SOURCE_PREFIX = "urn:liaison:"
+"""CloudEvents ``source`` of a record: this prefix and the signer (``urn:liaison:ofsted``)."""
+CE_CONTENT_TYPE = "application/vnd.dsse.envelope.v1+json"
+"""The record value's media type: a DSSE envelope (its payload is the event's JSON)."""
+
+
+def cloudevents_headers(event: Headed) -> Headers:
+    """CloudEvents 1.0 Kafka protocol binding, binary mode: ``ce_*`` attributes and the
+    value's ``content-type``, so CloudEvents SDKs read Liaison's records as events.
+
+    They repeat signed fields; readers check them against the signed event when present
+    (records published before they existed have none).
+    """
+    return (
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(event.id).encode()),
+        ("ce_source", f"{CE_SOURCE_PREFIX}{event.source}".encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_time", event.occurred_at.isoformat().encode()),
+        ("content-type", CE_CONTENT_TYPE.encode()),
     )
+
+
+def signed_headers(event: Headed) -> Headers:
+    """Every header of a signed record: the contract's four, then the CloudEvents ones."""
+    return (*event_headers(event), *cloudevents_headers(event))
+
+
+def signed_record(topic: str, event: Headed, envelope: bytes) -> OutboundRecord:
+    """A signed envelope as a record to ``topic``, keyed by the event's area."""
+    return OutboundRecord(
+        topic=topic, key=event.area.encode(), value=envelope, headers=signed_headers(event)
+    )
+
+
+def event_record(event: InspectorateEvent, envelope: bytes, topics: Topics) -> OutboundRecord:
+    """The record an inspectorate publishes: its envelope, keyed by area, to its own topic."""
+    return signed_record(topics.events(Inspectorate(event.source)), event, envelope)

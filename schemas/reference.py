@@ -34,6 +34,7 @@ __all__ = [
     "check_area_at",
     "local_authorities",
     "police_force_areas",
+    "police_force_of",
     "regions",
     "successors",
 ]
@@ -97,6 +98,17 @@ def local_authorities() -> Mapping[str, LocalAuthority]:
 def police_force_areas() -> Mapping[str, PoliceForceArea]:
     """Every police force area in the published list, keyed by code."""
     return _police_force_areas()
+
+
+def police_force_of(code: str) -> PoliceForceArea:
+    """The police force area that polices the upper-tier authority ``code``.
+
+    From ``data/la-police-force-area.csv`` (compiled for Liaison; its sources and checks
+    are in ``data/ATTRIBUTION.md``). Raises ``SchemaError`` for a code that is not an
+    upper-tier authority in the data.
+    """
+    authority = _authority(code)
+    return police_force_areas()[_force_of_authority()[authority.code]]
 
 
 def successors(code: str) -> tuple[LocalAuthority, ...]:
@@ -269,6 +281,13 @@ def _police_force_areas() -> Mapping[str, PoliceForceArea]:
             )
             for row in _read_csv("police-force-areas.csv")
         }
+    )
+
+
+@functools.cache
+def _force_of_authority() -> Mapping[str, str]:
+    return MappingProxyType(
+        {row["la_code"]: row["pfa_code"] for row in _read_csv("la-police-force-area.csv")}
     )
 
 

@@ -92,6 +92,16 @@ class Topics:
         return f"{self.prefix}liaison.feed.areas"
 
     @property
+    def outcomes(self) -> str:
+        """Outcomes recorded by receiving programmes, and overdue reminders, by area."""
+        return f"{self.prefix}liaison.outcomes"
+
+    @property
+    def delivery(self) -> str:
+        """Results of posting routed envelopes to programmes' own systems, by area."""
+        return f"{self.prefix}liaison.delivery"
+
+    @property
     def quarantine(self) -> str:
         """Records that could not be accepted, with the reason."""
         return f"{self.prefix}liaison.quarantine"
@@ -150,6 +160,18 @@ class Topics:
             TopicSpec(self.jtai, EVENT_PARTITIONS, "the JTAI queue", _ENVELOPES),
             TopicSpec(
                 self.feed, EVENT_PARTITIONS, "every verified event, for analysts", _ENVELOPES
+            ),
+            TopicSpec(
+                self.outcomes,
+                EVENT_PARTITIONS,
+                "outcomes recorded by receiving programmes and overdue reminders, by area",
+                _ENVELOPES,
+            ),
+            TopicSpec(
+                self.delivery,
+                EVENT_PARTITIONS,
+                "results of delivering routed envelopes to programmes' own systems",
+                _ENVELOPES,
             ),
             TopicSpec(
                 self.quarantine,

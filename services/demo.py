@@ -33,6 +33,7 @@ from schemas.events import (
     ConcernRaised,
     ExceptionalPracticeIdentified,
     Finding,
+    InspectorateEvent,
     JtaiRequest,
     Theme,
 )
@@ -59,7 +60,7 @@ __all__ = ["run_demo", "scenario"]
 _DELIVERY_TIMEOUT_S = 60.0
 _SERVING_ROUTER_TIMEOUT_S = 20.0
 
-AnyEvent = ConcernRaised | ExceptionalPracticeIdentified
+AnyEvent = InspectorateEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,7 @@ from schemas.events import (
     CONCERN_RAISED,
     EXCEPTIONAL_PRACTICE_IDENTIFIED,
     MAX_EVENT_BYTES,
-    ConcernRaised,
-    ExceptionalPracticeIdentified,
+    InspectorateEvent,
     Theme,
     validate_event,
 )
@@ -256,11 +255,11 @@ class Checked:
     """One document after checking: its event when valid, else every problem, by line."""
 
     document: Document
-    event: ConcernRaised | ExceptionalPracticeIdentified | None
+    event: InspectorateEvent | None
     problems: tuple[str, ...] = ()
 
 
-def _no_extra_check(event: ConcernRaised | ExceptionalPracticeIdentified) -> str | None:
+def _no_extra_check(event: InspectorateEvent) -> str | None:
     del event
     return None
 
@@ -268,9 +267,7 @@ def _no_extra_check(event: ConcernRaised | ExceptionalPracticeIdentified) -> str
 def check_documents(
     documents: Iterable[Document],
     clock: Callable[[], dt.datetime],
-    extra: Callable[[ConcernRaised | ExceptionalPracticeIdentified], str | None] = (
-        _no_extra_check
-    ),
+    extra: Callable[[InspectorateEvent], str | None] = (_no_extra_check),
 ) -> Iterator[Checked]:
     """Check each document as a publisher must (size, contract, ``extra``, repeated ids).
 

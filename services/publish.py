@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from producers.publisher import BATCH, Publisher
 from schemas.envelope import Sealed
 from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import InspectorateEvent
 from schemas.inspectorates import Inspectorate
 from schemas.keys import SigningKey, TrustStore
 from services.inputs import Document, check_documents
@@ -50,7 +50,7 @@ def _problems(
 ) -> tuple[list[Sealed], list[str]]:
     """Seal every valid document; describe every invalid one (by line, never its content)."""
 
-    def own(event: ConcernRaised | ExceptionalPracticeIdentified) -> str | None:
+    def own(event: InspectorateEvent) -> str | None:
         if event.source is inspectorate:
             return None
         return f"source: is {event.source.value}, but this is publishing as {inspectorate.value}"

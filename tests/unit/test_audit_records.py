@@ -24,20 +24,26 @@ from schemas.audit import (
     AuditRecord,
     CheckpointPublished,
     ConsiderationEmitted,
+    DeliveryRefused,
     DuplicateIgnored,
+    EnvelopeDelivered,
     EventPublished,
     EventQuarantined,
     EventRouted,
     EventUnrouted,
     FeedRead,
     FeedRefused,
+    InboxRead,
     InvalidReason,
     InvalidRecord,
+    JtaiDecided,
     KeyGenerated,
     KeyRevoked,
     KeyRotated,
     Leaf,
+    OutcomeGiven,
     QuarantineRedriven,
+    ReminderRaised,
     ReplayRun,
     RouteTaken,
     VerificationFailed,
@@ -51,8 +57,9 @@ from schemas.audit import (
 )
 from schemas.errors import SchemaError
 from schemas.events import Theme
-from schemas.inspectorates import Inspectorate
-from schemas.jtai import JtaiTrigger
+from schemas.inspectorates import Inspectorate, Programme
+from schemas.jtai import JtaiDecision, JtaiTrigger
+from schemas.outcomes import Outcome
 
 AT = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 EVENT = uuid.UUID("6f1c0d2e-0c5e-4e0e-9b1e-2b0b1c8d6e77")
@@ -154,6 +161,50 @@ SAMPLES: dict[str, AuditRecord] = {
     "analyst.revoked": AnalystRevoked(
         at=AT, actor="operator:cli", analyst="a.khan", reason="left the inspectorate"
     ),
+    "inbox.read": InboxRead(
+        at=AT,
+        actor="inspectorate:hmicfrs",
+        event_ids=(EVENT,),
+        queue="liaison.programme.ncpi",
+        filters={"programme": "ncpi"},
+        returned=1,
+    ),
+    "outcome.recorded": OutcomeGiven(
+        at=AT,
+        actor="inspectorate:hmicfrs",
+        event_ids=(EVENT, OTHER),
+        outcome_id=OTHER,
+        programme=Programme.NCPI,
+        outcome=Outcome.INFORMS_SCHEDULING,
+    ),
+    "outcome.reminder_raised": ReminderRaised(
+        at=AT,
+        actor="router:overdue",
+        event_ids=(EVENT,),
+        reminder_id=OTHER,
+        programme=Programme.CLAS,
+    ),
+    "jtai.decision_recorded": JtaiDecided(
+        at=AT,
+        actor="inspectorate:ofsted",
+        event_ids=(OTHER, EVENT),
+        decision_id=OTHER,
+        consideration_id=EVENT,
+        area="E08000035",
+        theme=Theme.NEGLECT,
+        decision=JtaiDecision.SELECT,
+    ),
+    "delivery.delivered": EnvelopeDelivered(
+        at=AT, actor="inspectorate:cqc", event_ids=(EVENT,), programme=Programme.CLAS, attempts=3
+    ),
+    "delivery.refused": DeliveryRefused(
+        at=AT,
+        actor="inspectorate:cqc",
+        event_ids=(EVENT,),
+        programme=Programme.CLAS,
+        attempts=8,
+        reason="http_503",
+    ),
 }
 
 
@@ -180,7 +231,7 @@ def paths(error: SchemaError) -> set[str]:
 
 def test_there_is_a_sample_of_every_action() -> None:
     assert set(SAMPLES) == set(ACTIONS)
-    assert len(set(ACTIONS)) == len(ACTIONS) == 17
+    assert len(set(ACTIONS)) == len(ACTIONS) == 23
 
 
 @pytest.mark.parametrize("action", ACTIONS)

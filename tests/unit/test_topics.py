@@ -27,6 +27,8 @@ CONTRACT = {
     "liaison.programme.custody",
     "liaison.jtai",
     "liaison.feed.areas",
+    "liaison.outcomes",
+    "liaison.delivery",
     "liaison.quarantine",
     "liaison.unrouted",
     "liaison.audit",
