@@ -8,7 +8,7 @@ import traceback
 from typing import NoReturn
 
 from schemas.errors import LiaisonError
-from services.cli import analysts, audit, contract, feed, keys, ops, serve
+from services.cli import analysts, audit, contract, feed, inbox, jtai, keys, ops, serve
 from services.cli._common import app, err
 
 __all__ = ["app", "main"]
@@ -23,6 +23,9 @@ app.add_typer(ops.quarantine_app, name="quarantine")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(feed.feed_app, name="feed")
 app.add_typer(analysts.analysts_app, name="analysts")
+app.add_typer(inbox.inbox_app, name="inbox")
+app.add_typer(inbox.unrouted_app, name="unrouted")
+app.add_typer(jtai.jtai_app, name="jtai")
 
 
 def main() -> None:
