@@ -44,6 +44,7 @@ from schemas.events import (
     decode_event,
     validate_event,
 )
+from schemas.inspectorates import JTAI, Programme
 from schemas.jtai import (
     JTAI_CONSIDERATION_REQUESTED,
     JTAI_DECISION_RECORDED,
@@ -60,6 +61,7 @@ from schemas.outcomes import (
     OutcomeRecorded,
 )
 from schemas.records import InboundRecord
+from schemas.topics import Topics
 from schemas.wire import strict_loads
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "OpenedSigned",
     "SealedSigned",
     "SignedEvent",
+    "accepted_on",
     "decode_signed",
     "encode_signed",
     "open_signed",
@@ -121,6 +124,21 @@ OUTCOME_TOPIC_TYPES: Final = frozenset({OUTCOME_RECORDED, OUTCOME_OVERDUE})
 """``liaison.outcomes``: what programmes did with findings, and overdue reminders."""
 DELIVERY_TOPIC_TYPES: Final = frozenset({DELIVERY_RECORDED})
 """``liaison.delivery``: results of ``liaison serve deliver``."""
+
+
+def accepted_on(topic: str, topics: Topics) -> frozenset[str]:
+    """The signed types ``topic`` (a name under ``topics``) carries; empty for a topic of
+    no signed events (the audit log, quarantine, keys)."""
+    by_topic = {
+        topics.feed: FEED_TYPES,
+        topics.jtai: JTAI_TOPIC_TYPES,
+        topics.outcomes: OUTCOME_TOPIC_TYPES,
+        topics.delivery: DELIVERY_TOPIC_TYPES,
+        topics.unrouted: frozenset(FINDING_TYPES),
+        **{name: frozenset(FINDING_TYPES) for name in topics.all_events()},
+        **{topics.programme(p): PROGRAMME_TOPIC_TYPES for p in Programme if p is not JTAI},
+    }
+    return by_topic.get(topic, frozenset())
 
 
 def encode_signed(event: SignedEvent) -> bytes:

@@ -25,11 +25,11 @@ from typing import Final
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.audit_proof import encode_proof
-from schemas.envelope import Opened, open_envelope
 from schemas.errors import ConfigurationError, EnvelopeError
 from schemas.inspectorates import Inspectorate
 from schemas.keys import TrustStore
 from schemas.records import HEADER_AREA, HEADER_TYPE, InboundRecord, header_map
+from schemas.signed import OpenedSigned, accepted_on, open_signed
 from services.audit_store import SqliteAuditStore
 from services.auditor import inclusion_document, latest_signed
 from services.kafka import inbound, partition_counts, tolerate_unparseable
@@ -69,12 +69,13 @@ class Filters:
         }
         return {k: v for k, v in values.items() if v is not None}
 
-    def admits(self, opened: Opened) -> bool:
+    def admits(self, opened: OpenedSigned) -> bool:
         """Whether a verified event matches (its signed content decides, not headers)."""
         event = opened.event
+        theme = getattr(event, "theme", None)
         return (
             (self.area is None or event.area == self.area)
-            and (self.theme is None or event.theme.value == self.theme)
+            and (self.theme is None or (theme is not None and theme.value == self.theme))
             and (self.source is None or event.source is self.source)
             and (self.type is None or event.type == self.type)
         )
@@ -92,7 +93,7 @@ class Filters:
 class Replay:
     """What a replay found: verified events in log order, and records that failed."""
 
-    verified: list[tuple[InboundRecord, Opened]] = field(default_factory=list)
+    verified: list[tuple[InboundRecord, OpenedSigned]] = field(default_factory=list)
     unverifiable: list[tuple[InboundRecord, EnvelopeError]] = field(default_factory=list)
     scanned: int = 0
 
@@ -138,7 +139,7 @@ async def replay_topics(
                         todo.pop(tp, None)
                         break
                     found.scanned += 1
-                    _judge(inbound(raw), filters, trust, now, found)
+                    _judge(inbound(raw), filters, trust, now, found, settings=settings)
                 if tp in todo and await consumer.position(tp) >= ends[tp]:
                     todo.pop(tp)
             progress(found.scanned, total)
@@ -149,10 +150,16 @@ async def replay_topics(
 
 
 def _judge(
-    record: InboundRecord, filters: Filters, trust: TrustStore, now: dt.datetime, found: Replay
+    record: InboundRecord,
+    filters: Filters,
+    trust: TrustStore,
+    now: dt.datetime,
+    found: Replay,
+    *,
+    settings: Settings,
 ) -> None:
     try:
-        opened = open_envelope(record, trust, now)
+        opened = open_signed(record, trust, now, accepted_on(record.topic, settings.topics))
     except EnvelopeError as exc:
         if filters.may_concern(record):
             found.unverifiable.append((record, exc))

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from schemas.audit import AnalystScope
-from schemas.envelope import Opened
 from schemas.errors import SchemaError
 from schemas.events import Theme
 from schemas.reference import local_authorities, regions
+from schemas.signed import OpenedSigned
 
 __all__ = [
     "OUT_OF_SCOPE",
@@ -206,10 +206,10 @@ def area_in_scope(scope: AnalystScope, area: str) -> bool:
     return authority is not None and authority.region.name in scope.regions
 
 
-def admits(scope: AnalystScope, opened: Opened) -> bool:
+def admits(scope: AnalystScope, opened: OpenedSigned) -> bool:
     """Whether a verified event is inside the scope (its signed content decides)."""
     event = opened.event
-    return event.theme in scope.themes and area_in_scope(scope, event.area)
+    return getattr(event, "theme", None) in scope.themes and area_in_scope(scope, event.area)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +243,8 @@ def refusal(scope: AnalystScope, area: str | None, theme: str | None) -> Refusal
     return None
 
 
-def select(scope: AnalystScope, found: Iterable[tuple[T, Opened]]) -> list[tuple[T, Opened]]:
+def select(
+    scope: AnalystScope, found: Iterable[tuple[T, OpenedSigned]]
+) -> list[tuple[T, OpenedSigned]]:
     """The verified events of ``found`` (each with where it was read) inside the scope."""
     return [(where, opened) for where, opened in found if admits(scope, opened)]

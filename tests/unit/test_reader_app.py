@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from schemas.audit import AnalystScope, FeedRead, FeedRefused
-from schemas.envelope import open_envelope
 from schemas.errors import BrokerError
 from schemas.events import Theme
 from schemas.inspectorates import Inspectorate
 from schemas.reference import local_authorities
+from schemas.signed import FEED_TYPES, open_signed
 from services.reader.analysts import Analyst, Registry, new_token, token_sha256
 from services.reader.app import MAX_BODY_BYTES, MAX_LIMIT, create_app
 from services.reader.client import ReaderError, check_token, read_feed
@@ -46,7 +46,7 @@ class FakeFeed:
             record = sealed_inbound(
                 concern(area=area, theme=theme), OFSTED, appended_at=NOW + dt.timedelta(seconds=i)
             )
-            found.verified.append((record, open_envelope(record, TRUST, NOW)))
+            found.verified.append((record, open_signed(record, TRUST, NOW, FEED_TYPES)))
         return found
 
     async def read(self, filters: Filters, now: dt.datetime) -> Replay:

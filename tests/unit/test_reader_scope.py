@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.audit import AnalystScope
-from schemas.envelope import Opened
 from schemas.errors import ConfigurationError, SchemaError
 from schemas.events import Theme
 from schemas.reference import local_authorities, regions
+from schemas.signed import OpenedSigned as Opened
 from services.reader.analysts import (
     TOKEN_PREFIX,
     Analyst,
