@@ -31,9 +31,16 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified, JtaiRequest
+from schemas.events import (
+    ConcernRaised,
+    ExceptionalPracticeIdentified,
+    JtaiRequest,
+    RecommendationMade,
+    RecommendationReviewed,
+)
 from schemas.inspectorates import JTAI, PROGRAMMES
-from schemas.jtai import JtaiConsiderationRequested, JtaiTrigger
+from schemas.jtai import JtaiConsiderationRequested, JtaiDecisionRecorded, JtaiTrigger
+from schemas.outcomes import DeliveryRecorded, OutcomeOverdue, OutcomeRecorded
 from schemas.wire import (
     DATETIME_PATTERN,
     UUID_PATTERN,
@@ -48,7 +55,13 @@ __all__ = ["CALENDAR_DAY_PATTERN", "EVENT_MODELS", "json_schemas", "render"]
 EVENT_MODELS: Final[tuple[type[BaseModel], ...]] = (
     ConcernRaised,
     ExceptionalPracticeIdentified,
+    RecommendationMade,
+    RecommendationReviewed,
     JtaiConsiderationRequested,
+    JtaiDecisionRecorded,
+    OutcomeRecorded,
+    OutcomeOverdue,
+    DeliveryRecorded,
 )
 
 CALENDAR_DAY_PATTERN: Final = (

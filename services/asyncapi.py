@@ -43,6 +43,15 @@ def asyncapi_document(settings: Settings) -> str:
         topics.jtai: "The JTAI queue: requests, urgent notifications, deep-dive themes.",
         topics.feed: "Every verified event, keyed by area, for analysts.",
         topics.unrouted: "Verified events that no routing rule matched.",
+        topics.outcomes: (
+            "Outcomes receiving programmes recorded for findings (signed by the receiving"
+            " inspectorate; routed back to the publisher's programme queue and the feed),"
+            " and the bus's overdue reminders."
+        ),
+        topics.delivery: (
+            "Results of posting routed envelopes to programmes' own systems (liaison serve"
+            " deliver), signed by the receiving inspectorate."
+        ),
     }
     for name, description in outputs.items():
         broker.publisher(name, title=name, description=description, schema=DsseEnvelope)
@@ -53,7 +62,9 @@ def asyncapi_document(settings: Settings) -> str:
         description=(
             "Information-sharing event bus of England's child-protection inspectorates."
             " Each record is a DSSE envelope (Ed25519) around an event, keyed by area GSS"
-            " code; headers repeat type, source, area and event_id; routed copies add"
+            " code; headers repeat type, source, area and event_id, and carry the"
+            " CloudEvents Kafka binary-mode attributes (ce_id, ce_source, ce_type,"
+            " ce_specversion, ce_time, content-type); routed copies add"
             " liaison_rules and liaison_reason. Quarantine, audit and key topics are"
             " described in the README."
         ),
