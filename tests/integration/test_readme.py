@@ -82,6 +82,8 @@ def test_every_command_in_the_readme_exists() -> None:
     [
         ("concern", "uk.inspectorate.concern.raised.v1"),
         ("exceptional_practice", "uk.inspectorate.exceptional_practice.identified.v1"),
+        ("recommendation", "uk.inspectorate.recommendation.made.v1"),
+        ("review", "uk.inspectorate.recommendation.reviewed.v1"),
     ],
 )
 def test_readme_event_examples_are_valid(name: str, wire_type: str) -> None:
