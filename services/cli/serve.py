@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from typing import Annotated
 
 import typer
 
+from consumers.delivery import MAX_TRIES
 from schemas.errors import LiaisonError
+from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import BUS, SigningKey
 from services.audit_service import AuditService, open_store
 from services.cli._common import (
@@ -18,6 +22,14 @@ from services.cli._common import (
     _wide,
     app,
     err,
+)
+from services.deliver import (
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_TRIES,
+    MAX_TIMEOUT_S,
+    check_endpoint,
+    deliver,
+    receiver_of,
 )
 from services.demo import run_demo
 from services.kafka import start_when_reachable, stop_quietly
@@ -124,5 +136,62 @@ def serve_audit() -> None:
             await warden.stop()
             await service.stop()
         return 1 if failed else 0
+
+    raise typer.Exit(_run(serve))
+
+
+@serve_app.command("deliver")
+def serve_deliver(
+    programme: Annotated[
+        Programme,
+        typer.Option(
+            "--programme", help="The programme whose queue to deliver.", case_sensitive=False
+        ),
+    ],
+    to: Annotated[str, typer.Option("--to", help="The programme's HTTP(S) endpoint.")],
+    tries: Annotated[
+        int, typer.Option("--tries", help="Tries per envelope before it is refused.")
+    ] = DEFAULT_TRIES,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds one try may take.")
+    ] = DEFAULT_TIMEOUT_S,
+    as_: Annotated[
+        Inspectorate | None,
+        typer.Option(
+            "--as",
+            help="The inspectorate acting (required for jtai; else the programme's owner).",
+            case_sensitive=False,
+        ),
+    ] = None,
+) -> None:
+    """Post each envelope routed to a programme to its own system until stopped.
+
+    Envelopes are posted unchanged (the receiver verifies the signature), with the event
+    id as Idempotency-Key; failures are tried again with backoff; each result (delivered,
+    or refused after the last try) is signed and recorded on liaison.delivery and in the
+    audit log. Started while the broker is down, it waits for it.
+    """
+    settings = _settings(service=True)
+    try:
+        receiver = receiver_of(programme, as_)
+        check_endpoint(to)
+    except LiaisonError as exc:
+        _fail(str(exc))
+    if not 1 <= tries <= MAX_TRIES:
+        _fail(f"--tries must be from 1 to {MAX_TRIES}")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_S):
+        _fail(f"--timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds")
+
+    async def receiver_key() -> SigningKey:
+        trust = await load_trust(settings)
+        return signing_key_for(receiver.value, settings, KeyStore(settings), trust)
+
+    async def serve() -> int:
+        stop = _stop_on_signals()
+        key = await start_when_reachable(settings, receiver_key, stop)
+        if key is None:
+            return 0  # stopped while waiting for the broker
+        await deliver(settings, programme, to, key=key, tries=tries, stop=stop, timeout_s=timeout)
+        return 0
 
     raise typer.Exit(_run(serve))

@@ -54,6 +54,7 @@ async def test_a_published_record_is_a_cloudevent_the_sdk_reads(
     assert read.get_datacontenttype() == CE_CONTENT_TYPE
     # The data is the DSSE envelope, signature intact: its payload is the event's JSON.
     data = read.get_data()
+    assert data is not None
     envelope = data if isinstance(data, dict) else json.loads(data)
     assert json.loads(base64.b64decode(envelope["payload"]))["id"] == str(event.id)
 
