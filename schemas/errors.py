@@ -21,6 +21,11 @@ Every error Liaison raises on purpose derives from ``LiaisonError``::
     │                                     cannot be made (services.reader.analysts)
     ├── ReaderError                       a read through the reader service failed
     │                                     (services.reader.client; ``status``: HTTP)
+    ├── InboxError                        a finding is not in the programme's inbox, or the
+    │                                     inbox is asked for as the wrong inspectorate
+    │                                     (services.inbox)
+    ├── ConsiderationNotFoundError        no verified JTAI consideration has that id
+    │   (LookupError)                     (services.jtai_desk)
     └── BrokerError                       the message log cannot be reached or used
         └── LocalBrokerError              the local development broker failed to start/stop
 
