@@ -53,6 +53,10 @@ from schemas.jtai import (
 from schemas.keys import SigningKey, TrustedKey, TrustStore
 from schemas.outcomes import DeliveryRecorded, OutcomeOverdue, OutcomeRecorded
 from schemas.records import (
+    HEADER_AREA,
+    HEADER_EVENT_ID,
+    HEADER_SOURCE,
+    HEADER_TYPE,
     Headed,
     InboundRecord,
     cloudevents_headers,
@@ -136,6 +140,8 @@ class Reason(StrEnum):
     HEADER_MISMATCH = "header_mismatch"
     DUPLICATE_KEY = "duplicate_key"
     """A JSON object in the envelope or the signed payload repeats a key."""
+    ROUTE_UNPROVEN = "route_unproven"
+    """A record on a queue without a valid route attestation from the router."""
     WRONG_TOPIC = "wrong_topic"
     """A verified envelope of a type this topic does not carry."""
     ID_CONFLICT = "id_conflict"
@@ -311,6 +317,9 @@ def verify(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Verifi
     return Verified(payload_type, payload, key, judged_at)
 
 
+_CONTRACT_HEADERS: Final = frozenset({HEADER_TYPE, HEADER_SOURCE, HEADER_AREA, HEADER_EVENT_ID})
+
+
 def check_claims(record: InboundRecord, verified: Verified, claimed: Headed) -> None:
     """The parsed payload agrees with the envelope's type, the key's owner and the headers."""
     kind, source, headers = claimed.type, str(claimed.source), event_headers(claimed)
@@ -326,13 +335,23 @@ def check_claims(record: InboundRecord, verified: Verified, claimed: Headed) -> 
                 Reason.HEADER_MISMATCH, f"header {name!r} disagrees with the signed event"
             )
     # CloudEvents headers are optional (records published before them have none), but
-    # when present they must agree with the signed event: a reader may filter on them.
-    for name, expected in cloudevents_headers(claimed):
-        found = present.get(name)
-        if found is not None and found != expected:
+    # when present they must agree with the signed event: a reader may filter on them,
+    # and CloudEvents SDKs read header names in any case, the last repeat winning. So any
+    # header a CloudEvents reader would take as an attribute must be exactly one we write,
+    # and no contract or CloudEvents header may repeat.
+    expected_ce = dict(cloudevents_headers(claimed))
+    seen: set[str] = set()
+    for name, value in record.headers:
+        folded = name.lower()
+        attribute = folded.startswith("ce_") or folded == "content-type"
+        if attribute and expected_ce.get(name) != value:
             raise EnvelopeError(
-                Reason.HEADER_MISMATCH, f"header {name!r} disagrees with the signed event"
+                Reason.HEADER_MISMATCH, "a CloudEvents header disagrees with the signed event"
             )
+        if attribute or name in _CONTRACT_HEADERS:
+            if folded in seen:
+                raise EnvelopeError(Reason.HEADER_MISMATCH, "a contract header is repeated")
+            seen.add(folded)
 
 
 _CONTRACT_NAMES: Final = frozenset(

@@ -39,7 +39,7 @@ from schemas.events import (
 from schemas.inspectorates import Inspectorate
 from schemas.keys import BUS
 from schemas.minimisation import check_minimised
-from schemas.reference import check_area_at
+from schemas.reference import check_area_at, check_known_area
 from schemas.wire import CanonicalUuid, Rfc3339, WindowEnd, strict_loads
 
 __all__ = [
@@ -202,8 +202,10 @@ class JtaiDecisionRecorded(BaseModel):
 
     @field_validator("area")
     @classmethod
-    def _live_upper_tier_area(cls, value: str, info: ValidationInfo) -> str:
-        check_area_at(value, info.data.get("occurred_at"))
+    def _known_area(cls, value: str) -> str:
+        # Checked live at the consideration's time; an area that has ended since (a
+        # reorganisation) must still be decided on.
+        check_known_area(value)
         return value
 
     @field_validator("reason")

@@ -32,7 +32,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,7 +40,7 @@ from schemas.events import Classification, GssCode, Theme
 from schemas.inspectorates import JTAI, PROGRAMMES, Inspectorate, Programme, owner_of
 from schemas.keys import BUS
 from schemas.minimisation import check_minimised
-from schemas.reference import check_area_at
+from schemas.reference import check_known_area
 from schemas.wire import CanonicalUuid, Rfc3339
 
 __all__ = [
@@ -114,8 +113,10 @@ class _AboutFinding(BaseModel):
 
     @field_validator("area")
     @classmethod
-    def _live_upper_tier_area(cls, value: str, info: ValidationInfo) -> str:
-        check_area_at(value, info.data.get("occurred_at"))
+    def _known_area(cls, value: str) -> str:
+        # The finding's area was checked at the finding's time; one that has ended since
+        # (a reorganisation) must still be named by what is recorded about it.
+        check_known_area(value)
         return value
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ __all__ = [
     "Region",
     "check_area",
     "check_area_at",
+    "check_known_area",
     "local_authorities",
     "police_force_areas",
     "police_force_of",
@@ -128,6 +129,15 @@ def check_area_at(code: str, when: object) -> None:
     midnight); does nothing when ``when`` is not a datetime (its own check reports that)."""
     if isinstance(when, datetime.datetime):
         check_area(code, when.astimezone(_ENGLAND).date())
+
+
+def check_known_area(code: str) -> LocalAuthority:
+    """The upper-tier LA with this GSS code, live or not; else raise SchemaError.
+
+    For records about an earlier finding (an outcome, a JTAI decision): the finding was
+    checked against its own date, and an area that has ended since must still be named.
+    """
+    return _authority(code)
 
 
 def check_area(code: str, on: datetime.date) -> LocalAuthority:

@@ -76,7 +76,11 @@ async def read_signed(
                         found.refused.append((record, exc))
                     else:
                         found.verified.append((record, opened))
-                if tp in todo and await consumer.position(tp) >= ends[tp]:
+            # Every partition, not only those that returned records: one whose last records
+            # are an aborted transaction (or its markers) returns nothing to a
+            # read_committed reader, yet its position reaches the end.
+            for tp in list(todo):
+                if await consumer.position(tp) >= ends[tp]:
                     todo.pop(tp)
     finally:
         await consumer.stop()

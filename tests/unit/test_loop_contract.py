@@ -329,3 +329,34 @@ def test_any_changed_fields_decode_or_list_their_problems(
     except SchemaError as exc:
         decoded = exc
     assert str(decoded) if isinstance(decoded, SchemaError) else decoded.type in ALL_TYPES
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (("CE_TYPE", b"uk.inspectorate.jtai.decision_recorded.v1"),),
+        (("Ce_Source", b"urn:liaison:hmicfrs"),),
+        (("ce_subject", b"anything a reader would take as an attribute"),),
+        (("Content-Type", b"text/plain"),),
+        (("ce_type", b"uk.inspectorate.finding.outcome_recorded.v1"),),  # repeated, equal
+        (("event_id", str(uuid.uuid4()).encode()),),  # a contract header repeated
+    ],
+)
+def test_cloudevents_headers_in_another_case_extra_or_repeated_are_refused(
+    extra: tuple[tuple[str, bytes], ...],
+) -> None:
+    event = outcome()
+    sealed = seal_signed(event, KEYS["hmicfrs"], NOW)
+    for headers in ((*extra, *signed_headers(event)), (*signed_headers(event), *extra)):
+        with pytest.raises(EnvelopeError) as refused:
+            open_signed(inbound(sealed.envelope, headers), TRUST, NOW, ALL_TYPES)
+        assert refused.value.reason is Reason.HEADER_MISMATCH
+
+
+def test_an_outcome_or_decision_may_name_an_area_that_has_ended_since() -> None:
+    # Barnsley's old code ended on 2025-04-30; a finding about it from before then still
+    # gets its outcome, reminder and JTAI decision afterwards.
+    assert outcome(area="E08000016").area == "E08000016"
+    assert decision(area="E08000016").area == "E08000016"
+    with pytest.raises(ValueError, match="not the GSS code"):
+        outcome(area="E08999999")
