@@ -19,9 +19,16 @@ hypothesis:
   delivered, refused, or ``tries`` are spent;
 - the HTTP headers of a post (``post_headers``): the envelope's media type, the event id
   as ``Idempotency-Key``, the CloudEvents HTTP binary-mode attributes from the *verified*
-  event, and the router's rules and reasons;
+  event, and the rules and reason of the router's *verified* route (``schemas.route``),
+  never the record's plain ``liaison_rules`` / ``liaison_reason`` headers;
 - the signed result and its audit record (``delivery_result``), and the audit record of
-  a record that did not verify (``unverified_refusal``).
+  a record that is not posted because it did not verify or has no route
+  (``unverified_refusal``): it names the record by where it is (``location_id``), never
+  by the event id its unverified headers claim.
+
+Ids: a result's id is ``delivery_id(event, programme, receiver)``, one per event and
+programme, and for the joint JTAI queue one per receiving inspectorate too (each may
+deliver it to its own system).
 
 Invariants (pinned in ``tests/unit/test_delivery.py``): every wait is non-negative and at
 most ``max(cap_s, retry_after_cap_s)``; the base wait never decreases from one try to the
@@ -43,16 +50,10 @@ from urllib.parse import quote
 
 from schemas.audit import DeliveryRefused, EnvelopeDelivered
 from schemas.errors import ConfigurationError
-from schemas.inspectorates import Inspectorate, Programme
+from schemas.inspectorates import JTAI, Inspectorate, Programme
 from schemas.outcomes import DeliveryRecorded, DeliveryStatus
-from schemas.records import (
-    CE_CONTENT_TYPE,
-    HEADER_EVENT_ID,
-    Headed,
-    InboundRecord,
-    cloudevents_headers,
-    header_map,
-)
+from schemas.records import CE_CONTENT_TYPE, Headed, InboundRecord, cloudevents_headers
+from schemas.route import Route
 
 __all__ = [
     "DELIVERY_NAMESPACE",
@@ -66,10 +67,10 @@ __all__ = [
     "RetryPolicy",
     "Verdict",
     "actor_of",
-    "claimed_event_id",
     "classify",
     "delivery_id",
     "delivery_result",
+    "location_id",
     "next_step",
     "post_headers",
     "retry_after_seconds",
@@ -238,20 +239,18 @@ def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _header_text(raw: bytes) -> str:
-    """Header bytes as a safe HTTP header value: printable ASCII kept, anything else
+def _header_text(text: str) -> str:
+    """Text as a safe HTTP header value: printable ASCII kept, anything else
     percent-encoded (UTF-8), cut to ``_HEADER_CHARS``."""
-    text = raw.decode("utf-8", errors="replace")
     safe = "".join(c if c in _PRINTABLE else quote(c, safe="") for c in text)
     return safe[:_HEADER_CHARS].strip()
 
 
-def post_headers(
-    event: Headed, rules: bytes | None = None, reason: bytes | None = None
-) -> tuple[tuple[str, str], ...]:
+def post_headers(event: Headed, route: Route | None = None) -> tuple[tuple[str, str], ...]:
     """The HTTP headers of one post: media type, ``Idempotency-Key`` (the event id),
-    CloudEvents binary-mode ``ce-*`` attributes of the verified event, and the router's
-    ``Liaison-Rules`` / ``Liaison-Reason`` when the record had them."""
+    CloudEvents binary-mode ``ce-*`` attributes of the verified event, and the rules and
+    reason of its verified ``route`` as ``Liaison-Rules`` / ``Liaison-Reason`` (none for
+    what is not routed: a consideration or decision on ``liaison.jtai``)."""
     headers: list[tuple[str, str]] = [
         ("Content-Type", CE_CONTENT_TYPE),
         ("Idempotency-Key", str(event.id)),
@@ -259,10 +258,14 @@ def post_headers(
     for name, value in cloudevents_headers(event):
         if name.startswith("ce_"):
             headers.append((f"ce-{name.removeprefix('ce_')}", value.decode()))
-    for header, given in (("Liaison-Rules", rules), ("Liaison-Reason", reason)):
-        text = _header_text(given) if given is not None else ""
-        if text:
-            headers.append((header, text))
+    if route is not None:
+        for header, given in (
+            ("Liaison-Rules", ",".join(route.rules)),
+            ("Liaison-Reason", route.reason),
+        ):
+            text = _header_text(given)
+            if text:
+                headers.append((header, text))
     return tuple(headers)
 
 
@@ -271,9 +274,13 @@ def actor_of(receiver: Inspectorate) -> str:
     return f"inspectorate:{receiver.value}"
 
 
-def delivery_id(event_id: uuid.UUID, programme: Programme) -> uuid.UUID:
+def delivery_id(event_id: uuid.UUID, programme: Programme, receiver: Inspectorate) -> uuid.UUID:
     """The id of the one delivery result of ``event_id`` to ``programme``'s system (an
-    operator's redelivery writes a result with the same id: the later one stands)."""
+    operator's redelivery writes a result with the same id: the later one stands). For
+    the joint JTAI queue each receiving inspectorate delivers to its own system: its
+    results have their own ids."""
+    if programme is JTAI:
+        return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}|{programme.value}|{receiver.value}")
     return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}|{programme.value}")
 
 
@@ -295,7 +302,7 @@ def delivery_result(
     """What ``finished`` is recorded as: the ``DeliveryRecorded`` event (signed by the
     receiver) and its ``EnvelopeDelivered`` / ``DeliveryRefused`` audit record."""
     event = DeliveryRecorded(
-        id=delivery_id(delivered.id, programme),
+        id=delivery_id(delivered.id, programme, receiver),
         source=receiver,
         occurred_at=now,
         area=delivered.area,
@@ -328,16 +335,11 @@ def delivery_result(
     return DeliveryResult(event, audit)
 
 
-def claimed_event_id(record: InboundRecord) -> uuid.UUID:
-    """The event id a record that did not verify claims in its ``event_id`` header; when
-    it has none that is an id, one derived from where the record is (so the audit record
-    still names it, and names it the same way every time)."""
-    raw = header_map(record.headers).get(HEADER_EVENT_ID)
-    if raw is not None:
-        try:
-            return uuid.UUID(raw.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            pass
+def location_id(record: InboundRecord) -> uuid.UUID:
+    """An id derived from where ``record`` is (topic, partition, offset): how the audit
+    record of a record that is not posted names it, the same way every time. Never the
+    event id its headers claim: a signed audit record must not vouch for an id that
+    nothing verified (a forger could name any event)."""
     where = f"{record.topic}|{record.partition}|{record.offset}"
     return uuid.uuid5(DELIVERY_NAMESPACE, where)
 
@@ -349,12 +351,12 @@ def unverified_refusal(
     reason: str,
     now: dt.datetime,
 ) -> DeliveryRefused:
-    """The audit record of a record that did not verify: never posted (0 tries), with the
-    envelope's ``Reason`` code."""
+    """The audit record of a record that is not posted (it did not verify, or has no
+    route): 0 tries, the ``Reason`` code, named by ``location_id``."""
     return DeliveryRefused(
         at=now,
         actor=actor_of(receiver),
-        event_ids=(claimed_event_id(record),),
+        event_ids=(location_id(record),),
         programme=programme,
         attempts=0,
         reason=reason,

@@ -6,30 +6,49 @@ programme's queue (``liaison.programme.<p>``, or ``liaison.jtai``), ``liaison.ou
 ``liaison.delivery`` and ``liaison.jtai``. ``build_inbox`` is the whole decision; the
 caller reads, audits the read and prints.
 
+What counts
+-----------
+Reaching a queue proves nothing: anyone able to write to it could copy a genuine signed
+finding there. A record read from a queue (or from ``liaison.unrouted``) counts only with
+the router's route attestation (``schemas.route.check_route``) for its verified event;
+the rules and reason shown are the signed ones, never the plain ``liaison_rules`` /
+``liaison_reason`` headers. Considerations and decisions on ``liaison.jtai`` are
+published there directly (by the bus, by an inspectorate) and need none
+(``needs_route``). A record without a valid route is refused (``route_unproven``).
+
+Every time used is the broker's append time: a record whose timestamp is not
+``LogAppendTime``, or is out of range, is refused (``untrusted_timestamp``).
+
+An event is known by its publisher and id: one id used by two publishers is a conflict,
+neither is shown (as the other or at all), and each copy is counted (``id_conflict``).
+Refusals are counted by reason code in ``Inbox.refused``, never shown.
+
 Rows
 ----
-A *row* is one finding routed to programme P: a verified finding on P's queue. Its
-``routed_at`` is the record's timestamp (the broker's append time on the queue), its
-rules and reason the router's ``liaison_rules`` / ``liaison_reason`` headers (shown, never
-trusted for anything: they are not signed). A finding routed twice is one row (the first).
+A *row* is one finding routed to programme P: a verified finding on P's queue with its
+route. Its ``routed_at`` is the record's append time on the queue. A finding routed twice
+is one row (the first appended).
 
 * **Outcome**: the latest (by ``occurred_at``, then append order) ``OutcomeRecorded`` on
-  ``liaison.outcomes`` whose ``programme`` is P and ``finding_id`` the row's.
+  ``liaison.outcomes`` whose ``programme`` is P and which names the row's finding (its
+  publisher and id).
 * **Due and overdue**: the outcome is due by the end of the N-th working day after the
   day it was routed (``due_date``), dates taken in Europe/London; working days are Monday
   to Friday except England and Wales bank holidays (the ``holidays`` library). A row with
   no outcome is overdue from the start of the day after (``due_at``).
 * **Reminder**: the ``OutcomeOverdue`` whose id is ``overdue_id(finding, P)``, if raised.
-* **Delivery**: the latest ``DeliveryRecorded`` for P and the finding (``serve deliver``).
-* **JTAI**: the themes for which the finding's area is selected for a JTAI: a
-  consideration whose latest ``JtaiDecisionRecorded`` (by ``occurred_at``, then append
-  order) on ``liaison.jtai`` is ``select``.
+* **Delivery**: the ``DeliveryRecorded`` results for P and the finding (``serve
+  deliver``; for JTAI only the reading inspectorate's), the last on the log standing (a
+  redelivery's success after a refusal shows as delivered).
+* **JTAI**: the themes on which the finding's area is selected for a JTAI, as
+  ``consumers.jtai_desk`` decides it (a decision tied to a verified consideration with
+  the same area and theme, the latest standing).
 
 "Outcomes of our findings"
 --------------------------
 ``returned`` lists what came back about the findings P published (their
-``programme`` is P): ``OutcomeRecorded`` routed back to P's queue, and the overdue
-reminders about them (on P's queue or on ``liaison.outcomes``), each once.
+``programme`` is P): ``OutcomeRecorded`` routed back to P's queue (with a route), and the
+overdue reminders about them (routed back, or on ``liaison.outcomes``), each once.
 
 ``due_reminders`` says which reminders are owed: one per overdue row with none yet. Its
 ids are derived from the finding and the programme, so asking twice raises nothing twice.
@@ -49,7 +68,8 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import ValidationError
 
-from consumers.router import HEADER_REASON, HEADER_RULES
+from consumers.jtai_desk import selected_themes, triage
+from schemas.envelope import LOG_APPEND_TIME, Reason
 from schemas.errors import EnvelopeError, SchemaError
 from schemas.events import (
     CONCERN_RAISED,
@@ -64,8 +84,8 @@ from schemas.events import (
     Theme,
 )
 from schemas.inspectorates import JTAI, Agency, Inspectorate, Programme, owner_of
-from schemas.jtai import JtaiDecision, JtaiDecisionRecorded
-from schemas.keys import BUS
+from schemas.jtai import JtaiConsiderationRequested, JtaiDecisionRecorded
+from schemas.keys import BUS, TrustStore
 from schemas.outcomes import (
     DeliveryRecorded,
     DeliveryStatus,
@@ -73,15 +93,18 @@ from schemas.outcomes import (
     OutcomeRecorded,
     overdue_id,
 )
-from schemas.records import InboundRecord, header_map
+from schemas.records import InboundRecord
 from schemas.reference import local_authorities, police_force_of
+from schemas.route import Route, check_route
 from schemas.signed import OpenedSigned, SignedEvent
 from schemas.topics import Topics
 
 __all__ = [
     "DEFAULT_WORKING_DAYS",
+    "ID_CONFLICT",
     "LONDON",
     "MAX_WORKING_DAYS",
+    "UNTRUSTED_TIME",
     "Inbox",
     "InboxQuery",
     "InboxRow",
@@ -98,6 +121,8 @@ __all__ = [
     "due_reminders",
     "finding_kind",
     "is_working_day",
+    "log_time",
+    "needs_route",
     "refusal_counts",
     "returned_document",
     "row_document",
@@ -111,6 +136,15 @@ MAX_WORKING_DAYS: Final = 365
 
 LONDON: Final = ZoneInfo("Europe/London")
 """Days are counted in England's dates (GMT in winter, BST in summer)."""
+
+UNTRUSTED_TIME: Final = "untrusted_timestamp"
+"""Refusal code of a record whose timestamp is not the broker's append time, or out of
+range."""
+ID_CONFLICT: Final = str(Reason.ID_CONFLICT)
+"""Refusal code of an event whose id another publisher used too."""
+
+_LATEST_YEAR: Final = 9000
+"""Append times from this year on are out of range (due dates must still fit a date)."""
 
 _SATURDAY: Final = 5
 _FINDINGS: Final = (
@@ -173,8 +207,27 @@ def due_at(routed_at: dt.datetime, working_days: int = DEFAULT_WORKING_DAYS) -> 
 
 
 def appended_at(record: InboundRecord) -> dt.datetime:
-    """The record's timestamp (the broker's append time on the contract's topics), UTC."""
+    """The record's timestamp as a UTC time, whatever its type (see ``log_time``)."""
     return dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+
+
+def log_time(record: InboundRecord) -> dt.datetime | None:
+    """The broker's append time of ``record`` (UTC), or ``None`` when its timestamp is
+    not ``LogAppendTime`` or is out of range: then no time of it can be trusted."""
+    if record.timestamp_type != LOG_APPEND_TIME or record.timestamp_ms < 0:
+        return None
+    try:
+        at = appended_at(record)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return at if at.year < _LATEST_YEAR else None
+
+
+def needs_route(event: SignedEvent) -> bool:
+    """Whether ``event``, read from a queue, counts only with the router's route: every
+    type the router forwards (findings, outcomes, reminders), not the considerations and
+    decisions published to ``liaison.jtai`` directly."""
+    return not isinstance(event, JtaiConsiderationRequested | JtaiDecisionRecorded)
 
 
 def finding_kind(event_type: str) -> str:
@@ -217,14 +270,30 @@ class InboxRow:
     """Every outcome the programme recorded for it, oldest first (the last stands)."""
     reminder: OutcomeOverdue | None = None
     deliveries: tuple[DeliveryRecorded, ...] = ()
-    """Every delivery result for it, oldest first (the last stands)."""
+    """Every delivery result for it in log order (the last stands)."""
     jtai_selected: tuple[Theme, ...] = ()
     """Themes for which the finding's area is selected for a JTAI."""
+    jtai_decisions: tuple[UUID, ...] = ()
+    """The ``select`` decisions standing behind ``jtai_selected``."""
 
     @property
     def id(self) -> UUID:
         """The finding's event id."""
         return self.finding.id
+
+    def shown_ids(self, *, history: bool = False) -> tuple[UUID, ...]:
+        """The ids of the events showing the row shows, once each: the finding, its
+        outcome (every one with ``history``), reminder, delivery result (every one with
+        ``history``) and the JTAI decisions behind its mark."""
+        ids = [self.id]
+        outcomes = self.outcomes if history else self.outcomes[-1:]
+        ids += [o.id for o in outcomes]
+        if self.reminder is not None:
+            ids.append(self.reminder.id)
+        deliveries = self.deliveries if history else self.deliveries[-1:]
+        ids += [d.id for d in deliveries]
+        ids += self.jtai_decisions
+        return tuple(dict.fromkeys(ids))
 
     @property
     def outcome(self) -> OutcomeRecorded | None:
@@ -333,8 +402,9 @@ class Inbox:
         return next((r for r in self.rows if r.id == finding_id), None)
 
     def shown_ids(self) -> tuple[UUID, ...]:
-        """The ids of every event shown, once each (what a read's audit record names)."""
-        ids = [r.id for r in self.rows]
+        """The ids of every event shown, once each (what a read's audit record names):
+        each row's (``InboxRow.shown_ids``) and each returned item's."""
+        ids = [i for r in self.rows for i in r.shown_ids()]
         ids += [item.event.id for item in self.returned]
         return tuple(dict.fromkeys(ids))
 
@@ -342,22 +412,9 @@ class Inbox:
 Verified: TypeAlias = Sequence[tuple[InboundRecord, OpenedSigned]]
 
 
-def _latest_decisions(decisions: Iterable[JtaiDecisionRecorded]) -> dict[str, set[Theme]]:
-    """Area -> themes selected for a JTAI, the latest decision of each consideration
-    standing (``decisions`` in append order: a tie on ``occurred_at`` goes to the later)."""
-    latest: dict[UUID, JtaiDecisionRecorded] = {}
-    for decision in decisions:
-        held = latest.get(decision.consideration_id)
-        if held is None or decision.occurred_at >= held.occurred_at:
-            latest[decision.consideration_id] = decision
-    selected: dict[str, set[Theme]] = {}
-    for decision in latest.values():
-        if decision.decision is JtaiDecision.SELECT:
-            selected.setdefault(decision.area, set()).add(decision.theme)
-    return selected
-
-
 _Timed = TypeVar("_Timed", OutcomeRecorded, DeliveryRecorded)
+_Key: TypeAlias = tuple[str, UUID]
+"""An event as readers know it: its publisher and its id."""
 
 
 def _in_time_order(items: Iterable[tuple[int, _Timed]]) -> list[_Timed]:
@@ -365,43 +422,136 @@ def _in_time_order(items: Iterable[tuple[int, _Timed]]) -> list[_Timed]:
     return [event for _, event in sorted(items, key=lambda pair: (pair[1].occurred_at, pair[0]))]
 
 
+def _key(event: SignedEvent) -> _Key:
+    return (str(event.source), event.id)
+
+
+def _finding_key(event: OutcomeRecorded | OutcomeOverdue) -> _Key:
+    return (str(event.finding_source), event.finding_id)
+
+
+class _Refusals:
+    """Records refused while building, counted by reason code."""
+
+    def __init__(self, given: Mapping[str, int] | None) -> None:
+        self.counts: dict[str, int] = dict(given or {})
+
+    def add(self, code: str, n: int = 1) -> None:
+        if n:
+            self.counts[code] = self.counts.get(code, 0) + n
+
+    def done(self) -> Mapping[str, int]:
+        return MappingProxyType(dict(sorted(self.counts.items())))
+
+
+_Held = TypeVar("_Held")
+
+
+def _without_conflicts(held: dict[_Key, _Held], refusals: _Refusals) -> dict[_Key, _Held]:
+    """``held`` less every event whose id another publisher used too (each copy counted
+    as ``id_conflict``): neither is shown as the other."""
+    publishers: dict[UUID, int] = {}
+    for _, event_id in held:
+        publishers[event_id] = publishers.get(event_id, 0) + 1
+    kept = {key: value for key, value in held.items() if publishers[key[1]] == 1}
+    refusals.add(ID_CONFLICT, len(held) - len(kept))
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """A finding on the queue with the route that proves the router put it there."""
+
+    at: dt.datetime
+    finding: InspectorateEvent
+    route: Route
+
+
 @dataclass(slots=True)
 class _Gathered:
     """What the records say about one programme, gathered topic by topic."""
 
     programme: Programme
-    routed: dict[UUID, tuple[InboundRecord, InspectorateEvent]] = field(default_factory=dict)
-    outcomes: dict[UUID, dict[UUID, tuple[int, OutcomeRecorded]]] = field(default_factory=dict)
-    reminders: dict[UUID, OutcomeOverdue] = field(default_factory=dict)
-    deliveries: dict[UUID, dict[UUID, tuple[int, DeliveryRecorded]]] = field(default_factory=dict)
-    decisions: list[JtaiDecisionRecorded] = field(default_factory=list)
-    returned: dict[UUID, Returned] = field(default_factory=dict)
+    reader: Inspectorate | None
+    refusals: _Refusals
+    routed: dict[_Key, _Routed] = field(default_factory=dict)
+    outcomes: dict[_Key, dict[_Key, tuple[int, OutcomeRecorded]]] = field(default_factory=dict)
+    reminders: dict[_Key, OutcomeOverdue] = field(default_factory=dict)
+    deliveries: dict[UUID, dict[tuple[UUID, bytes], tuple[int, DeliveryRecorded]]] = field(
+        default_factory=dict
+    )
+    jtai: list[SignedEvent] = field(default_factory=list)
+    returned: dict[_Key, Returned] = field(default_factory=dict)
 
-    def queue(self, record: InboundRecord, event: SignedEvent) -> None:
+    def queue(self, at: dt.datetime, event: SignedEvent, route: Route) -> None:
         if isinstance(event, _FINDINGS):
-            held = self.routed.get(event.id)
-            if held is None or appended_at(record) < appended_at(held[0]):
-                self.routed[event.id] = (record, event)
+            held = self.routed.get(_key(event))
+            if held is None or at < held.at:
+                self.routed[_key(event)] = _Routed(at, event, route)
         elif isinstance(event, OutcomeRecorded | OutcomeOverdue):
-            self.returning(record, event)
+            self.returning(at, event)
 
-    def returning(self, record: InboundRecord, event: OutcomeRecorded | OutcomeOverdue) -> None:
+    def returning(self, at: dt.datetime, event: OutcomeRecorded | OutcomeOverdue) -> None:
         if event.finding_programme is self.programme:
-            self.returned.setdefault(event.id, Returned(event, appended_at(record)))
+            self.returned.setdefault(_key(event), Returned(event, at))
 
-    def outcome(self, position: int, record: InboundRecord, event: SignedEvent) -> None:
+    def outcome(self, position: int, at: dt.datetime, event: SignedEvent) -> None:
         if isinstance(event, OutcomeRecorded) and event.programme is self.programme:
-            given = self.outcomes.setdefault(event.finding_id, {})
-            given.setdefault(event.id, (position, event))
+            given = self.outcomes.setdefault(_finding_key(event), {})
+            given.setdefault(_key(event), (position, event))
         elif isinstance(event, OutcomeOverdue):
             if event.programme is self.programme:
-                self.reminders.setdefault(event.finding_id, event)
-            self.returning(record, event)
+                self.reminders.setdefault(_finding_key(event), event)
+            self.returning(at, event)
 
-    def delivery(self, position: int, event: SignedEvent) -> None:
-        if isinstance(event, DeliveryRecorded) and event.programme is self.programme:
-            results = self.deliveries.setdefault(event.event_id, {})
-            results.setdefault(event.id, (position, event))
+    def delivery(self, position: int, event: SignedEvent, payload: bytes) -> None:
+        if not isinstance(event, DeliveryRecorded) or event.programme is not self.programme:
+            return
+        if self.programme is JTAI and self.reader is not None and event.source is not self.reader:
+            return  # another inspectorate's delivery of the joint queue to its own system
+        # The last on the log stands (a redelivery writes a result with the same id);
+        # a repeat of the very same record is one result, at its last position.
+        results = self.deliveries.setdefault(event.event_id, {})
+        results.pop((event.id, payload), None)
+        results[(event.id, payload)] = (position, event)
+
+
+def _deliveries(results: Iterable[tuple[int, DeliveryRecorded]]) -> tuple[DeliveryRecorded, ...]:
+    return tuple(event for _, event in sorted(results, key=lambda pair: pair[0]))
+
+
+def _gather(
+    gathered: _Gathered,
+    topics: Topics,
+    queue: str,
+    verified: Verified,
+    *,
+    trust: TrustStore,
+    now: dt.datetime,
+) -> None:
+    refusals = gathered.refusals
+    read = {queue, topics.outcomes, topics.delivery, topics.jtai}
+    for position, (record, opened) in enumerate(verified):
+        if record.topic not in read:
+            continue
+        at = log_time(record)
+        if at is None:
+            refusals.add(UNTRUSTED_TIME)
+            continue
+        event = opened.event
+        if record.topic == queue and needs_route(event):
+            try:
+                route = check_route(record, trust, now, event_id=event.id)
+            except EnvelopeError as exc:
+                refusals.add(str(exc.reason))
+                continue
+            gathered.queue(at, event, route)
+        if record.topic == topics.outcomes:
+            gathered.outcome(position, at, event)
+        if record.topic == topics.delivery:
+            gathered.delivery(position, event, opened.payload)
+        if record.topic == topics.jtai and not needs_route(event):
+            gathered.jtai.append(event)
 
 
 def build_inbox(
@@ -410,53 +560,53 @@ def build_inbox(
     verified: Verified,
     now: dt.datetime,
     *,
+    trust: TrustStore,
     working_days: int = DEFAULT_WORKING_DAYS,
     refused: Mapping[str, int] | None = None,
+    reader: Inspectorate | None = None,
 ) -> Inbox:
     """The inbox of ``programme`` from verified records of its queue, ``liaison.outcomes``,
-    ``liaison.delivery`` and ``liaison.jtai`` (records of other topics are ignored)."""
+    ``liaison.delivery`` and ``liaison.jtai`` (records of other topics are ignored).
+
+    ``trust`` checks the routes of the queue's records; ``reader`` is the inspectorate
+    reading (for JTAI: only its own delivery results count). ``refused`` are the read's
+    refusals, to which this adds its own (no route, untrusted time, id conflicts).
+    """
     if not 1 <= working_days <= MAX_WORKING_DAYS:
         msg = f"working days must be from 1 to {MAX_WORKING_DAYS}, not {working_days}"
         raise ValueError(msg)
     queue = topics.programme(programme)
-    gathered = _Gathered(programme)
-    for position, (record, opened) in enumerate(verified):
-        event = opened.event
-        if record.topic == queue:
-            gathered.queue(record, event)
-        if record.topic == topics.outcomes:
-            gathered.outcome(position, record, event)
-        if record.topic == topics.delivery:
-            gathered.delivery(position, event)
-        if record.topic == topics.jtai and isinstance(event, JtaiDecisionRecorded):
-            gathered.decisions.append(event)
-    selected = _latest_decisions(gathered.decisions)
+    refusals = _Refusals(refused)
+    gathered = _Gathered(programme, reader, refusals)
+    _gather(gathered, topics, queue, verified, trust=trust, now=now)
+    selected = selected_themes(triage(gathered.jtai))
     rows = []
-    for finding_id, (record, finding) in gathered.routed.items():
-        at = appended_at(record)
-        headers = header_map(record.headers)
-        rules = headers.get(HEADER_RULES, b"").decode(errors="replace")
-        given = tuple(_in_time_order(gathered.outcomes.get(finding_id, {}).values()))
+    for key, routed in _without_conflicts(gathered.routed, refusals).items():
+        finding, at = routed.finding, routed.at
+        given = tuple(_in_time_order(gathered.outcomes.get(key, {}).values()))
         due = due_at(at, working_days)
+        selections = selected.get(finding.area, ())
         rows.append(
             InboxRow(
                 finding=finding,
                 routed_at=at,
-                rules=tuple(r for r in rules.split(",") if r),
-                reason=headers.get(HEADER_REASON, b"").decode(errors="replace"),
+                rules=routed.route.rules,
+                reason=routed.route.reason,
                 area_name=_area_name(finding.area),
                 police_force=_police_force(finding),
                 due_date=due_date(at, working_days),
                 due_at=due,
                 overdue=not given and now >= due,
                 outcomes=given,
-                reminder=gathered.reminders.get(finding_id),
-                deliveries=tuple(_in_time_order(gathered.deliveries.get(finding_id, {}).values())),
-                jtai_selected=tuple(sorted(selected.get(finding.area, ()))),
+                reminder=gathered.reminders.get(key),
+                deliveries=_deliveries(gathered.deliveries.get(finding.id, {}).values()),
+                jtai_selected=tuple(theme for theme, _ in selections),
+                jtai_decisions=tuple(decision for _, decision in selections),
             )
         )
     rows.sort(key=lambda r: (r.routed_at, str(r.id)))
-    back = sorted(gathered.returned.values(), key=lambda r: (r.at, str(r.event.id)))
+    returned = _without_conflicts(gathered.returned, refusals).values()
+    back = sorted(returned, key=lambda r: (r.at, str(r.event.id)))
     return Inbox(
         programme=programme,
         queue=queue,
@@ -464,7 +614,7 @@ def build_inbox(
         working_days=working_days,
         rows=tuple(rows),
         returned=tuple(back),
-        refused=MappingProxyType(dict(refused or {})),
+        refused=refusals.done(),
     )
 
 
@@ -560,22 +710,40 @@ def build_unrouted(
     topic: str,
     verified: Verified,
     *,
+    trust: TrustStore,
+    now: dt.datetime,
     since: dt.datetime | None = None,
     refused: Mapping[str, int] | None = None,
 ) -> Unrouted:
-    """The findings on ``topic`` (appended at or after ``since``), each once."""
-    found: dict[UUID, UnroutedRow] = {}
+    """The findings the router put on ``topic`` (appended at or after ``since``), each
+    once; a record without its route, or whose time is not the broker's, is refused, and
+    one id used by two publishers shows neither (see the module docstring)."""
+    refusals = _Refusals(refused)
+    found: dict[_Key, UnroutedRow] = {}
     for record, opened in verified:
         event = opened.event
         if record.topic != topic or not isinstance(event, _FINDINGS):
             continue
-        at = appended_at(record)
-        if since is not None and at < since:
+        at = log_time(record)
+        if at is None:
+            refusals.add(UNTRUSTED_TIME)
             continue
-        if event.id not in found:
-            found[event.id] = UnroutedRow(event, at, _area_name(event.area), _police_force(event))
-    rows = sorted(found.values(), key=lambda r: (r.at, str(r.finding.id)))
-    return Unrouted(topic, tuple(rows), MappingProxyType(dict(refused or {})))
+        try:
+            check_route(record, trust, now, event_id=event.id)
+        except EnvelopeError as exc:
+            refusals.add(str(exc.reason))
+            continue
+        held = found.get(_key(event))
+        if held is None or at < held.at:
+            found[_key(event)] = UnroutedRow(
+                event, at, _area_name(event.area), _police_force(event)
+            )
+    kept = _without_conflicts(found, refusals).values()
+    rows = sorted(
+        (r for r in kept if since is None or r.at >= since),
+        key=lambda r: (r.at, str(r.finding.id)),
+    )
+    return Unrouted(topic, tuple(rows), refusals.done())
 
 
 # -- documents (JSON Lines) ------------------------------------------------------------------

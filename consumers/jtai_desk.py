@@ -11,10 +11,15 @@ The rules
 Records may arrive in any order and more than once; the view depends only on the set of
 verified events:
 
-* Every kind of event is taken once per id. When one id comes with different contents
-  (a consideration raised again after a crash, say), the copy kept is chosen by a total
-  order on the events themselves (the earliest ``occurred_at``, then the canonical bytes;
-  for a decision the latest), never by arrival.
+* Every kind of event is taken once per publisher and id. When one id comes from one
+  publisher with different contents (a consideration raised again after a crash, say),
+  the copy kept is chosen by a total order on the events themselves (the earliest
+  ``occurred_at``, then the canonical bytes; for a decision the latest), never by arrival.
+* Event ids are only unique per publisher as far as a reader can prove: one id used by
+  two publishers is a *conflict*. Neither is shown as the other: a contributing finding
+  or an outcome with a conflicting id is left out (the finding listed as not found) and
+  its id counted in ``TriageView.conflicts``; a conflicting decision is ignored
+  (``IgnoredReason.ID_CONFLICT``).
 * A decision counts only for a consideration on the log whose area and theme it repeats;
   any other is ignored and counted (``IgnoredDecision``), never trusted.
 * A consideration's current decision is its latest by ``occurred_at``, ties broken by the
@@ -78,6 +83,7 @@ __all__ = [
     "item_json",
     "select",
     "selected_areas",
+    "selected_themes",
     "triage",
     "trim",
 ]
@@ -99,6 +105,8 @@ class IgnoredReason(StrEnum):
     """Its area is not its consideration's."""
     THEME_DISAGREES = "theme_disagrees"
     """Its theme is not its consideration's."""
+    ID_CONFLICT = "id_conflict"
+    """Another inspectorate published a decision with the same id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,16 +186,27 @@ class TriageItem:
 
     @property
     def event_ids(self) -> tuple[uuid.UUID, ...]:
-        """The consideration's id and its contributors' (what showing it shows)."""
+        """The consideration's id and its contributors'."""
         return (self.consideration.id, *(c.id for c in self.contributors))
+
+    @property
+    def shown_ids(self) -> tuple[uuid.UUID, ...]:
+        """Every event showing it shows, once each: the consideration, its contributors,
+        their outcomes and its decisions (what a read's receipt names)."""
+        ids = [*self.event_ids]
+        ids += [o.outcome_id for c in self.contributors for o in c.outcomes]
+        ids += [d.id for d in self.decisions]
+        return tuple(dict.fromkeys(ids))
 
 
 @dataclass(frozen=True, slots=True)
 class TriageView:
-    """Every consideration on the log (oldest first), and the decisions ignored."""
+    """Every consideration on the log (oldest first), the decisions ignored, and the ids
+    two publishers used (findings and outcomes left out for it)."""
 
     items: tuple[TriageItem, ...]
     ignored: tuple[IgnoredDecision, ...] = ()
+    conflicts: tuple[uuid.UUID, ...] = ()
 
     def find(self, consideration_id: uuid.UUID) -> TriageItem | None:
         """The consideration with this id, or None."""
@@ -202,25 +221,41 @@ def trim(text: str, width: int = SUMMARY_WIDTH) -> str:
     return flat[: max(width - 1, 0)].rstrip() + _ELLIPSIS
 
 
-def _one_per_id(events: Iterable[E], *, latest: bool = False) -> dict[uuid.UUID, E]:
-    """One event per id, the same whatever the order: the earliest (or ``latest``) by
-    occurred_at, then by canonical bytes."""
-    kept: dict[uuid.UUID, E] = {}
+def _publisher(event: SignedEvent) -> str:
+    return str(event.source)
+
+
+def _one_per_key(events: Iterable[E], *, latest: bool = False) -> dict[tuple[str, uuid.UUID], E]:
+    """One event per (publisher, id), the same whatever the order: the earliest (or
+    ``latest``) by occurred_at, then by canonical bytes."""
+    kept: dict[tuple[str, uuid.UUID], E] = {}
     for event in events:
-        other = kept.get(event.id)
+        key = (_publisher(event), event.id)
+        other = kept.get(key)
         if other is None:
-            kept[event.id] = event
+            kept[key] = event
             continue
-        mine, theirs = (
-            (event.occurred_at, encode_signed(event)),
-            (
-                other.occurred_at,
-                encode_signed(other),
-            ),
-        )
+        mine = (event.occurred_at, encode_signed(event))
+        theirs = (other.occurred_at, encode_signed(other))
         if (mine > theirs) if latest else (mine < theirs):
-            kept[event.id] = event
+            kept[key] = event
     return kept
+
+
+def _one_per_id(
+    events: Iterable[E], *, latest: bool = False
+) -> tuple[dict[uuid.UUID, E], set[uuid.UUID]]:
+    """One event per id (as ``_one_per_key``), and the ids more than one publisher used:
+    those are left out, never shown as each other."""
+    by_id: dict[uuid.UUID, E] = {}
+    conflicts: set[uuid.UUID] = set()
+    for (_, event_id), event in _one_per_key(events, latest=latest).items():
+        if event_id in by_id:
+            conflicts.add(event_id)
+        by_id[event_id] = event
+    for event_id in conflicts:
+        del by_id[event_id]
+    return by_id, conflicts
 
 
 def _agrees(outcome: OutcomeRecorded, finding: InspectorateEvent) -> bool:
@@ -295,6 +330,30 @@ def _place(area: str) -> tuple[str, str]:
     return authority.name, authority.region.name
 
 
+def _count(
+    decisions_seen: Iterable[JtaiDecisionRecorded],
+    considerations: Mapping[uuid.UUID, JtaiConsiderationRequested],
+) -> tuple[dict[uuid.UUID, list[JtaiDecisionRecorded]], list[IgnoredDecision]]:
+    """The decisions that count, by consideration, and those ignored (with why)."""
+    counted: dict[uuid.UUID, list[JtaiDecisionRecorded]] = {}
+    ignored: list[IgnoredDecision] = []
+    kept = _one_per_key(decisions_seen, latest=True).values()
+    publishers: dict[uuid.UUID, int] = {}
+    for decision in kept:
+        publishers[decision.id] = publishers.get(decision.id, 0) + 1
+    why: IgnoredReason | None
+    for decision in kept:
+        if publishers[decision.id] > 1:
+            why = IgnoredReason.ID_CONFLICT
+        else:
+            why = _ignored(decision, considerations)
+        if why is None:
+            counted.setdefault(decision.consideration_id, []).append(decision)
+        else:
+            ignored.append(IgnoredDecision(decision.id, decision.consideration_id, why))
+    return counted, ignored
+
+
 def triage(events: Iterable[SignedEvent]) -> TriageView:
     """The triage view of every verified event read (other types are left out)."""
     considerations_seen: list[JtaiConsiderationRequested] = []
@@ -316,21 +375,15 @@ def triage(events: Iterable[SignedEvent]) -> TriageView:
             findings_seen.append(event)
         elif isinstance(event, OutcomeRecorded):
             outcomes_seen.append(event)
-    considerations = _one_per_id(considerations_seen)
-    findings = _one_per_id(findings_seen)
+    considerations, _ = _one_per_id(considerations_seen)  # all the bus's: never a conflict
+    findings, conflicts = _one_per_id(findings_seen)
+    unique_outcomes, outcome_conflicts = _one_per_id(outcomes_seen, latest=True)
+    conflicts |= outcome_conflicts
     outcomes: dict[uuid.UUID, list[OutcomeRecorded]] = {}
-    for outcome in _one_per_id(outcomes_seen, latest=True).values():
+    for outcome in unique_outcomes.values():
         outcomes.setdefault(outcome.finding_id, []).append(outcome)
 
-    counted: dict[uuid.UUID, list[JtaiDecisionRecorded]] = {}
-    ignored: list[IgnoredDecision] = []
-    for decision in _one_per_id(decisions_seen, latest=True).values():
-        why = _ignored(decision, considerations)
-        if why is None:
-            counted.setdefault(decision.consideration_id, []).append(decision)
-        else:
-            ignored.append(IgnoredDecision(decision.id, decision.consideration_id, why))
-
+    counted, ignored = _count(decisions_seen, considerations)
     items = []
     for consideration in sorted(considerations.values(), key=lambda c: (c.occurred_at, c.id)):
         decisions = sorted(counted.get(consideration.id, ()), key=lambda d: (d.occurred_at, d.id))
@@ -350,7 +403,11 @@ def triage(events: Iterable[SignedEvent]) -> TriageView:
                 ),
             )
         )
-    return TriageView(tuple(items), tuple(sorted(ignored, key=lambda i: i.decision_id)))
+    return TriageView(
+        tuple(items),
+        tuple(sorted(ignored, key=lambda i: (i.decision_id, i.reason.value, i.consideration_id))),
+        tuple(sorted(conflicts)),
+    )
 
 
 def select(
@@ -387,6 +444,31 @@ def selected_areas(view: TriageView) -> dict[str, tuple[Theme, dt.datetime]]:
         if other is None or (current.at, other[0].value) > (other[1], theme.value):
             found[area] = (theme, current.at)
     return found
+
+
+def selected_themes(view: TriageView) -> dict[str, tuple[tuple[Theme, uuid.UUID], ...]]:
+    """Areas selected for a JTAI: area -> (theme, id of the standing ``select``
+    decision) for every theme on which the area is selected, by theme.
+
+    The decision is a consideration's current one (``TriageItem.current``: counted only
+    when tied to a verified consideration with the same area and theme, the latest by
+    ``occurred_at`` standing, ties to the larger id), as ``liaison jtai list`` shows it.
+    """
+    found: dict[str, dict[Theme, DecisionShown]] = {}
+    for item in view.items:
+        current = item.current
+        if current is None or current.decision is not JtaiDecision.SELECT:
+            continue
+        themes = found.setdefault(item.consideration.area, {})
+        theme = item.consideration.theme
+        # Two considerations on one area and theme (windows apart): the later decision.
+        held = themes.get(theme)
+        if held is None or (held.at, held.id) < (current.at, current.id):
+            themes[theme] = current
+    return {
+        area: tuple((theme, themes[theme].id) for theme in sorted(themes, key=str))
+        for area, themes in found.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

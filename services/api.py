@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from consumers.inbox import DEFAULT_WORKING_DAYS, Inbox
+from consumers.inbox import DEFAULT_WORKING_DAYS, MAX_WORKING_DAYS, Inbox
 from producers.publisher import BATCH, Published, Publisher
 from schemas.errors import SchemaError
 from schemas.events import InspectorateEvent, encode_event, validate_event
@@ -129,6 +129,9 @@ class Liaison:
         """What was routed to ``programme`` (one this inspectorate runs, or ``jtai``) and has
         no outcome yet (``include_decided``: everything), every envelope verified again;
         audited as receipt before it is returned."""
+        if not 1 <= working_days <= MAX_WORKING_DAYS:
+            msg = f"working_days must be from 1 to {MAX_WORKING_DAYS}, not {working_days}"
+            raise SchemaError(msg)
         return await read_inbox(
             self.settings,
             _programme(programme),

@@ -9,7 +9,9 @@ signer may not speak for its ``actor`` as an invalid leaf.
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Iterable
+from typing import Final
 
 from schemas.audit import AuditRecord, seal_record
 from schemas.keys import SigningKey
@@ -18,6 +20,10 @@ from services.kafka import kafka_sink
 from services.settings import Settings
 
 __all__ = ["append_audit", "audit_outbound", "operator"]
+
+_NOT_IN_A_NAME: Final = re.compile(r"[^A-Za-z0-9._@+-]")
+_MAX_NAME: Final = 100
+"""Longest user part kept (an actor string is at most 200 characters)."""
 
 
 def audit_outbound(settings: Settings, record: AuditRecord, key: SigningKey) -> OutboundRecord:
@@ -42,5 +48,15 @@ async def append_audit(settings: Settings, records: Iterable[AuditRecord], key: 
 
 
 def operator(kind: str = "operator") -> str:
-    """The actor string for a person at this machine's command line (``operator:<user>``)."""
-    return f"{kind}:{getpass.getuser()}"
+    """The actor string for a person at this machine's command line (``operator:<user>``).
+
+    Always a valid actor: characters of the login name outside ``[A-Za-z0-9._@+-]`` (a
+    space, a backslash of ``DOMAIN\\user``) become ``-``, and ``<kind>:unknown`` stands
+    when there is no login name (``getpass.getuser()`` fails, or leaves nothing usable).
+    """
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no LOGNAME/USER and no passwd entry
+        user = ""
+    name = _NOT_IN_A_NAME.sub("-", user).lstrip("._@+-")[:_MAX_NAME]
+    return f"{kind}:{name or 'unknown'}"

@@ -1,15 +1,20 @@
 """``liaison serve deliver``: post each envelope routed to a programme to its own system.
 
-One process per programme reads ``liaison.programme.<p>`` (``liaison.jtai`` for the JTAI
-programme) in consumer group ``<prefix>liaison-deliver-<p>`` and, for each record in
-order:
+One process per programme reads ``liaison.programme.<p>`` in consumer group
+``<prefix>liaison-deliver-<p>``; the joint JTAI queue (``liaison.jtai``) is delivered by
+each inspectorate to its own system, in its own group ``<prefix>liaison-deliver-jtai-<i>``
+(``--as <i>``). For each record in order it:
 
-1. verifies it again (``open_signed`` with the bus's trust store, followed live). A record
-   that does not verify is never posted: a ``DeliveryRefused`` audit record (0 tries,
-   the envelope's reason code) is written and the record is passed;
+1. verifies it again (``open_signed`` with the bus's trust store, followed live) and,
+   for what the router forwards (``consumers.inbox.needs_route``), the router's route
+   attestation (``schemas.route.check_route``): reaching the queue proves no routing. A
+   record that does not verify, or has no valid route, is never posted: a
+   ``DeliveryRefused`` audit record (0 tries, the reason code, the record named by where
+   it is, never by the id it claims) is written and the record is passed;
 2. posts the envelope bytes unchanged (the receiver verifies the publisher's signature
-   itself) with ``Idempotency-Key: <event id>`` and CloudEvents binary-mode headers
-   (``consumers.delivery.post_headers``), trying again after 408/425/429/5xx, timeouts
+   itself) with ``Idempotency-Key: <event id>``, CloudEvents binary-mode headers and the
+   route's signed rules and reason (``consumers.delivery.post_headers``), trying again
+   after 408/425/429/5xx, timeouts
    and connection failures with backoff (``consumers.delivery.RetryPolicy``), refusing at
    once on any other status, and after the last try;
 3. records the result: a ``DeliveryRecorded`` signed by the receiving inspectorate's key
@@ -18,8 +23,9 @@ order:
 
 So a result is recorded exactly once and no envelope is skipped: a process stopped (or
 killed) before the commit posts the envelope again when it restarts, and the endpoint
-drops the repeat by its idempotency key. The transactional id is stable per programme,
-so a second process for the same programme fences the first, which stops with an error.
+drops the repeat by its idempotency key. The transactional id is stable per programme
+(and receiving inspectorate, for JTAI), so a second process for the same programme fences
+the first, which stops with an error; two inspectorates delivering JTAI do not.
 
 Staying in the group while retrying: the records of a batch are handled one at a time,
 and between tries the service waits by *polling* with every assigned partition paused
@@ -61,13 +67,14 @@ from consumers.delivery import (
     retry_after_seconds,
     unverified_refusal,
 )
-from consumers.router import HEADER_REASON, HEADER_RULES
+from consumers.inbox import needs_route
 from schemas.envelope import Reason
 from schemas.errors import BrokerError, ConfigurationError, EnvelopeError
 from schemas.inspectorates import JTAI, Inspectorate, Programme, owner_of
 from schemas.keys import SigningKey
 from schemas.outcomes import DeliveryStatus
-from schemas.records import InboundRecord, OutboundRecord, header_map, signed_record
+from schemas.records import InboundRecord, OutboundRecord, signed_record
+from schemas.route import Route, check_route
 from schemas.signed import (
     JTAI_TOPIC_TYPES,
     PROGRAMME_TOPIC_TYPES,
@@ -115,14 +122,25 @@ _AFTER_FAILED_COMMIT_S: Final = 1.0
 _log = structlog.get_logger("liaison.deliver")
 
 
-def deliver_group_id(settings: Settings, programme: Programme) -> str:
-    """The consumer group of ``serve deliver`` for ``programme``."""
-    return f"{settings.topic_prefix}liaison-deliver-{programme.value}"
+def _delivering(programme: Programme, receiver: Inspectorate) -> str:
+    """Who delivers what: the programme, and for the joint JTAI queue the receiver too
+    (each inspectorate delivers it to its own system, in its own group)."""
+    if programme is JTAI:
+        return f"{programme.value}-{receiver.value}"
+    return programme.value
 
 
-def deliver_transactional_id(settings: Settings, programme: Programme) -> str:
-    """Stable per programme, so a restarted deliverer fences a predecessor still running."""
-    return f"{settings.topic_prefix}liaison.deliver.{programme.value}"
+def deliver_group_id(settings: Settings, programme: Programme, receiver: Inspectorate) -> str:
+    """The consumer group of ``serve deliver`` for ``programme`` received by ``receiver``."""
+    return f"{settings.topic_prefix}liaison-deliver-{_delivering(programme, receiver)}"
+
+
+def deliver_transactional_id(
+    settings: Settings, programme: Programme, receiver: Inspectorate
+) -> str:
+    """Stable per programme (and receiver, for JTAI), so a restarted deliverer fences a
+    predecessor still running, and only that one."""
+    return f"{settings.topic_prefix}liaison.deliver.{_delivering(programme, receiver)}"
 
 
 def receiver_of(programme: Programme, as_: Inspectorate | None) -> Inspectorate:
@@ -206,7 +224,7 @@ class _Deliverer:
         self._stop = stop
         self._topic = settings.topics.programme(programme)
         self._accept = JTAI_TOPIC_TYPES if programme is JTAI else PROGRAMME_TOPIC_TYPES
-        self._group = deliver_group_id(settings, programme)
+        self._group = deliver_group_id(settings, programme, self._receiver)
         self._trust = TrustFollower(settings)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -223,7 +241,9 @@ class _Deliverer:
             await self._trust.start()
             self._producer = AIOKafkaProducer(
                 **producer_options(self._settings),
-                transactional_id=deliver_transactional_id(self._settings, self._programme),
+                transactional_id=deliver_transactional_id(
+                    self._settings, self._programme, self._receiver
+                ),
                 transaction_timeout_ms=_TRANSACTION_TIMEOUT_MS,
             )
             await self._producer.start()  # init_transactions: fences a predecessor
@@ -300,7 +320,10 @@ class _Deliverer:
         opened = await self._open(record)
         if isinstance(opened, EnvelopeError):
             return await self._refuse_unverified(tp, record, opened)
-        finished = await self._post_until_finished(record, opened)
+        route = await self._route(record, opened) if needs_route(opened.event) else None
+        if isinstance(route, EnvelopeError):
+            return await self._refuse_unverified(tp, record, route)
+        finished = await self._post_until_finished(record, opened, route)
         if finished is None:
             return _Done.STOPPED
         now = _now()
@@ -334,6 +357,19 @@ class _Deliverer:
         except EnvelopeError as exc:
             return exc
 
+    async def _route(self, record: InboundRecord, opened: OpenedSigned) -> Route | EnvelopeError:
+        """The router's verified route of ``record``, or why there is none."""
+        try:
+            return check_route(record, self._trust.store, _now(), event_id=opened.event.id)
+        except EnvelopeError:
+            pass
+        # The bus key that signed it may be newer than what the follower has read.
+        await self._trust.catch_up()
+        try:
+            return check_route(record, self._trust.store, _now(), event_id=opened.event.id)
+        except EnvelopeError as exc:
+            return exc
+
     async def _refuse_unverified(
         self, tp: TopicPartition, record: InboundRecord, error: EnvelopeError
     ) -> _Done:
@@ -346,7 +382,7 @@ class _Deliverer:
             return _Done.AGAIN
         self._log.warning(
             "delivery_refused",
-            event_id=str(audit.event_ids[0]),
+            record_id=str(audit.event_ids[0]),
             attempts=0,
             error=str(error.reason),
             partition=record.partition,
@@ -357,12 +393,11 @@ class _Deliverer:
     # -- posting ---------------------------------------------------------------------------
 
     async def _post_until_finished(
-        self, record: InboundRecord, opened: OpenedSigned
+        self, record: InboundRecord, opened: OpenedSigned, route: Route | None
     ) -> Finished | None:
         """Try until delivered or refused; ``None`` when stopped (or the partition was
         taken away) first."""
-        headers = header_map(record.headers)
-        to_send = post_headers(opened.event, headers.get(HEADER_RULES), headers.get(HEADER_REASON))
+        to_send = post_headers(opened.event, route)
         tries = 0
         while True:
             answer = await self._post_once(record.value, to_send)
@@ -454,9 +489,10 @@ class _Deliverer:
                 await producer.send_offsets_to_transaction({tp: offset}, self._group)
         except ProducerFenced as exc:
             self._log.error("deliver_fenced", detail="another deliverer took over")
+            acting = f" --as {self._receiver.value}" if self._programme is JTAI else ""
             error = BrokerError(
-                f"another `liaison serve deliver --programme {self._programme.value}` took over"
-                " (its transactional id fenced this one)"
+                f"another `liaison serve deliver --programme {self._programme.value}{acting}`"
+                " took over (its transactional id fenced this one)"
             )
             error.retriable = False
             raise error from exc

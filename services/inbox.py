@@ -1,7 +1,9 @@
 """Programme inboxes, outcomes, overdue reminders and the unrouted list: the I/O.
 
 The decisions are ``consumers.inbox``'s (pure); here the topics are read whole and every
-envelope verified again (``services.reading.read_signed``), reads are audited as receipt
+envelope verified again (``services.reading.read_signed``), a record on a queue counts
+only with the router's route attestation (checked by ``consumers.inbox``), reads are
+audited as receipt
 and outcomes and reminders are published with their audit records in one Kafka
 transaction. The CLI (``liaison inbox``, ``liaison unrouted``) and the Python API use
 these functions alike, so both write the same audit records:
@@ -9,7 +11,7 @@ these functions alike, so both write the same audit records:
 * ``read_inbox``: a programme's inbox; one ``inbox.read`` record naming the events
   shown, signed by the reading inspectorate's key, appended before anything is returned.
 * ``show_finding``: one finding's row with its outcomes, reminder, delivery and JTAI
-  status; audited the same way.
+  status; audited the same way (naming every one of them).
 * ``record_outcome``: an ``OutcomeRecorded`` for a finding routed to the programme,
   signed by the receiving inspectorate, to ``liaison.outcomes`` with ``outcome.recorded``.
 * ``raise_reminders``: one ``OutcomeOverdue`` (bus key) per overdue finding, once, with
@@ -42,15 +44,7 @@ from consumers.inbox import (
 )
 from schemas.audit import InboxRead, OutcomeGiven, ReminderRaised
 from schemas.errors import ConfigurationError, LiaisonError, SchemaError
-from schemas.events import (
-    FINDING_TYPES,
-    ConcernRaised,
-    ExceptionalPracticeIdentified,
-    InspectorateEvent,
-    RecommendationMade,
-    RecommendationReviewed,
-    Theme,
-)
+from schemas.events import FINDING_TYPES, InspectorateEvent, Theme
 from schemas.inspectorates import JTAI, Inspectorate, Programme, owner_of
 from schemas.keys import BUS, SigningKey, TrustStore
 from schemas.outcomes import Outcome, OutcomeOverdue, OutcomeRecorded
@@ -84,13 +78,6 @@ __all__ = [
 OVERDUE_ACTOR: Final = "router:overdue"
 """The actor of reminder audit records (signed by the bus's key)."""
 
-_FINDINGS: Final = (
-    ConcernRaised,
-    ExceptionalPracticeIdentified,
-    RecommendationMade,
-    RecommendationReviewed,
-)
-
 _IDS_PER_RECEIPT: Final = 1000
 """Event ids per ``inbox.read`` record: a large read is several records, each well under
 the audit log's size limit."""
@@ -117,12 +104,16 @@ def acting_inspectorate(programme: Programme, acting_for: Inspectorate | None) -
     return owner
 
 
+def _queue_types(programme: Programme) -> frozenset[str]:
+    return JTAI_TOPIC_TYPES if programme is JTAI else PROGRAMME_TOPIC_TYPES
+
+
 def accepted(settings: Settings, programme: Programme) -> dict[str, frozenset[str]]:
     """The topics an inbox reads, each with the signed types it carries."""
     topics = settings.topics
     queue = topics.programme(programme)
     return {
-        queue: JTAI_TOPIC_TYPES if programme is JTAI else PROGRAMME_TOPIC_TYPES,
+        queue: _queue_types(programme),
         topics.outcomes: OUTCOME_TOPIC_TYPES,
         topics.delivery: DELIVERY_TOPIC_TYPES,
         topics.jtai: JTAI_TOPIC_TYPES,
@@ -188,12 +179,14 @@ async def _inbox(
     programme: Programme,
     trust: TrustStore,
     now: dt.datetime,
+    *,
     working_days: int,
+    reader: Inspectorate,
 ) -> Inbox:
     found = await read_signed(settings, accepted(settings, programme), trust, now)
     return build_inbox(
-        programme, settings.topics, found.verified, now, working_days=working_days,
-        refused=refusal_counts(found.refused),
+        programme, settings.topics, found.verified, now, trust=trust,
+        working_days=working_days, refused=refusal_counts(found.refused), reader=reader,
     )  # fmt: skip
 
 
@@ -227,7 +220,9 @@ async def read_inbox(
         include_decided=include_decided, area=area, theme=theme, source=source,
         overdue_only=overdue_only,
     )  # fmt: skip
-    inbox = (await _inbox(settings, programme, trust, now, working_days)).select(query)
+    inbox = (
+        await _inbox(settings, programme, trust, now, working_days=working_days, reader=reader)
+    ).select(query)
     filters = {"programme": programme.value, **query.filters()}
     if working_days != DEFAULT_WORKING_DAYS:
         filters["working_days"] = str(working_days)
@@ -261,17 +256,15 @@ async def show_finding(
     now = now or dt.datetime.now(dt.UTC)
     trust = trust or await load_trust(settings)
     _check_key(key, reader.value, trust, now)
-    inbox = await _inbox(settings, programme, trust, now, working_days)
+    inbox = await _inbox(settings, programme, trust, now, working_days=working_days, reader=reader)
     row = inbox.row(finding_id)
     if row is None:
         raise _not_routed(finding_id, programme, inbox.queue)
-    ids = [row.id, *(o.id for o in row.outcomes)]
-    if row.reminder is not None:
-        ids.append(row.reminder.id)
     filters = {"programme": programme.value, "id": str(finding_id)}
     receipts = _receipts(
-        inbox.queue, f"inspectorate:{reader.value}", ids, filters=filters, returned=1, now=now
-    )
+        inbox.queue, f"inspectorate:{reader.value}", row.shown_ids(history=True),
+        filters=filters, returned=1, now=now,
+    )  # fmt: skip
     await append_audit(settings, receipts, key)
     return replace(inbox, rows=(row,), returned=())
 
@@ -279,7 +272,7 @@ async def show_finding(
 def _not_routed(finding_id: UUID, programme: Programme, queue: str) -> InboxError:
     return InboxError(
         f"{finding_id} was not routed to {programme.value}: no verified finding with this"
-        f" id on {queue}"
+        f" id and the router's route on {queue}"
     )
 
 
@@ -329,10 +322,10 @@ async def record_outcome(
     """Record what ``programme`` did with a finding routed to it.
 
     The receiving inspectorate is ``key``'s owner (it must run ``programme``; any may act
-    for JTAI). The finding is looked up, verified, on the programme's queue
-    (``InboxError`` if it is not there). The ``OutcomeRecorded`` is signed with ``key``
-    and published to ``liaison.outcomes`` in one Kafka transaction with its
-    ``outcome.recorded`` audit record, signed by the same key.
+    for JTAI). The finding is looked up, verified and with the router's route, on the
+    programme's queue (``InboxError`` if it is not there). The ``OutcomeRecorded`` is
+    signed with ``key`` and published to ``liaison.outcomes`` in one Kafka transaction
+    with its ``outcome.recorded`` audit record, signed by the same key.
     """
     try:
         receiver = Inspectorate(key.owner)
@@ -341,18 +334,13 @@ async def record_outcome(
     acting_inspectorate(programme, receiver)
     trust = trust or await load_trust(settings)
     _check_key(key, receiver.value, trust, now)
-    queue = settings.topics.programme(programme)
-    found = await read_signed(settings, {queue: FINDING_TYPES}, trust, now)
-    finding = next(
-        (
-            opened.event
-            for _, opened in found.verified
-            if isinstance(opened.event, _FINDINGS) and opened.event.id == finding_id
-        ),
-        None,
-    )
-    if finding is None:
+    topics = settings.topics
+    queue = topics.programme(programme)
+    found = await read_signed(settings, {queue: _queue_types(programme)}, trust, now)
+    routed = build_inbox(programme, topics, found.verified, now, trust=trust).row(finding_id)
+    if routed is None:
         raise _not_routed(finding_id, programme, queue)
+    finding = routed.finding
     event = _outcome(finding, programme, receiver, outcome=outcome, note=note.strip(), now=now)
     sealed = seal_signed(event, key, now)
     audit = OutcomeGiven(
@@ -393,14 +381,14 @@ async def raise_reminders(
     topics = settings.topics
     accept: dict[str, frozenset[str]] = {topics.outcomes: OUTCOME_TOPIC_TYPES}
     for programme in chosen:
-        accept[topics.programme(programme)] = (
-            JTAI_TOPIC_TYPES if programme is JTAI else PROGRAMME_TOPIC_TYPES
-        )
+        accept[topics.programme(programme)] = _queue_types(programme)
     found = await read_signed(settings, accept, trust, now)
     raised: list[OutcomeOverdue] = []
     skipped: list[tuple[UUID, str]] = []
     for programme in chosen:
-        inbox = build_inbox(programme, topics, found.verified, now, working_days=working_days)
+        inbox = build_inbox(
+            programme, topics, found.verified, now, trust=trust, working_days=working_days
+        )
         owed = due_reminders(inbox, now)
         raised.extend(owed.raised)
         skipped.extend(owed.skipped)
@@ -427,15 +415,17 @@ async def read_unrouted(
     now: dt.datetime | None = None,
     trust: TrustStore | None = None,
 ) -> Unrouted:
-    """Verified findings on ``liaison.unrouted`` (appended since ``since``), audited as
-    one ``inbox.read`` of that topic by ``actor`` (an operator), signed by ``key``."""
+    """Verified findings the router put on ``liaison.unrouted`` (with its route; appended
+    since ``since``), audited as one ``inbox.read`` of that topic by ``actor`` (an
+    operator), signed by ``key``."""
     now = now or dt.datetime.now(dt.UTC)
     trust = trust or await load_trust(settings)
     topic = settings.topics.unrouted
     found = await read_signed(settings, {topic: FINDING_TYPES}, trust, now)
     unrouted = build_unrouted(
-        topic, found.verified, since=since, refused=refusal_counts(found.refused)
-    )
+        topic, found.verified, trust=trust, now=now, since=since,
+        refused=refusal_counts(found.refused),
+    )  # fmt: skip
     filters = {"since": since.isoformat()} if since is not None else {}
     receipts = _receipts(
         topic, actor, unrouted.shown_ids(), filters=filters, returned=len(unrouted.rows), now=now

@@ -5,8 +5,11 @@ The decisions themselves are pure (``consumers.jtai_desk``); this module does th
 * ``read_triage`` reads ``liaison.jtai``, ``liaison.feed.areas`` and ``liaison.outcomes``
   whole, verifies every record again (``services.reading.read_signed``, each topic held to
   the types it carries), builds the triage view and appends one ``inbox.read`` audit
-  record (queue ``liaison.jtai``, the ids shown) signed by the inspectorate the reader
-  acts for, before anything is shown.
+  record (queue ``liaison.jtai``, the ids of everything shown: considerations,
+  contributing findings, their outcomes, decisions) signed by the inspectorate the
+  reader acts for, before anything is shown. From ``liaison.jtai`` only what is
+  published there directly counts (considerations, decisions); the findings and
+  outcomes the router forwards there are read from the feed and ``liaison.outcomes``.
 * ``record_decision`` finds the verified consideration, builds the decision (area and
   theme from the consideration, the reason held to the minimisation lint), signs it with
   the inspectorate's key and publishes it to ``liaison.jtai`` keyed by area, in one Kafka
@@ -36,6 +39,7 @@ from typing import Final
 import structlog
 
 from consumers import jtai_desk as desk
+from consumers.inbox import needs_route
 from consumers.jtai_desk import Decided, TriageItem, TriageView
 from schemas.audit import InboxRead
 from schemas.errors import ConfigurationError, LiaisonError
@@ -105,7 +109,13 @@ async def read_view(
     if findings:
         accept |= {topics.feed: FEED_TYPES, topics.outcomes: OUTCOME_TOPIC_TYPES}
     read = await read_signed(settings, accept, trust, now)
-    events: list[SignedEvent] = [opened.event for _record, opened in read.verified]
+    # Routed copies on liaison.jtai prove nothing by being there; their originals on the
+    # feed and liaison.outcomes are what counts.
+    events: list[SignedEvent] = [
+        opened.event
+        for record, opened in read.verified
+        if record.topic != topics.jtai or not needs_route(opened.event)
+    ]
     for record, error in read.refused:
         # The reason code and where: never the record's content.
         _log.warning(
@@ -194,7 +204,7 @@ async def read_triage(
             filters=filters,
             returned=len(shown),
         )
-        for ids in _chunks(i for item in shown for i in item.event_ids)
+        for ids in _chunks(i for item in shown for i in item.shown_ids)
     )
     await append_audit(settings, records, key)
     _log.info(
@@ -203,6 +213,7 @@ async def read_triage(
         returned=len(shown),
         refused=refused,
         ignored_decisions=len(view.ignored),
+        id_conflicts=len(view.conflicts),
     )
     return TriageRead(view, shown, refused, records)
 

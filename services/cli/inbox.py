@@ -1,5 +1,10 @@
 """`liaison inbox` (a programme's received findings and their outcomes) and
-`liaison unrouted list`: a thin layer over ``services.inbox``."""
+`liaison unrouted list`: a thin layer over ``services.inbox``.
+
+Every text taken from an event or a route reaches the terminal through
+``services.cli._display`` (no control characters, never rich markup); ``--json`` prints
+the data as it is.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,8 @@ from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import BUS, OPERATOR, SigningKey, TrustStore
 from schemas.outcomes import DeliveryStatus, Outcome, OutcomeRecorded
 from services.audit_log import operator
-from services.cli._common import INVALID, _fail, _now, _run, _say, _settings, _when, _wide
+from services.cli._common import INVALID, _fail, _now, _run, _say, _settings, _when, _wide, err
+from services.cli._display import cell, clean
 from services.inbox import (
     InboxError,
     acting_inspectorate,
@@ -161,8 +167,14 @@ def _london(value: dt.datetime) -> str:
 
 
 def _trim(text: str, width: int = _SUMMARY_WIDTH) -> str:
-    line = " ".join(text.split())
+    """``text`` on one line, safe to show (``clean``), at most ``width`` characters."""
+    line = clean(" ".join(text.split()))
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _lines(*parts: str) -> Text:
+    """One cell of several lines, each part cleaned on its own (none can add a line)."""
+    return cell("\n".join(clean(part) for part in parts), multiline=True)
 
 
 def _warn_refused(refused: Mapping[str, int]) -> None:
@@ -187,12 +199,12 @@ def _what(row: InboxRow | UnroutedRow) -> str:
     return row.kind
 
 
-def _area(row: InboxRow | UnroutedRow) -> str:
+def _area(row: InboxRow | UnroutedRow) -> Text:
     area = f"{row.area_name} ({row.finding.area})"
-    return f"{area}\n{row.police_force}" if row.police_force else area
+    return _lines(area, row.police_force) if row.police_force else _lines(area)
 
 
-def _marks(row: InboxRow) -> str:
+def _marks(row: InboxRow) -> Text:
     marks = []
     outcome = row.outcome
     if outcome is not None:
@@ -211,7 +223,7 @@ def _marks(row: InboxRow) -> str:
             marks.append("delivered")
     if row.jtai_selected:
         marks.append("JTAI selected: " + ", ".join(t.value for t in row.jtai_selected))
-    return "\n".join(marks)
+    return _lines(*marks)
 
 
 def _rows_table(inbox: Inbox, *, everything: bool) -> Table:
@@ -227,9 +239,9 @@ def _rows_table(inbox: Inbox, *, everything: bool) -> Table:
         finding = row.finding
         agencies = ", ".join(a.value for a in finding.subject_agencies)
         table.add_row(
-            f"{_london(row.routed_at)}\n{finding.source.value}", str(row.id), Text(_area(row)),
-            _what(row), f"{finding.theme.value}\n{agencies}", Text(row.reason),
-            Text(_trim(finding.summary)), Text(_marks(row)),
+            _lines(_london(row.routed_at), finding.source.value), cell(str(row.id)), _area(row),
+            cell(_what(row)), _lines(finding.theme.value, agencies), cell(_trim(row.reason)),
+            cell(_trim(finding.summary)), _marks(row),
         )  # fmt: skip
     return table
 
@@ -248,8 +260,7 @@ def _returned_table(inbox: Inbox) -> Table:
     for column in ("at (London)", "kind", "finding", "programme: outcome", "note"):
         table.add_column(column, overflow="fold")
     for item in inbox.returned:
-        at, kind, finding, what, note = _returned_line(item)
-        table.add_row(at, kind, finding, Text(what), Text(note))
+        table.add_row(*(cell(part) for part in _returned_line(item)))
     return table
 
 
@@ -365,9 +376,9 @@ def _print_row(row: InboxRow) -> None:
         if value is None or value == []:
             continue
         shown = ", ".join(value) if isinstance(value, list) else str(value)
-        details.add_row(name, Text(shown))
-    details.add_row("subject_agencies", ", ".join(a.value for a in finding.subject_agencies))
-    details.add_row("summary", Text(finding.summary))
+        details.add_row(name, cell(shown))
+    details.add_row("subject_agencies", cell(", ".join(a.value for a in finding.subject_agencies)))
+    details.add_row("summary", cell(finding.summary, multiline=True))
     console = _wide()
     console.print(details)
     outcomes = Table(title="Outcomes (the last stands)")
@@ -375,8 +386,8 @@ def _print_row(row: InboxRow) -> None:
         outcomes.add_column(column, overflow="fold")
     for outcome in row.outcomes:
         outcomes.add_row(
-            _london(outcome.occurred_at), str(outcome.id), outcome.source.value,
-            outcome.outcome.value, Text(outcome.note),
+            _london(outcome.occurred_at), str(outcome.id), cell(outcome.source.value),
+            cell(outcome.outcome.value), cell(outcome.note, multiline=True),
         )  # fmt: skip
     if not row.outcomes:
         state = "OVERDUE" if row.overdue else "due"
@@ -388,8 +399,8 @@ def _print_row(row: InboxRow) -> None:
             delivery.add_column(column)
         for result in row.deliveries:
             delivery.add_row(
-                _london(result.occurred_at), result.status.value, str(result.attempts),
-                result.last_error or "",
+                _london(result.occurred_at), cell(result.status.value), str(result.attempts),
+                cell(result.last_error or ""),
             )  # fmt: skip
         console.print(delivery)
 
@@ -453,7 +464,10 @@ def inbox_remind(
     for reminder in reminders.raised:
         sys.stdout.write(f"{reminder.id}\n")
     for finding_id, why in reminders.skipped:
-        _say(f"warning: no reminder can be raised for {finding_id}: {why}")
+        err.print(
+            f"warning: no reminder can be raised for {finding_id}: {clean(why)}",
+            markup=False, highlight=False, emoji=False,
+        )  # fmt: skip
     _say(f"raised {len(reminders.raised)} reminder(s) ({days} working days)")
 
 
@@ -471,9 +485,10 @@ def _unrouted_table(unrouted: Unrouted) -> Table:
     for row in unrouted.rows:
         finding = row.finding
         table.add_row(
-            _london(row.at), str(finding.id), finding.source.value, Text(_area(row)), row.kind,
-            finding.theme.value, _what(row), ", ".join(a.value for a in finding.subject_agencies),
-            Text(_trim(finding.summary)),
+            cell(_london(row.at)), cell(str(finding.id)), cell(finding.source.value), _area(row),
+            cell(row.kind), cell(finding.theme.value), cell(_what(row)),
+            cell(", ".join(a.value for a in finding.subject_agencies)),
+            cell(_trim(finding.summary)),
         )  # fmt: skip
     return table
 

@@ -2,6 +2,8 @@
 
 A thin shell over ``services.jtai_desk``: every read is audited as receipt, signed by the
 inspectorate named with ``--as``; every decision is signed by it and audited with it.
+Every text taken from an event reaches the terminal through ``services.cli._display`` (no
+control characters, never rich markup); ``--json`` prints the data as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from consumers.jtai_desk import Contributor, DecisionShown, TriageItem, item_json
 from schemas.errors import SchemaError
@@ -27,6 +30,7 @@ from schemas.events import (
 from schemas.inspectorates import Inspectorate
 from schemas.jtai import OPEN_DECISIONS, JtaiDecision
 from services.cli._common import INVALID, _fail, _now, _run, _say, _settings, _wide, out
+from services.cli._display import cell, clean
 from services.inputs import check_filters
 from services.jtai_desk import TriageRead, read_triage, record_decision
 from services.keystore import KeyStore, signing_key_for
@@ -89,16 +93,17 @@ def _judged(contributor: Contributor) -> str:
 
 
 def _contributor_lines(contributor: Contributor, *, summary: bool) -> list[str]:
+    """Lines about one contributor, each safe to show (``clean``: no line breaks)."""
     if not contributor.found:
         return [f"{contributor.id} (not on the feed)"]
     publisher = contributor.publisher.value if contributor.publisher else "?"
-    kind = _KINDS.get(contributor.type or "", contributor.type or "?")
+    kind = clean(_KINDS.get(contributor.type or "", contributor.type or "?"))
     lines = [
         f"{publisher} {kind}{_judged(contributor)}, {_day(contributor.occurred_at)}"
         f"  {contributor.id}"
     ]
     if summary and contributor.summary:
-        lines.append(f"  {contributor.summary}")
+        lines.append(f"  {clean(contributor.summary)}")
     lines.extend(
         f"  -> {o.programme.value}: {o.outcome.value} ({_day(o.at)})" for o in contributor.outcomes
     )
@@ -118,6 +123,11 @@ def _window(item: TriageItem) -> str:
     return f"{_day(c.window_start)} to {_day(c.window_end)}"
 
 
+def _lines(*parts: str) -> Text:
+    """One cell of several lines, each part cleaned on its own (none can add a line)."""
+    return cell("\n".join(clean(part) for part in parts), multiline=True)
+
+
 def _table(items: tuple[TriageItem, ...], title: str) -> Table:
     table = Table(title=title, show_lines=True)
     for column in ("consideration", "area", "theme", "trigger", "window", "contributing"):
@@ -129,13 +139,13 @@ def _table(items: tuple[TriageItem, ...], title: str) -> Table:
         for contributor in item.contributors:
             contributing.extend(_contributor_lines(contributor, summary=False))
         table.add_row(
-            str(c.id),
-            f"{item.area_name} ({c.area})\n{item.region}",
-            c.theme.value,
-            c.trigger.value,
-            _window(item),
-            "\n".join(contributing),
-            _decision_text(item.current),
+            cell(str(c.id)),
+            _lines(f"{item.area_name} ({c.area})", item.region),
+            cell(c.theme.value),
+            cell(c.trigger.value),
+            cell(_window(item)),
+            _lines(*contributing),
+            cell(_decision_text(item.current)),
         )
     return table
 
@@ -149,7 +159,13 @@ def _notes(read: TriageRead) -> None:
     if read.view.ignored:
         _say(
             f"note: {len(read.view.ignored)} decision(s) ignored: their consideration is not"
-            " on the log, or their area or theme is not its"
+            " on the log, their area or theme is not its, or another inspectorate used"
+            " their id"
+        )
+    if read.view.conflicts:
+        _say(
+            f"note: {len(read.view.conflicts)} event id(s) used by two publishers: neither"
+            " finding or outcome is shown"
         )
 
 
@@ -233,18 +249,18 @@ def _show(item: TriageItem) -> None:
         ("decision", _decision_text(item.current)),
     ]
     for name, value in fields:
-        console.print(f"  {name}: {value}", highlight=False, markup=False)
+        console.print(Text(f"  {name}: ").append(cell(value, multiline=True)), highlight=False)
     console.print("contributing findings:", highlight=False)
     for contributor in item.contributors:
         for line in _contributor_lines(contributor, summary=True):
-            console.print(f"  {line}", highlight=False, markup=False)
+            console.print(Text(f"  {line}"), highlight=False)
     if item.decisions:
         console.print("decisions (oldest first):", highlight=False)
         for decision in item.decisions:
+            reason = clean(decision.reason, multiline=True).replace("\n", "\n    ")
             console.print(
-                f"  {_decision_text(decision)}  {decision.id}\n    {decision.reason}",
+                Text(f"  {_decision_text(decision)}  {decision.id}\n    {reason}"),
                 highlight=False,
-                markup=False,
             )
 
 

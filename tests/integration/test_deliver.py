@@ -3,7 +3,9 @@ the real broker.
 
 The routed records are produced here as the router writes them (the publisher's
 envelope, unchanged, on ``liaison.programme.<p>`` with the contract and CloudEvents
-headers and the router's rules and reason), so these tests do not depend on the router.
+headers and the router's route attestation, signed by the bus key, naming the rules and
+reason), so these tests do not depend on the router. Their plain ``liaison_rules`` /
+``liaison_reason`` headers say something else: only the signed route is ever posted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,22 +31,32 @@ from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
 import services.deliver
-from consumers.delivery import RetryPolicy, delivery_id
+from consumers.delivery import RetryPolicy, delivery_id, location_id
+from consumers.jtai import consideration_id
 from schemas.audit import DeliveryRefused, EnvelopeDelivered, SealedRecord, judge_sealed
-from schemas.envelope import seal, verify
-from schemas.events import ConcernRaised, decode_event
-from schemas.inspectorates import JTAI, Programme
-from schemas.keys import SigningKey, TrustStore
+from schemas.envelope import seal, seal_consideration, verify
+from schemas.events import ConcernRaised, Theme, decode_event
+from schemas.inspectorates import JTAI, Inspectorate, Programme
+from schemas.jtai import JtaiConsiderationRequested, JtaiTrigger
+from schemas.keys import BUS, SigningKey, TrustStore
 from schemas.outcomes import DeliveryRecorded, DeliveryStatus
-from schemas.records import InboundRecord, OutboundRecord, header_map, signed_headers
+from schemas.records import (
+    InboundRecord,
+    OutboundRecord,
+    header_map,
+    signed_headers,
+    signed_record,
+)
 from schemas.signed import DELIVERY_TOPIC_TYPES
-from services.deliver import deliver, deliver_group_id
+from services.deliver import deliver, deliver_group_id, deliver_transactional_id
 from services.kafka import committed_offsets, group_members, read_from
 from services.reading import read_signed
 from services.settings import Settings
 from services.trust import load_trust
 from tests.conftest import env_for, one_error_line, run_liaison
 from tests.factories import concern, utc_now
+from tests.integration.test_inbox import attested
+from tests.integration.test_publish_transaction import everything
 
 pytestmark = pytest.mark.kafka
 
@@ -151,15 +163,35 @@ def free_port() -> int:
 # -- routed records, as the router writes them ------------------------------------------------
 
 
-def routed(
+def copied(
     settings: Settings, programme: Programme, event: ConcernRaised, key: SigningKey
 ) -> OutboundRecord:
-    """``event`` sealed by its publisher and forwarded to ``programme``'s queue."""
+    """``event`` sealed by its publisher and put on ``programme``'s queue by someone with
+    write access, not the router: made-up rules and reason, no route."""
     envelope = seal(event, key, utc_now()).envelope
-    headers = (*signed_headers(event), ("liaison_rules", RULES), ("liaison_reason", REASON))
+    headers = (*signed_headers(event), ("liaison_rules", RULES), ("liaison_reason", b"act now"))
     return OutboundRecord(
         settings.topics.programme(programme), event.area.encode(), envelope, headers
     )
+
+
+def routed(
+    settings: Settings,
+    programme: Programme,
+    event: ConcernRaised,
+    signing: dict[str, SigningKey],
+) -> OutboundRecord:
+    """``event`` sealed by its publisher and forwarded to ``programme``'s queue by the
+    router: with its route (rules ``RULES``, reason ``REASON``); the plain headers differ."""
+    envelope = seal(event, signing[str(event.source)], utc_now()).envelope
+    plain = (("liaison_rules", b"plain.rule"), ("liaison_reason", b"plain: never posted"))
+    record = OutboundRecord(
+        settings.topics.programme(programme),
+        event.area.encode(),
+        envelope,
+        (*signed_headers(event), *plain),
+    )
+    return attested(record, event, signing[BUS], rules=(RULES.decode(),), reason=REASON.decode())
 
 
 async def produce(settings: Settings, records: Sequence[OutboundRecord]) -> None:
@@ -265,11 +297,18 @@ def assert_posted_as_routed(
         assert post.headers["Liaison-Reason"] == REASON.decode()
 
 
+async def place_of(settings: Settings, record: OutboundRecord) -> str:
+    """How a record not posted is named in its audit record: by where it is."""
+    (found,) = [r for r in await everything(settings, record.topic) if r.value == record.value]
+    return str(location_id(found))
+
+
 async def assert_audited(
     settings: Settings, expected: dict[str, tuple[int, str | None]], receiver: SigningKey
 ) -> None:
-    """One ``delivery.*`` audit record per event id, signed by ``receiver`` for
-    ``inspectorate:<it>``: (attempts, refusal reason or ``None`` when delivered)."""
+    """One ``delivery.*`` audit record per event id (or place, for a record not posted),
+    signed by ``receiver`` for ``inspectorate:<it>``: (attempts, refusal reason or
+    ``None`` when delivered)."""
     audits = await delivery_audits(settings)
     found: dict[str, tuple[int, str | None]] = {}
     for judged, _ in audits:
@@ -308,7 +347,7 @@ async def test_each_event_is_received_once_retried_or_refused_and_recorded(
 
     ofsted, hmicfrs = signing["ofsted"], signing["hmicfrs"]
     in_order = (ok_at_once, flaky, slow, tampered, limited, bad, failing)
-    records = [routed(kafka, Programme.NCPI, e, ofsted) for e in in_order]
+    records = [routed(kafka, Programme.NCPI, e, signing) for e in in_order]
     records[3] = tampered_record(records[3])
     await produce(kafka, records)
 
@@ -349,10 +388,12 @@ async def test_each_event_is_received_once_retried_or_refused_and_recorded(
     }
     for r in recorded:
         assert (r.source.value, r.programme) == ("hmicfrs", Programme.NCPI)
-        assert r.id == delivery_id(r.event_id, Programme.NCPI)
+        assert r.id == delivery_id(r.event_id, Programme.NCPI, Inspectorate.HMICFRS)
         assert r.area == "E08000025"
 
-    # Their audit records, and the tampered record's refusal (never posted: 0 tries).
+    # Their audit records, and the tampered record's refusal (never posted: 0 tries), named
+    # by where it is: never by the event id its unverified headers claim.
+    tampered_at = await place_of(kafka, records[3])
     await assert_audited(
         kafka,
         {
@@ -362,18 +403,23 @@ async def test_each_event_is_received_once_retried_or_refused_and_recorded(
             str(limited.id): (2, None),
             str(bad.id): (1, "http_400"),
             str(failing.id): (tries, "http_503"),
-            str(tampered.id): (0, "bad_signature"),
+            tampered_at: (0, "bad_signature"),
         },
         hmicfrs,
     )
 
     # One log line per change of state, with ids and codes, never the envelope's content.
-    states = [(e["event"], e.get("event_id")) for e in logs if e["event"].startswith("delivery_")]
+    states = [
+        (e["event"], e.get("event_id", e.get("record_id")))
+        for e in logs
+        if e["event"].startswith("delivery_")
+    ]
     assert states.count(("delivery_retrying", str(flaky.id))) == 2
     assert states.count(("delivery_delivered", str(flaky.id))) == 1
     assert states.count(("delivery_refused", str(failing.id))) == 1
     assert states.count(("delivery_retrying", str(failing.id))) == tries - 1
-    assert states.count(("delivery_refused", str(tampered.id))) == 1
+    assert states.count(("delivery_refused", tampered_at)) == 1
+    assert str(tampered.id) not in {event_id for _, event_id in states}
     waits = [e for e in logs if e["event"] == "delivery_retrying" and e["event_id"] == str(slow.id)]
     assert [w["error"] for w in waits] == ["timeout"]
     assert ok_at_once.summary not in repr(logs)
@@ -385,8 +431,8 @@ async def test_a_refusal_period_then_a_restart_posts_each_event_once(
     """The endpoint refuses connections at first, then recovers; a restarted deliverer
     carries on after what its predecessor recorded and re-posts nothing."""
     first, second, third = (police_concern() for _ in range(3))
-    ofsted, hmicfrs = signing["ofsted"], signing["hmicfrs"]
-    await produce(kafka, [routed(kafka, Programme.NCPI, e, ofsted) for e in (first, second)])
+    hmicfrs = signing["hmicfrs"]
+    await produce(kafka, [routed(kafka, Programme.NCPI, e, signing) for e in (first, second)])
     port = free_port()
     endpoint = Endpoint()
     slow_enough = RetryPolicy(base_s=0.05, cap_s=0.2)
@@ -409,7 +455,7 @@ async def test_a_refusal_period_then_a_restart_posts_each_event_once(
     assert {e["event_id"] for e in refused} == {str(first.id)}  # in order: the first waits
 
     # Restarted: the third event is delivered, the first two are not posted again.
-    await produce(kafka, [routed(kafka, Programme.NCPI, third, ofsted)])
+    await produce(kafka, [routed(kafka, Programme.NCPI, third, signing)])
     with serving(endpoint, port):
         async with delivering(
             kafka, Programme.NCPI, f"http://127.0.0.1:{port}/inbox", hmicfrs, **options
@@ -429,7 +475,9 @@ async def test_a_refusal_period_then_a_restart_posts_each_event_once(
     audits = await delivery_audits(kafka)
     assert len(audits) == 3
     # The group's offsets are past every record it handled (committed in the transactions).
-    offsets = await committed_offsets(kafka, deliver_group_id(kafka, Programme.NCPI))
+    offsets = await committed_offsets(
+        kafka, deliver_group_id(kafka, Programme.NCPI, Inspectorate.HMICFRS)
+    )
     assert set(offsets.values()) == {3}  # one area: one partition, offsets 0 to 2
 
 
@@ -441,9 +489,7 @@ async def test_a_long_retry_keeps_the_group_and_the_order(
     behind it waits its turn."""
     monkeypatch.setattr(services.deliver, "MAX_POLL_INTERVAL_MS", 2000)
     stuck, behind = police_concern(), police_concern()
-    await produce(
-        kafka, [routed(kafka, Programme.NCPI, e, signing["ofsted"]) for e in (stuck, behind)]
-    )
+    await produce(kafka, [routed(kafka, Programme.NCPI, e, signing) for e in (stuck, behind)])
     recovers_at: list[float] = []
 
     def script(key: str, seen: int) -> tuple[int, dict[str, str], float]:
@@ -454,7 +500,7 @@ async def test_a_long_retry_keeps_the_group_and_the_order(
         return 200, {}, 0.0
 
     endpoint = Endpoint(script)
-    group = deliver_group_id(kafka, Programme.NCPI)
+    group = deliver_group_id(kafka, Programme.NCPI, Inspectorate.HMICFRS)
     members: list[int] = []
     with serving(endpoint) as url:
         async with delivering(
@@ -486,7 +532,7 @@ async def test_serve_deliver_for_jtai_delivers_and_stops_cleanly_on_sigterm(
     kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
     event = police_concern()
-    await produce(kafka, [routed(kafka, JTAI, event, signing["ofsted"])])
+    await produce(kafka, [routed(kafka, JTAI, event, signing)])
     endpoint = Endpoint()
     with serving(endpoint) as url:
         process = await asyncio.create_subprocess_exec(
@@ -535,7 +581,95 @@ async def test_serve_deliver_refuses_bad_arguments_with_one_line(
     assert says in one_error_line(done)
 
 
-def test_the_deliver_group_is_named_per_programme(base_settings: Settings) -> None:
+def test_the_deliver_group_is_named_per_programme_and_jtai_receiver(
+    base_settings: Settings,
+) -> None:
     prefixed = base_settings.model_copy(update={"topic_prefix": "t."})
-    assert deliver_group_id(prefixed, Programme.NCPI) == "t.liaison-deliver-ncpi"
-    assert deliver_group_id(prefixed, JTAI) == "t.liaison-deliver-jtai"
+    hmicfrs, cqc, ofsted = Inspectorate.HMICFRS, Inspectorate.CQC, Inspectorate.OFSTED
+    assert deliver_group_id(prefixed, Programme.NCPI, hmicfrs) == "t.liaison-deliver-ncpi"
+    assert deliver_group_id(prefixed, JTAI, cqc) == "t.liaison-deliver-jtai-cqc"
+    assert deliver_transactional_id(prefixed, JTAI, cqc) == "t.liaison.deliver.jtai-cqc"
+    assert deliver_transactional_id(prefixed, JTAI, cqc) != deliver_transactional_id(
+        prefixed, JTAI, ofsted
+    )
+    assert deliver_transactional_id(prefixed, Programme.NCPI, hmicfrs) == ("t.liaison.deliver.ncpi")
+
+
+async def test_a_record_without_its_route_is_never_posted(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    """A genuine finding copied onto NCPI's queue (made-up rules and reason, or PEEL's
+    route with it) is refused like a record that does not verify: never posted, and its
+    refusal names where it is, not the id it carries."""
+    kept_away, on_peel, fine = police_concern(), police_concern(), police_concern()
+    ncpi = kafka.topics.programme(Programme.NCPI)
+    copy = copied(kafka, Programme.NCPI, kept_away, signing["ofsted"])
+    moved = replace(routed(kafka, Programme.PEEL, on_peel, signing), topic=ncpi)
+    good = routed(kafka, Programme.NCPI, fine, signing)
+    await produce(kafka, [copy, moved, good])  # one area: one partition, in this order
+
+    endpoint = Endpoint()
+    with serving(endpoint) as url:
+        async with delivering(
+            kafka, Programme.NCPI, url, signing["hmicfrs"], tries=2, timeout_s=2.0, policy=FAST
+        ):
+            recorded = await results(kafka, 1)
+
+    assert endpoint.tried() == {str(fine.id): 1}
+    assert [r.event_id for r in recorded] == [fine.id]
+    await assert_audited(
+        kafka,
+        {
+            str(fine.id): (1, None),
+            await place_of(kafka, copy): (0, "route_unproven"),
+            await place_of(kafka, moved): (0, "route_unproven"),
+        },
+        signing["hmicfrs"],
+    )
+
+
+async def test_two_inspectorates_deliver_the_jtai_queue_each_to_its_own_system(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    """Neither fences the other nor shares its group: each system receives everything,
+    and each result has its own id. A consideration (published to liaison.jtai by the
+    bus, not routed) is delivered too, without the router's headers."""
+    events = [police_concern() for _ in range(3)]
+    start = utc_now() - dt.timedelta(days=3)
+    consideration = JtaiConsiderationRequested(
+        id=consideration_id("E08000025", Theme.NEGLECT, start), occurred_at=start,
+        area="E08000025", theme=Theme.NEGLECT, window_start=start,
+        window_end=start + dt.timedelta(days=180), trigger=JtaiTrigger.SEVERAL_INSPECTORATES,
+        contributing_event_ids=tuple(e.id for e in events[:2]),
+        contributing_inspectorates=(Inspectorate.CQC, Inspectorate.OFSTED),
+        rationale="Concerns about neglect from two inspectorates within 180 days.",
+    )  # fmt: skip
+    raised = seal_consideration(consideration, signing[BUS], utc_now()).envelope
+    await produce(
+        kafka,
+        [
+            *(routed(kafka, JTAI, e, signing) for e in events),
+            signed_record(kafka.topics.jtai, consideration, raised),
+        ],
+    )
+    ids = {str(consideration.id), *(str(e.id) for e in events)}
+    cqc, ofsted = Endpoint(), Endpoint()
+    with serving(cqc) as cqc_url, serving(ofsted) as ofsted_url:
+        async with (
+            delivering(kafka, JTAI, cqc_url, signing["cqc"], tries=2, policy=FAST),
+            delivering(kafka, JTAI, ofsted_url, signing["ofsted"], tries=2, policy=FAST),
+        ):
+            recorded = await results(kafka, 8)
+
+    assert cqc.accepted() == dict.fromkeys(ids, 1) == ofsted.accepted()
+    assert sorted((r.source.value, str(r.event_id)) for r in recorded) == sorted(
+        (who, i) for who in ("cqc", "ofsted") for i in ids
+    )
+    assert len({r.id for r in recorded}) == 8
+    assert all(r.id == delivery_id(r.event_id, JTAI, Inspectorate(r.source)) for r in recorded)
+    (posted,) = cqc.of(str(consideration.id))
+    assert "Liaison-Rules" not in posted.headers
+    assert posted.headers["ce-type"] == consideration.type
+    for group in ("jtai-cqc", "jtai-ofsted"):
+        offsets = await committed_offsets(kafka, f"{kafka.topic_prefix}liaison-deliver-{group}")
+        assert sum(offsets.values()) == 4

@@ -2,14 +2,16 @@
 
 The routed records are produced here as the router writes them (the publisher's envelope,
 unchanged, on ``liaison.programme.<p>`` with the contract and CloudEvents headers and the
-router's rules and reason), so these tests do not depend on the router.
+router's route attestation, signed by the bus key, naming the rules and reason), so these
+tests do not depend on the router. Their plain ``liaison_rules`` / ``liaison_reason``
+headers say something else: only the signed route is ever shown.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -17,10 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from consumers.jtai import consideration_id
 from consumers.router import HEADER_REASON, HEADER_RULES
 from schemas.audit import (
     AuditRecord,
@@ -30,9 +30,9 @@ from schemas.audit import (
     SealedRecord,
     judge_sealed,
 )
-from schemas.events import ConcernRaised
+from schemas.events import ConcernRaised, Theme
 from schemas.inspectorates import JTAI, Inspectorate, Programme
-from schemas.jtai import JtaiDecisionRecorded
+from schemas.jtai import JtaiConsiderationRequested, JtaiDecisionRecorded, JtaiTrigger
 from schemas.keys import BUS, OPERATOR, SigningKey, TrustStore
 from schemas.outcomes import (
     DeliveryRecorded,
@@ -42,8 +42,9 @@ from schemas.outcomes import (
     overdue_id,
 )
 from schemas.records import OutboundRecord, header_map, signed_record
+from schemas.route import HEADER_ROUTE, Route, attest_route
 from schemas.signed import ALL_TYPES, SignedEvent, open_signed, seal_signed
-from services.inbox import InboxError, read_inbox, record_outcome
+from services.inbox import InboxError, raise_reminders, read_inbox, record_outcome
 from services.kafka import delete_topics, kafka_sink
 from services.settings import Settings
 from services.trust import load_trust
@@ -76,13 +77,49 @@ def signed(settings: Settings, topic: str, event: SignedEvent, key: SigningKey) 
     return signed_record(topic, event, seal_signed(event, key, utc_now()).envelope)
 
 
+def attested(
+    record: OutboundRecord,
+    event: SignedEvent,
+    bus: SigningKey,
+    *,
+    rules: tuple[str, ...] = tuple(RULES.decode().split(",")),
+    reason: str = REASON.decode(),
+    topic: str | None = None,
+) -> OutboundRecord:
+    """``record`` with the router's route attestation (signed by ``bus``) for ``topic``
+    (the record's own unless a test copies a route elsewhere)."""
+    route = Route(
+        event_id=event.id, event_type=event.type, signer=str(event.source),
+        value_sha256=hashlib.sha256(record.value).hexdigest(), topic=topic or record.topic,
+        rules=rules, reason=reason,
+    )  # fmt: skip
+    return replace(record, headers=(*record.headers, (HEADER_ROUTE, attest_route(route, bus))))
+
+
 def routed(
+    settings: Settings,
+    event: SignedEvent,
+    signing: dict[str, SigningKey],
+    programme: Programme = PEEL,
+) -> OutboundRecord:
+    """``event`` (signed by its source's key) as the router puts it on ``programme``'s
+    queue: with its route, and plain headers that are not the route's."""
+    record = signed(
+        settings, settings.topics.programme(programme), event, signing[str(event.source)]
+    )
+    plain = ((HEADER_RULES, b"plain.rule"), (HEADER_REASON, b"plain headers are never shown"))
+    record = replace(record, headers=(*record.headers, *plain))
+    return attested(record, event, signing[BUS])
+
+
+def copied(
     settings: Settings, event: SignedEvent, key: SigningKey, programme: Programme = PEEL
 ) -> OutboundRecord:
-    """``event`` as the router puts it on ``programme``'s queue."""
+    """A genuine signed ``event`` put on ``programme``'s queue by someone with write
+    access, not the router: made-up rules and reason headers, no route."""
     record = signed(settings, settings.topics.programme(programme), event, key)
-    extra = ((HEADER_RULES, RULES), (HEADER_REASON, REASON))
-    return replace(record, headers=(*record.headers, *extra))
+    made_up = ((HEADER_RULES, RULES), (HEADER_REASON, b"urgent: act on this now"))
+    return replace(record, headers=(*record.headers, *made_up))
 
 
 def tampered(record: OutboundRecord) -> OutboundRecord:
@@ -97,45 +134,6 @@ async def put(settings: Settings, *records: OutboundRecord) -> None:
     async with kafka_sink(settings) as sink:
         for record in records:
             await sink.send(record)
-
-
-async def put_long_ago(settings: Settings, record: OutboundRecord, at: dt.datetime) -> None:
-    """Produce ``record`` stamped ``at``: its topic is switched to the producer's time
-    (CreateTime) first, as the contract's LogAppendTime would stamp it now."""
-    resource = ConfigResource(
-        ConfigResourceType.TOPIC,
-        record.topic,
-        configs={
-            "retention.ms": "-1",
-            "retention.bytes": "-1",
-            "message.timestamp.type": "CreateTime",
-        },
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.alter_configs([resource])
-        for _ in range(100):
-            described = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, record.topic)]
-            )
-            values = {e[0]: e[1] for r in described for res in r.resources for e in res[4]}
-            if values.get("message.timestamp.type") == "CreateTime":
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    await asyncio.sleep(1)  # the broker applies a topic's new config a moment after
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
-    await producer.start()
-    try:
-        metadata = await producer.send_and_wait(
-            record.topic, record.value, key=record.key, headers=list(record.headers),
-            timestamp_ms=int(at.timestamp() * 1000),
-        )  # fmt: skip
-    finally:
-        await producer.stop()
-    assert metadata.timestamp == int(at.timestamp() * 1000)
 
 
 async def opened(settings: Settings, topic: str, trust: TrustStore) -> list[SignedEvent]:
@@ -167,13 +165,8 @@ async def test_inbox_lists_a_routed_finding_with_its_area_and_reason_never_a_for
 ) -> None:
     finding = police_concern()
     other = police_concern(area="E10000016", theme="neglect", subject_agencies=["health"])
-    forged = tampered(routed(kafka, police_concern(), signing["ofsted"]))
-    await put(
-        kafka,
-        routed(kafka, finding, signing["ofsted"]),
-        forged,
-        routed(kafka, other, signing["ofsted"]),
-    )
+    forged = tampered(routed(kafka, police_concern(), signing))
+    await put(kafka, routed(kafka, finding, signing), forged, routed(kafka, other, signing))
 
     listed = await run_liaison(kafka, "inbox", "--programme", "peel", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -215,14 +208,15 @@ async def test_inbox_lists_a_routed_finding_with_its_area_and_reason_never_a_for
 
 
 async def route_back_and_read_as_the_publisher(
-    settings: Settings, outcome: OutcomeRecorded
+    settings: Settings, outcome: OutcomeRecorded, bus: SigningKey
 ) -> None:
     """Route ``outcome`` back to the finding's programme as the router does (the envelope
-    unchanged); the publisher's inbox then shows it among the outcomes of its findings."""
+    unchanged, with its route); the publisher's inbox then shows it among the outcomes of
+    its findings."""
     topics = settings.topics
     (raw,) = await everything(settings, topics.outcomes)
     back = signed_record(topics.programme(outcome.finding_programme), outcome, raw.value)
-    await put(settings, replace(back, headers=(*back.headers, (HEADER_REASON, b"outcome"))))
+    await put(settings, attested(back, outcome, bus, rules=(), reason="outcome"))
     programme = outcome.finding_programme.value
     ours = await run_liaison(settings, "inbox", "--programme", programme, "--json")
     assert ours.returncode == 0, ours.stderr
@@ -240,7 +234,7 @@ async def test_decide_publishes_a_verifiable_outcome_and_the_finding_moves_under
 ) -> None:
     topics = kafka.topics
     finding = police_concern()
-    await put(kafka, routed(kafka, finding, signing["ofsted"]))
+    await put(kafka, routed(kafka, finding, signing))
 
     note = "Brought the force's NCPI forward; front door in scope."
     decided = await run_liaison(
@@ -281,7 +275,7 @@ async def test_decide_publishes_a_verifiable_outcome_and_the_finding_moves_under
     assert "informs_scheduling" in shown.stdout
     assert "Birmingham" in shown.stdout
 
-    await route_back_and_read_as_the_publisher(kafka, outcome)
+    await route_back_and_read_as_the_publisher(kafka, outcome, signing[BUS])
 
     reads = [r for r, _ in await audited(kafka, "inbox.read")]
     assert [r.actor for r in reads] == ["inspectorate:hmicfrs"] * 3 + ["inspectorate:ofsted"] * 2
@@ -294,7 +288,7 @@ async def test_decide_publishes_a_verifiable_outcome_and_the_finding_moves_under
     assert isinstance(show_read, InboxRead)
     assert (after_read.event_ids, after_read.returned) == ((), 0)
     assert all_read.filters == {"programme": "peel", "all": "true"}
-    assert all_read.event_ids == (finding.id,)
+    assert all_read.event_ids == (finding.id, outcome_id)  # the outcome was shown too
     assert show_read.event_ids == (finding.id, outcome_id)
     assert show_read.filters == {"programme": "peel", "id": str(finding.id)}
 
@@ -303,7 +297,7 @@ async def test_cli_errors_are_one_line_and_nothing_is_published(
     kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
     finding = police_concern()
-    await put(kafka, routed(kafka, finding, signing["ofsted"]))
+    await put(kafka, routed(kafka, finding, signing))
     decide = ("inbox", "decide", str(finding.id), "--outcome", "added_to_scope")
     cases = [
         (("inbox", "--programme", "nowhere"), "--programme must be one of"),
@@ -368,63 +362,115 @@ async def test_cli_errors_are_one_line_and_nothing_is_published(
 async def test_overdue_reminders_are_raised_once_signed_by_the_bus_and_shown(
     kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
+    """Times are the broker's (a record stamped otherwise is refused), so a finding cannot
+    be back-dated here: the reminders are raised as of a ``now`` a month on instead."""
     topics = kafka.topics
-    routed_at = utc_now() - dt.timedelta(days=30)
-    late = police_concern(occurred_at=routed_at - dt.timedelta(days=1))
-    fresh = police_concern()
-    await put_long_ago(kafka, routed(kafka, late, signing["ofsted"], Programme.NCPI), routed_at)
-    await put(kafka, routed(kafka, fresh, signing["ofsted"], Programme.NCPI))
+    late = police_concern()
+    await put(kafka, routed(kafka, late, signing, Programme.NCPI))
+    (queued,) = await everything(kafka, topics.programme(Programme.NCPI))
+    later = utc_now() + dt.timedelta(days=30)
+    bus = signing[BUS]
 
-    first = await run_liaison(kafka, "inbox", "remind", "--programme", "ncpi")
-    assert first.returncode == 0, first.stderr
-    assert first.stdout.split() == [str(overdue_id(late.id, Programme.NCPI))]
-    assert "raised 1 reminder(s)" in first.stderr
-    again = await run_liaison(kafka, "inbox", "remind")  # every programme
-    assert again.returncode == 0, again.stderr
-    assert again.stdout == ""
-    assert "raised 0 reminder(s)" in again.stderr
+    first = await raise_reminders(kafka, [Programme.NCPI], key=bus, now=later)
+    assert [r.id for r in first.raised] == [overdue_id(late.id, Programme.NCPI)]
+    assert first.skipped == ()
+    again = await raise_reminders(kafka, key=bus, now=later)  # every programme
+    assert again.raised == ()
+    shorter = await raise_reminders(kafka, key=bus, now=later, working_days=3)
+    assert shorter.raised == ()  # one reminder per finding and programme, whatever the days
+    today = await run_liaison(kafka, "inbox", "remind")  # not overdue yet today
+    assert today.returncode == 0, today.stderr
+    assert (today.stdout, "raised 0 reminder(s)" in today.stderr) == ("", True)
 
     trust = await load_trust(kafka)
     (reminder,) = await opened(kafka, topics.outcomes, trust)
     assert isinstance(reminder, OutcomeOverdue)
     assert reminder.source == BUS
     assert (reminder.finding_id, reminder.programme) == (late.id, Programme.NCPI)
-    assert reminder.routed_at == dt.datetime.fromtimestamp(
-        int(routed_at.timestamp() * 1000) / 1000, dt.UTC
-    )
+    assert reminder.routed_at == appended_at(queued)  # the broker's time, not a claim
     assert reminder.working_days == 10
-    ((raised, sealed),) = await audited(kafka, "outcome.reminder_raised")
-    assert isinstance(raised, ReminderRaised)
-    assert raised.actor == "router:overdue"
-    assert raised.event_ids == (late.id,)
-    assert raised.reminder_id == reminder.id
-    assert sealed.key.owner == BUS
+    raised = [
+        raw
+        for raw in await everything(kafka, topics.audit)
+        if header_map(raw.headers).get("action") == b"outcome.reminder_raised"
+    ]
+    (judged,) = (judge_sealed(raw.value, later, trust) for raw in raised)  # at its own time
+    assert isinstance(judged, SealedRecord), judged.reason
+    record = judged.record
+    assert isinstance(record, ReminderRaised)
+    assert (record.actor, record.event_ids) == ("router:overdue", (late.id,))
+    assert record.reminder_id == reminder.id
+    assert judged.key.owner == BUS
 
-    listed = await run_liaison(kafka, "inbox", "--programme", "ncpi", "--overdue", "--json")
+    listed = await run_liaison(kafka, "inbox", "--programme", "ncpi", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = lines(listed.stdout)
-    assert row["id"] == str(late.id)
-    assert row["overdue"] is True
+    assert (row["id"], row["overdue"]) == (str(late.id), False)
     assert row["reminder_id"] == str(reminder.id)
-    table = await run_liaison(kafka, "inbox", "--programme", "ncpi")
-    assert f"OVERDUE (due {row['due_date']})" in table.stdout
-    # With more working days allowed (the setting, or --working-days) it is not overdue.
-    longer = {"LIAISON_OUTCOME_WORKING_DAYS": "60"}
-    relaxed = await run_liaison(kafka, "inbox", "-p", "ncpi", "--overdue", "--json", env=longer)
-    assert relaxed.returncode == 0, relaxed.stderr
-    assert lines(relaxed.stdout) == []
-    none_more = await run_liaison(kafka, "inbox", "remind", "--working-days", "3")
-    assert none_more.stdout == ""  # the one reminder per finding and programme is raised
     # Ofsted, which published it, sees the reminder among the outcomes of its findings.
     ours = await run_liaison(kafka, "inbox", "--programme", "ilacs", "--json")
     assert ours.returncode == 0, ours.stderr
     assert [(d["kind"], d["finding_id"]) for d in lines(ours.stdout)] == [
         ("reminder", str(late.id))
     ]
-    *_, ofsted_read = (r for r, _ in await audited(kafka, "inbox.read"))
+    *_, ncpi_read, ofsted_read = (r for r, _ in await audited(kafka, "inbox.read"))
+    assert isinstance(ncpi_read, InboxRead)
+    assert ncpi_read.event_ids == (late.id, reminder.id)  # the reminder was shown too
     assert isinstance(ofsted_read, InboxRead)
     assert ofsted_read.actor == "inspectorate:ofsted"
     assert ofsted_read.event_ids == (reminder.id,)
+
+
+async def test_a_genuine_finding_copied_onto_a_queue_is_not_shown_remindable_or_decidable(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    """Ofsted's finding about health, which no rule sends to HMICFRS, copied from the feed
+    onto PEEL's queue with made-up rules and reason (or with NCPI's route)."""
+    topics = kafka.topics
+    kept_away = police_concern(subject_agencies=["health"])
+    on_ncpi = police_concern()
+    ncpi_route = routed(kafka, on_ncpi, signing, Programme.NCPI)
+    moved = replace(ncpi_route, topic=topics.programme(PEEL))  # route and all
+    await put(kafka, copied(kafka, kept_away, signing["ofsted"]), moved)
+
+    listed = await run_liaison(kafka, "inbox", "--programme", "peel", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert lines(listed.stdout) == []
+    (warning,) = (line for line in listed.stderr.splitlines() if line.startswith("warning:"))
+    assert "2 record(s) did not verify" in warning
+    assert "route_unproven: 2" in warning
+    for finding in (kept_away, on_ncpi):
+        shown = await run_liaison(kafka, "inbox", "show", str(finding.id), "-p", "peel")
+        assert "was not routed to peel" in one_error_line(shown)
+        decided = await run_liaison(
+            kafka, "inbox", "decide", str(finding.id), "-p", "peel",
+            "--outcome", "added_to_scope", "--note", "In scope.",
+        )  # fmt: skip
+        assert "was not routed to peel" in one_error_line(decided)
+    later = utc_now() + dt.timedelta(days=60)
+    owed = await raise_reminders(kafka, [PEEL], key=signing[BUS], now=later)
+    assert owed.raised == ()
+    assert await everything(kafka, topics.outcomes) == []
+    assert await audited(kafka, "outcome.recorded") == []
+
+
+async def test_hostile_text_is_shown_as_text(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    hostile = "\x1b]0;owned\x07\x1b[2J [bold]urgent[/bold] :warning:"
+    finding = police_concern(summary=f"Held late. {hostile}")
+    await put(kafka, routed(kafka, finding, signing))
+    table = await run_liaison(kafka, "inbox", "--programme", "peel")
+    shown = await run_liaison(kafka, "inbox", "show", str(finding.id), "--programme", "peel")
+    for done in (table, shown):
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout
+        assert "\x07" not in done.stdout
+        assert "\ufffd" in done.stdout
+    assert "[bold]urgent[/bold] :warning:" in shown.stdout  # never markup, never an emoji
+    as_json = await run_liaison(kafka, "inbox", "--programme", "peel", "--json")
+    (row,) = lines(as_json.stdout)
+    assert row["summary"] == finding.summary  # JSON keeps the data as it is
 
 
 async def test_delivery_refusal_jtai_selection_and_the_jtai_inbox_as_an_inspectorate(
@@ -440,19 +486,34 @@ async def test_delivery_refusal_jtai_selection_and_the_jtai_inbox_as_an_inspecto
             "last_error": "http_503",
         }
     )  # fmt: skip
+    start = now - dt.timedelta(days=3)
+    consideration = JtaiConsiderationRequested(
+        id=consideration_id(finding.area, Theme.NEGLECT, start), occurred_at=start,
+        area=finding.area, theme=Theme.NEGLECT, window_start=start,
+        window_end=start + dt.timedelta(days=180), trigger=JtaiTrigger.SEVERAL_INSPECTORATES,
+        contributing_event_ids=(uuid.uuid4(), uuid.uuid4()),
+        contributing_inspectorates=(Inspectorate.CQC, Inspectorate.OFSTED),
+        rationale="Concerns about neglect from two inspectorates within 180 days.",
+    )  # fmt: skip
     selection = JtaiDecisionRecorded.model_validate(
         {
             "id": str(uuid.uuid4()), "source": "cqc", "occurred_at": now,
-            "consideration_id": str(uuid.uuid4()), "area": finding.area, "theme": "neglect",
-            "decision": "select", "reason": "Concerns from three inspectorates.",
+            "consideration_id": str(consideration.id), "area": finding.area,
+            "theme": "neglect", "decision": "select",
+            "reason": "Concerns from three inspectorates.",
         }
     )  # fmt: skip
+    unfounded = selection.model_copy(
+        update={"id": uuid.uuid4(), "consideration_id": uuid.uuid4(), "theme": Theme.FRONT_DOOR}
+    )  # a decision naming the area, tied to no consideration: marks nothing
     await put(
         kafka,
-        routed(kafka, finding, signing["ofsted"]),
-        routed(kafka, finding, signing["ofsted"], JTAI),
+        routed(kafka, finding, signing),
+        routed(kafka, finding, signing, JTAI),
         signed(kafka, topics.delivery, refusal, signing["hmicfrs"]),
+        signed(kafka, topics.jtai, consideration, signing[BUS]),
         signed(kafka, topics.jtai, selection, signing["cqc"]),
+        signed(kafka, topics.jtai, unfounded, signing["cqc"]),
     )
 
     peel = await run_liaison(kafka, "inbox", "--programme", "peel", "--json")
@@ -481,6 +542,7 @@ async def test_delivery_refusal_jtai_selection_and_the_jtai_inbox_as_an_inspecto
         "inspectorate:hmicfrs", "inspectorate:hmicfrs", "inspectorate:hmicfrs",
         "inspectorate:cqc",
     ]  # fmt: skip
+    assert reads[0].event_ids == (finding.id, refusal.id, selection.id)  # all that was shown
     assert isinstance(reads[-1], InboxRead)
     assert reads[-1].queue == topics.jtai
     ((given, sealed),) = await audited(kafka, "outcome.recorded")
@@ -493,9 +555,14 @@ async def test_unrouted_list_shows_what_no_rule_took_audited_as_the_operator(
 ) -> None:
     topics = kafka.topics
     lost = police_concern(subject_agencies=["health"], theme="neglect")
+    planted = police_concern(subject_agencies=["health"], theme="neglect")
     record = signed(kafka, topics.unrouted, lost, signing["ofsted"])
-    reason = (HEADER_REASON, b"no routing rule matched")
-    await put(kafka, replace(record, headers=(*record.headers, reason)))
+    reason = "no routing rule matched"
+    await put(
+        kafka,
+        attested(record, lost, signing[BUS], rules=(), reason=reason),
+        signed(kafka, topics.unrouted, planted, signing["ofsted"]),  # not put there by the router
+    )
 
     listed = await run_liaison(kafka, "unrouted", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -528,7 +595,7 @@ async def test_the_python_api_reads_and_records_with_the_same_audit_records(
     kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
     finding = police_concern()
-    await put(kafka, routed(kafka, finding, signing["ofsted"]))
+    await put(kafka, routed(kafka, finding, signing))
     key = signing["hmicfrs"]
     inbox = await read_inbox(kafka, PEEL, acting_for=Inspectorate.HMICFRS, key=key)
     assert [row.id for row in inbox.rows] == [finding.id]
@@ -555,7 +622,7 @@ async def test_nothing_is_shown_when_the_read_cannot_be_audited(
     kafka: Settings, signing: dict[str, SigningKey]
 ) -> None:
     finding = police_concern()
-    await put(kafka, routed(kafka, finding, signing["ofsted"]))
+    await put(kafka, routed(kafka, finding, signing))
     await delete_topics(kafka, [kafka.topics.audit])  # the receipt has nowhere to go
     done = await run_liaison(kafka, "inbox", "--programme", "peel", "--json")
     assert "could not publish" in one_error_line(done)

@@ -187,7 +187,8 @@ async def test_list_shows_area_name_contributing_findings_and_their_outcomes_aud
     first, empty = sorted(cqc_reads, key=lambda r: r.returned, reverse=True)
     assert first.queue == kafka.topics.jtai
     assert first.returned == 1
-    assert set(first.event_ids) == {c.id, seeded.ofsted.id, seeded.cqc.id}
+    # Everything shown: the consideration, its findings and the outcome one received.
+    assert set(first.event_ids) == {c.id, seeded.ofsted.id, seeded.cqc.id, seeded.outcome.id}
     assert (empty.returned, empty.event_ids, empty.filters) == (0, (), {"area": "E10000016"})
     assert by_actor["inspectorate:cqc"][1] == signing["cqc"].keyid
     assert by_actor["inspectorate:ofsted"][1] == signing["ofsted"].keyid
@@ -403,6 +404,7 @@ async def test_the_api_records_and_reads_with_the_same_audit_records(
     assert item.current.id == decided.event.id
     (receipt,) = read.audit
     assert receipt.filters == {"all": "true"}
+    assert decided.event.id in receipt.event_ids  # the decision shown is named too
 
     records = await audit_records(kafka)
     assert any(

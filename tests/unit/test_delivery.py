@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -19,10 +20,10 @@ from consumers.delivery import (
     Retry,
     RetryPolicy,
     Verdict,
-    claimed_event_id,
     classify,
     delivery_id,
     delivery_result,
+    location_id,
     next_step,
     post_headers,
     retry_after_seconds,
@@ -34,6 +35,7 @@ from schemas.inspectorates import JTAI, Inspectorate, Programme
 from schemas.keys import entitled
 from schemas.outcomes import DeliveryStatus
 from schemas.records import signed_record
+from schemas.route import Route
 from schemas.signed import DELIVERY_TOPIC_TYPES, open_signed, seal_signed
 from tests.factories import NOW, concern, inbound, key_for, trust_of
 
@@ -265,9 +267,18 @@ def test_retry_after_seconds_and_dates() -> None:
 # Headers ---------------------------------------------------------------------------------
 
 
+def route_of(event: Any, rules: tuple[str, ...], reason: str) -> Route:
+    """A route (its signature is checked by ``schemas.route``, not here)."""
+    return Route(
+        event_id=event.id, event_type=event.type, signer=str(event.source),
+        value_sha256="0" * 64, topic="t.liaison.programme.ncpi", rules=rules, reason=reason,
+    )  # fmt: skip
+
+
 def test_post_headers_carry_the_key_the_type_and_cloudevents_attributes() -> None:
     event = concern(subject_agencies=["police"])
-    headers = dict(post_headers(event, b"police.ncpi", b"concern about police practice"))
+    route = route_of(event, ("police.ncpi",), "concern about police practice")
+    headers = dict(post_headers(event, route))
     assert headers == {
         "Content-Type": "application/vnd.dsse.envelope.v1+json",
         "Idempotency-Key": str(event.id),
@@ -283,7 +294,7 @@ def test_post_headers_carry_the_key_the_type_and_cloudevents_attributes() -> Non
 
 def test_post_headers_are_safe_http_values() -> None:
     event = concern()
-    headers = dict(post_headers(event, b"", "caf\u00e9 %\r\nx".encode() + b"\xff" * 2000))
+    headers = dict(post_headers(event, route_of(event, (), "caf\u00e9 %\r\nx" + "\xff" * 1990)))
     assert "Liaison-Rules" not in headers  # empty: left out
     reason = headers["Liaison-Reason"]
     assert reason.startswith("caf%C3%A9 %25%0D%0Ax")
@@ -291,6 +302,16 @@ def test_post_headers_are_safe_http_values() -> None:
     assert all(" " <= c <= "~" for c in reason)
     assert len(reason) <= 1000
     assert "Liaison-Reason" not in dict(post_headers(event))
+
+
+def test_post_headers_name_the_routes_rules_and_several_rules_are_joined() -> None:
+    event = concern()
+    route = route_of(event, ("police.ncpi", "severe.police"), "about the police; severe")
+    headers = dict(post_headers(event, route))
+    assert headers["Liaison-Rules"] == "police.ncpi,severe.police"
+    assert headers["Liaison-Reason"] == "about the police; severe"
+    # Nothing else can give them: a post without a route (a decision) carries neither.
+    assert {"Liaison-Rules", "Liaison-Reason"}.isdisjoint(dict(post_headers(event)))
 
 
 # Records ---------------------------------------------------------------------------------
@@ -301,7 +322,7 @@ def test_a_delivery_result_is_signed_by_the_receiver_and_audited() -> None:
     event = concern(subject_agencies=["police"])
     finished = Finished(DeliveryStatus.DELIVERED, 3, None, 200)
     result = delivery_result(event, Programme.NCPI, Inspectorate.HMICFRS, finished, NOW)
-    assert result.event.id == delivery_id(event.id, Programme.NCPI)
+    assert result.event.id == delivery_id(event.id, Programme.NCPI, Inspectorate.HMICFRS)
     assert result.event.event_id == event.id
     assert result.event.area == event.area
     assert (result.event.status, result.event.attempts, result.event.last_error) == (
@@ -339,25 +360,49 @@ def test_a_refused_result_names_its_last_error() -> None:
 
 def test_delivery_ids_are_stable_per_event_and_programme() -> None:
     event_id = uuid.UUID("00000000-0000-4000-8000-000000000001")
-    assert delivery_id(event_id, Programme.NCPI) == uuid.uuid5(
+    hmicfrs = Inspectorate.HMICFRS
+    assert delivery_id(event_id, Programme.NCPI, hmicfrs) == uuid.uuid5(
         DELIVERY_NAMESPACE, f"{event_id}|ncpi"
     )
-    assert delivery_id(event_id, Programme.NCPI) != delivery_id(event_id, Programme.PEEL)
+    assert delivery_id(event_id, Programme.NCPI, hmicfrs) != delivery_id(
+        event_id, Programme.PEEL, hmicfrs
+    )
 
 
-def test_an_unverified_record_is_refused_with_its_claimed_id() -> None:
-    event_id = uuid.uuid4()
-    record = inbound(b"{}", (("event_id", str(event_id).encode()),))
-    audit = unverified_refusal(record, Programme.NCPI, Inspectorate.HMICFRS, "bad_signature", NOW)
-    assert audit.event_ids == (event_id,)
-    assert (audit.attempts, audit.reason, audit.programme) == (0, "bad_signature", Programme.NCPI)
+def test_each_inspectorate_delivering_jtai_has_its_own_result_id() -> None:
+    event_id = uuid.UUID("00000000-0000-4000-8000-000000000001")
+    cqc = delivery_id(event_id, JTAI, Inspectorate.CQC)
+    ofsted = delivery_id(event_id, JTAI, Inspectorate.OFSTED)
+    assert cqc != ofsted
+    assert cqc == uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}|jtai|cqc")
+    finished = Finished(DeliveryStatus.DELIVERED, 1, None, 200)
+    event = concern()
+    results = {
+        delivery_result(event, JTAI, i, finished, NOW).event.id
+        for i in (Inspectorate.CQC, Inspectorate.OFSTED)
+    }
+    assert len(results) == 2
 
 
-@pytest.mark.parametrize("header", [(), (("event_id", b"not-an-id"),), (("event_id", b"\xff"),)])
-def test_a_record_without_a_readable_id_is_named_by_its_place(
+@pytest.mark.parametrize(
+    "header",
+    [
+        (),
+        (("event_id", str(uuid.UUID(int=7)).encode()),),  # a claim: never believed
+        (("event_id", b"not-an-id"),),
+        (("event_id", b"\xff"),),
+    ],
+)
+def test_a_record_not_posted_is_named_by_its_place_never_by_its_claimed_id(
     header: tuple[tuple[str, bytes], ...],
 ) -> None:
     record = inbound(b"junk", header)
     expected = uuid.uuid5(DELIVERY_NAMESPACE, f"{record.topic}|1|42")
-    assert claimed_event_id(record) == expected
-    assert claimed_event_id(record) == claimed_event_id(record)
+    assert location_id(record) == expected
+    assert location_id(record) == location_id(record)
+    audit = unverified_refusal(record, Programme.NCPI, Inspectorate.HMICFRS, "bad_signature", NOW)
+    assert audit.event_ids == (expected,)
+    assert uuid.UUID(int=7) not in audit.event_ids
+    assert (audit.attempts, audit.reason, audit.programme) == (0, "bad_signature", Programme.NCPI)
+    moved = inbound(b"junk", header, topic="t.liaison.programme.peel")
+    assert location_id(moved) != expected

@@ -4,6 +4,7 @@ decisions, and the decision a JTAI team member records."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
 from collections.abc import Sequence
 from random import Random
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
+import services.cli.jtai as jtai_cli
 from consumers.jtai import consideration_id
 from consumers.jtai_desk import (
     SUMMARY_WIDTH,
@@ -22,6 +25,7 @@ from consumers.jtai_desk import (
     item_json,
     select,
     selected_areas,
+    selected_themes,
     triage,
     trim,
 )
@@ -519,3 +523,108 @@ def _repeats(events: Sequence[SignedEvent]) -> list[SignedEvent]:
 def test_repeating_every_event_changes_nothing(made: list[JtaiDecisionRecorded]) -> None:
     events: list[SignedEvent] = [*CONSIDERATIONS, *made]
     assert triage(_repeats(events)) == triage(events)
+
+
+# One id, two publishers ---------------------------------------------------------------------
+
+
+def test_one_id_from_two_publishers_shows_neither_finding_and_is_counted() -> None:
+    ofsted, cqc = ofsted_concern(), cqc_concern()
+    c = raised(ofsted, cqc)
+    impostor = cqc_concern(id=ofsted.id, summary="Not what Ofsted found.")
+    view = triage([c, ofsted, cqc, impostor])
+    (item,) = view.items
+    assert [x.found for x in item.contributors] == [False, True]  # neither shown as Ofsted's
+    assert view.conflicts == (ofsted.id,)
+    assert triage([c, impostor, cqc, ofsted]) == view
+
+
+def test_one_outcome_id_from_two_publishers_counts_for_neither() -> None:
+    ofsted, cqc = ofsted_concern(), cqc_concern()
+    c = raised(ofsted, cqc)
+    ncpi = outcome_for(ofsted, "hmicfrs", "ncpi", Outcome.ADDED_TO_SCOPE, T0 + dt.timedelta(1))
+    clas = outcome_for(
+        ofsted, "cqc", "clas", Outcome.NOT_RELEVANT, T0 + dt.timedelta(2), id=ncpi.id
+    )
+    view = triage([c, ofsted, cqc, ncpi, clas])
+    assert view.items[0].contributors[0].outcomes == ()
+    assert view.conflicts == (ncpi.id,)
+
+
+def test_one_decision_id_from_two_publishers_is_ignored() -> None:
+    c = raised(ofsted_concern(), cqc_concern())
+    mine = decision(c, JtaiDecision.SELECT, NOW, source="cqc")
+    theirs = decision(c, JtaiDecision.DECLINE, NOW, source="ofsted", id=mine.id)
+    view = triage([c, mine, theirs])
+    assert view.items[0].decisions == ()
+    assert {(i.decision_id, i.reason) for i in view.ignored} == {
+        (mine.id, IgnoredReason.ID_CONFLICT)
+    }
+    assert len(view.ignored) == 2
+    assert selected_areas(view) == {}
+    assert triage([c, theirs, mine]) == view
+
+
+# What a read shows, and what marks an inbox ---------------------------------------------------
+
+
+def test_showing_an_item_names_its_outcomes_and_decisions_too() -> None:
+    ofsted, cqc = ofsted_concern(), cqc_concern()
+    c = raised(ofsted, cqc)
+    ncpi = outcome_for(ofsted, "hmicfrs", "ncpi", Outcome.INFORMS_SCHEDULING, T0 + dt.timedelta(1))
+    first = decision(c, JtaiDecision.SHORTLIST, NOW - dt.timedelta(days=1))
+    then = decision(c, JtaiDecision.SELECT, NOW)
+    (item,) = triage([c, ofsted, cqc, ncpi, first, then]).items
+    assert item.shown_ids == (c.id, ofsted.id, cqc.id, ncpi.id, first.id, then.id)
+
+
+def test_selected_themes_are_every_theme_an_area_is_selected_on() -> None:
+    neglect = raised(ofsted_concern(), cqc_concern())
+    front = raised(ofsted_concern(theme="front_door"), cqc_concern(theme="front_door"))
+    kent = raised(ofsted_concern(area=KENT), cqc_concern(area=KENT))
+    one = decision(neglect, JtaiDecision.SELECT, NOW - dt.timedelta(hours=2))
+    two = decision(front, JtaiDecision.SELECT, NOW - dt.timedelta(hours=1))
+    view = triage([neglect, front, kent, one, two, decision(kent, JtaiDecision.DEFER, NOW)])
+    assert selected_themes(view) == {
+        BIRMINGHAM: ((Theme.FRONT_DOOR, two.id), (Theme.NEGLECT, one.id))
+    }
+    unknown = decision(neglect, JtaiDecision.SELECT, NOW, consideration_id=uuid.uuid4())
+    assert selected_themes(triage([neglect, unknown])) == {}
+
+
+# What the terminal shows -------------------------------------------------------------------
+
+HOSTILE = "Late \x1b[2J\x1b]0;owned\x07 [bold red]urgent[/] :warning: \x9b31m\u202edone\r"
+
+
+def _plain_console() -> Console:
+    return Console(file=io.StringIO(), width=400, color_system=None, emoji=True)
+
+
+def _printed(console: Console) -> str:
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(output, str)
+    return output
+
+
+def _assert_shown_safely(output: str) -> None:
+    assert not any(c in output for c in "\x1b\x07\x9b\u202e\r")
+    assert "\ufffd[2J" in output
+    assert "[bold red]urgent[/]" in output
+    assert ":warning:" in output
+
+
+def test_jtai_list_and_show_print_hostile_text_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    ofsted, cqc = ofsted_concern(summary="Referrals wait. " + HOSTILE), cqc_concern()
+    c = raised(ofsted, cqc, rationale="Two inspectorates. " + HOSTILE)
+    made = decision(c, JtaiDecision.SHORTLIST, NOW, reason="Evidence. " + HOSTILE)
+    (item,) = triage([c, ofsted, cqc, made]).items
+    console = _plain_console()
+    monkeypatch.setattr(jtai_cli, "_wide", lambda: console)
+    jtai_cli._show(item)
+    shown = _printed(console)
+    _assert_shown_safely(shown)
+    assert "owned" in shown  # shown, defused
+    listed = _plain_console()
+    listed.print(jtai_cli._table((item,), "1 open JTAI consideration"))
+    assert not any(c in _printed(listed) for c in "\x1b\x07\x9b\u202e\r")
