@@ -1,8 +1,18 @@
 """Spot areas to consider for a Joint Targeted Area Inspection (JTAI).
 
 ``JtaiWatch`` is a pure state machine: no I/O, no clock, no logging. The router's handler
-feeds it each verified concern and publishes the ``JtaiConsiderationRequested`` it returns;
-at start-up it rebuilds the watch from the concerns and considerations already on the log.
+feeds it each verified finding and publishes the ``JtaiConsiderationRequested`` it returns;
+at start-up it rebuilds the watch from the findings and considerations already on the log.
+
+What counts
+-----------
+Every ``ConcernRaised``, and every ``RecommendationReviewed`` whose progress is
+``not_progressing`` ("not improving as quickly as we would like"): such a review counts as
+a concern of the inspectorate that reviewed it, about its area and theme, at its
+occurred_at, which is neither severity 4 nor an immediate risk. Nothing else counts (other
+reviews, recommendations, exceptional practice): the watch ignores them and they change
+nothing. Each counted finding is reduced to ``Evidence``, the few fields the rule reads;
+below, "concern" means any counted finding.
 
 The rule
 --------
@@ -90,7 +100,7 @@ if its window is the same).
 Replay
 ------
 The watch's state is exactly its retained concerns and claimed windows.
-``replay_concern`` records a concern and ``replay_emission`` claims a window; neither
+``replay_finding`` records a concern and ``replay_emission`` claims a window; neither
 emits, and they commute, so replaying a history's concerns and considerations in any
 interleaving rebuilds the state the watch had. A concern that was routed but whose
 consideration was never published (a crash in between) is not raised by replay: publish
@@ -115,11 +125,11 @@ from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 from schemas.errors import ConfigurationError
-from schemas.events import ConcernRaised, Theme
+from schemas.events import ConcernRaised, InspectorateEvent, Progress, RecommendationReviewed, Theme
 from schemas.inspectorates import Inspectorate
 from schemas.jtai import JtaiConsiderationRequested, JtaiTrigger
 
-__all__ = ["JTAI_NAMESPACE", "JtaiWatch", "consideration_id"]
+__all__ = ["JTAI_NAMESPACE", "Evidence", "JtaiWatch", "consideration_id", "evidence_of"]
 
 JTAI_NAMESPACE: Final = uuid.UUID("5f3c8c75-86de-48f9-ab8a-328aed934c39")
 """Namespace of consideration ids (fixed forever: changing it changes every id)."""
@@ -128,6 +138,49 @@ _SEVERITY_4: Final = 4  # the top of ConcernRaised.severity's 1-4 scale
 _SEVERAL: Final = 2  # one inspectorate alone is its own view, not a joint signal
 
 _Key: TypeAlias = tuple[str, Theme]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the watch reads of a finding that counts towards JTAI consideration."""
+
+    id: uuid.UUID
+    source: Inspectorate
+    """The inspectorate that raised the concern or reviewed the recommendation."""
+    occurred_at: dt.datetime
+    area: str
+    theme: Theme
+    alone: JtaiTrigger | None
+    """``severity_4`` or ``immediate_risk`` when the finding is a trigger on its own."""
+    review: bool
+    """A recommendation reviewed as not progressing, not a concern."""
+
+
+def evidence_of(finding: InspectorateEvent) -> Evidence | None:
+    """What ``finding`` counts for in the watch, or ``None`` when it does not count."""
+    alone: JtaiTrigger | None = None
+    if isinstance(finding, ConcernRaised):
+        # severity_4 wins when both hold: the inspectorate's own gravest graded judgement.
+        if finding.severity == _SEVERITY_4:
+            alone = JtaiTrigger.SEVERITY_4
+        elif finding.immediate_risk:
+            alone = JtaiTrigger.IMMEDIATE_RISK
+        review = False
+    elif isinstance(finding, RecommendationReviewed):
+        if finding.progress is not Progress.NOT_PROGRESSING:
+            return None
+        review = True
+    else:
+        return None
+    return Evidence(
+        id=finding.id,
+        source=finding.source,
+        occurred_at=finding.occurred_at,
+        area=finding.area,
+        theme=finding.theme,
+        alone=alone,
+        review=review,
+    )
 
 
 def consideration_id(area: str, theme: Theme, window_start: dt.datetime) -> uuid.UUID:
@@ -141,7 +194,7 @@ def consideration_id(area: str, theme: Theme, window_start: dt.datetime) -> uuid
 class _Stream:
     """What the watch keeps for one (area, theme)."""
 
-    concerns: dict[uuid.UUID, ConcernRaised] = field(default_factory=dict)
+    concerns: dict[uuid.UUID, Evidence] = field(default_factory=dict)
     # Claimed windows as (start, end), sorted by start, so `covers` is a bisection:
     # out-of-order arrival (a backfill, say) can claim many windows in one stream.
     claimed: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
@@ -165,7 +218,7 @@ class _Stream:
                 return True
         return False
 
-    def record(self, concern: ConcernRaised) -> None:
+    def record(self, concern: Evidence) -> None:
         self.concerns[concern.id] = concern
         if self.newest is None or concern.occurred_at > self.newest:
             self.newest = concern.occurred_at
@@ -179,12 +232,12 @@ class _Stream:
 _LATEST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-def _order(concern: ConcernRaised) -> tuple[dt.datetime, uuid.UUID]:
+def _order(concern: Evidence) -> tuple[dt.datetime, uuid.UUID]:
     return concern.occurred_at, concern.id
 
 
 class JtaiWatch:
-    """Watches verified concerns and says when an area and theme should be considered."""
+    """Watches verified findings and says when an area and theme should be considered."""
 
     def __init__(self, window: dt.timedelta, min_inspectorates: int = 2) -> None:
         """Combine concerns within ``window`` from ``min_inspectorates`` inspectorates."""
@@ -215,8 +268,12 @@ class JtaiWatch:
         """How many concerns the watch holds now, over every area and theme."""
         return sum(len(stream.concerns) for stream in self._streams.values())
 
-    def observe(self, concern: ConcernRaised) -> JtaiConsiderationRequested | None:
-        """Record a verified concern; return the consideration it triggers, if any."""
+    def observe(self, finding: InspectorateEvent) -> JtaiConsiderationRequested | None:
+        """Record a verified finding that counts; return the consideration it triggers, if
+        any (``None`` for a finding that does not count, which changes nothing)."""
+        concern = evidence_of(finding)
+        if concern is None:
+            return None
         stream = self._stream(concern.area, concern.theme)
         if concern.id in stream.concerns:
             return None
@@ -228,8 +285,12 @@ class JtaiWatch:
         self._forget(stream)
         return raised
 
-    def replay_concern(self, concern: ConcernRaised) -> None:
-        """Rebuild state at start-up from a concern already routed (never emits)."""
+    def replay_finding(self, finding: InspectorateEvent) -> None:
+        """Rebuild state at start-up from a finding already routed (never emits; a finding
+        that does not count changes nothing)."""
+        concern = evidence_of(finding)
+        if concern is None:
+            return
         stream = self._stream(concern.area, concern.theme)
         if concern.id not in stream.concerns:
             stream.record(concern)
@@ -249,10 +310,10 @@ class JtaiWatch:
         if stream.newest is not None:
             stream.forget_before(stream.newest - 2 * self._window)
 
-    def _assess(self, stream: _Stream, concern: ConcernRaised) -> JtaiConsiderationRequested | None:
+    def _assess(self, stream: _Stream, concern: Evidence) -> JtaiConsiderationRequested | None:
         """The consideration an open ``concern`` raises, if any (steps 3 to 5)."""
         t, window = concern.occurred_at, self._window
-        urgent = concern.severity == _SEVERITY_4 or concern.immediate_risk
+        urgent = concern.alone is not None
         # Only open concerns within one window of t can share a window with it.
         nearby = [
             c
@@ -262,13 +323,8 @@ class JtaiWatch:
         if not urgent and len({c.source for c in nearby}) < self._min_inspectorates:
             return None  # too few inspectorates near t for any window: skip the sort
         opened = sorted(nearby, key=_order)
-        if urgent:
-            trigger = (
-                JtaiTrigger.SEVERITY_4
-                if concern.severity == _SEVERITY_4
-                else JtaiTrigger.IMMEDIATE_RISK
-            )
-            return self._raise(concern, trigger, self._within(opened, t))
+        if concern.alone is not None:
+            return self._raise(concern, concern.alone, self._within(opened, t))
         # The earliest window [s, s + window) with s in (t - window, t] (s an open concern's
         # time) holding enough inspectorates: a sliding window over the sorted concerns,
         # linear after the sort, however many concerns an area and theme accumulate.
@@ -289,11 +345,11 @@ class JtaiWatch:
                 del sources[first.source]
         return None
 
-    def _within(self, opened: list[ConcernRaised], start: dt.datetime) -> list[ConcernRaised]:
+    def _within(self, opened: list[Evidence], start: dt.datetime) -> list[Evidence]:
         return [c for c in opened if start <= c.occurred_at < start + self._window]
 
     def _raise(
-        self, concern: ConcernRaised, trigger: JtaiTrigger, members: list[ConcernRaised]
+        self, concern: Evidence, trigger: JtaiTrigger, members: list[Evidence]
     ) -> JtaiConsiderationRequested:
         start = members[0].occurred_at.astimezone(dt.UTC)
         return JtaiConsiderationRequested(
@@ -311,28 +367,39 @@ class JtaiWatch:
 
 
 def _rationale(
-    concern: ConcernRaised,
+    concern: Evidence,
     trigger: JtaiTrigger,
-    members: list[ConcernRaised],
+    members: list[Evidence],
     window: dt.timedelta,
 ) -> str:
-    """Why, in plain English, from structured fields only (never a concern's own text)."""
+    """Why, in plain English, from structured fields only (never a finding's own text)."""
     about = f"about {concern.theme.value.replace('_', ' ')} in {concern.area}"
     if trigger is JtaiTrigger.SEVERAL_INSPECTORATES:
         sources = _listed(c.source for c in members)
-        return f"Concerns {about} from {sources} within {_duration(window)}"
+        return f"{_kinds(members)} {about} from {sources} within {_duration(window)}"
     kind = (
         "A severity 4 concern" if trigger is JtaiTrigger.SEVERITY_4 else "An immediate-risk concern"
     )
     text = f"{kind} {about} from {concern.source.value}"
     others = [c for c in members if c.id != concern.id]
     if others:
-        noun = "concern" if len(others) == 1 else "concerns"
+        noun = "concern" if all(not c.review for c in others) else "finding"
+        noun += "" if len(others) == 1 else "s"
         text += (
             f"; {len(others)} other {noun} from {_listed(c.source for c in others)}"
             f" in the {_duration(window)} from it"
         )
     return text
+
+
+def _kinds(members: list[Evidence]) -> str:
+    """What the contributors are: concerns, reviews of recommendations, or both."""
+    reviews = sum(c.review for c in members)
+    if not reviews:
+        return "Concerns"
+    if reviews == len(members):
+        return "Recommendations reviewed as not progressing"
+    return "Concerns and recommendations reviewed as not progressing"
 
 
 def _listed(sources: Iterable[Inspectorate]) -> str:

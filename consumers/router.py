@@ -1,17 +1,38 @@
 """The router's whole decision, as data: what to produce where, what to audit, what to log.
 
-``plan`` decides one record; ``Router.step`` decides a batch (verification, routing,
+``plan`` decides one record of an events topic and ``plan_outcome`` one of
+``liaison.outcomes``; ``Router.step`` decides a batch of either (verification, routing,
 duplicates, id conflicts, the JTAI watch and every audit record) and returns a
-``BatchOutcome``. Both are pure: ``services/`` consumes, calls ``step``, and commits what
+``BatchOutcome``. All are pure: ``services/`` consumes, calls ``step``, and commits what
 it returns in one Kafka transaction, so one body of tests holds in memory and on Kafka.
+
+What goes where:
+
+- a verified finding (``schemas.events.FINDING_TYPES``) from an events topic goes to the
+  area feed and to every programme a rule sends it to, or to ``liaison.unrouted``;
+- a verified ``OutcomeRecorded`` from ``liaison.outcomes`` goes back to the programme the
+  finding was published under (``finding_programme``, so to its publisher) and to the
+  area feed; a verified ``OutcomeOverdue`` goes to that programme only;
+- anything else, including a verified envelope of a type the topic does not carry (an
+  outcome on an events topic, a finding on ``liaison.outcomes``: ``wrong_topic``), is
+  quarantined with its reason code.
+
+Every forwarded record is the signed value, bytes unchanged, keyed by area, with headers
+rebuilt from the verified event (``schemas.records.signed_headers``: the contract's and
+the CloudEvents ones). A record to a queue (a programme's, ``liaison.jtai`` or
+``liaison.unrouted``) also carries the router's ``liaison_rules`` (when rules sent it) and
+``liaison_reason``, and its route attestation (``liaison_route``, ``schemas.route``):
+the event, its signer, the SHA-256 of the value, the queue, the rules and the reason,
+signed by the bus key, so a reader can tell a record the router routed from a copy.
 
 Invariants of ``Router.step``, pinned by a hypothesis fuzz test:
 
 - it never raises, whatever the records hold (bytes, headers, sizes, Unicode, dates);
 - every record gets exactly one verdict: routed, ignored as a duplicate, or quarantined
   with a reason code, and each verdict has its audit record;
-- an event id is remembered with its source only from a verified envelope; the same id
-  from another inspectorate is quarantined (``id_conflict``), never dropped;
+- an id is remembered with its signer only from a verified envelope; the same id from
+  another signer, or for another kind of event (a finding's id on an outcome), is
+  quarantined (``id_conflict``), never dropped;
 - nothing taken from a refused record's content reaches an audit record or a log line
   (reason codes, positions and the SHA-256 of the raw bytes only).
 """
@@ -23,6 +44,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final, TypeAlias
 from uuid import UUID
 
 from consumers.jtai import JtaiWatch
@@ -37,14 +59,17 @@ from schemas.audit import (
     EventUnrouted,
     RouteTaken,
 )
-from schemas.envelope import Opened, Reason, open_envelope, seal_consideration
+from schemas.envelope import Opened, Reason, seal_consideration
 from schemas.errors import EnvelopeError
-from schemas.events import ConcernRaised, InspectorateEvent
-from schemas.inspectorates import Inspectorate, Programme
+from schemas.events import FINDING_TYPES, InspectorateEvent
+from schemas.inspectorates import Programme
 from schemas.jtai import JtaiConsiderationRequested
 from schemas.keys import SigningKey, TrustStore
+from schemas.outcomes import OutcomeOverdue, OutcomeRecorded
 from schemas.quarantine import quarantined
-from schemas.records import InboundRecord, OutboundRecord, event_headers
+from schemas.records import Headed, Headers, InboundRecord, OutboundRecord, signed_headers
+from schemas.route import HEADER_ROUTE, Route, attest_route
+from schemas.signed import OUTCOME_TOPIC_TYPES, OpenedSigned, open_signed
 from schemas.topics import Topics
 
 __all__ = [
@@ -52,9 +77,11 @@ __all__ = [
     "HEADER_RULES",
     "BatchOutcome",
     "LogLine",
+    "OutcomePlan",
     "Plan",
     "Router",
     "plan",
+    "plan_outcome",
     "quarantine_record",
 ]
 
@@ -79,23 +106,70 @@ class Plan:
         return self.opened.event if self.opened is not None else None
 
 
+_MAX_REASON: Final = 2000  # a route's reason (schemas.route.Route)
+
+
 def _forward(
-    record: InboundRecord,
-    event: InspectorateEvent,
-    topic: str,
-    extra: Iterable[tuple[str, bytes]] = (),
+    record: InboundRecord, event: Headed, topic: str, extra: Headers = ()
 ) -> OutboundRecord:
     """The original value, bytes unchanged, to ``topic``, keyed by area.
 
-    Headers are the contract's four, rebuilt from the verified event (they were checked
-    equal to the originals), plus the router's own; other inbound headers are not carried.
+    Headers are rebuilt from the verified event (the contract's four and the CloudEvents
+    ones; those the record carried were checked equal to them), plus ``extra``; other
+    inbound headers are not carried.
     """
     return OutboundRecord(
         topic=topic,
         key=event.area.encode(),
         value=record.value,
-        headers=(*event_headers(event), *extra),
+        headers=(*signed_headers(event), *extra),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Queue:
+    """A queue a verified record goes to, why, and the key that attests it."""
+
+    topic: str
+    rules: tuple[str, ...]
+    reason: str
+    bus_key: SigningKey
+
+
+def _to_queue(record: InboundRecord, event: Headed, signer: str, queue: _Queue) -> OutboundRecord:
+    """``_forward`` to a queue, with the router's rules, reason and signed route."""
+    reason = queue.reason
+    if len(reason) > _MAX_REASON:  # many long reasons at once: the route holds 2000
+        reason = reason[: _MAX_REASON - 3] + "..."
+    route = Route(
+        event_id=event.id,
+        event_type=event.type,
+        signer=signer,
+        value_sha256=hashlib.sha256(record.value).hexdigest(),
+        topic=queue.topic,
+        rules=queue.rules,
+        reason=reason,
+    )
+    rules = ((HEADER_RULES, ",".join(queue.rules).encode()),) if queue.rules else ()
+    return _forward(
+        record,
+        event,
+        queue.topic,
+        (
+            *rules,
+            (HEADER_REASON, reason.encode()),
+            (HEADER_ROUTE, attest_route(route, queue.bus_key)),
+        ),
+    )
+
+
+def _open_finding(record: InboundRecord, trust: TrustStore, now: dt.datetime) -> Opened:
+    """Verify and decode a record of an events topic: a finding, and nothing else."""
+    opened = open_signed(record, trust, now, FINDING_TYPES)
+    event = opened.event
+    if not isinstance(event, InspectorateEvent):  # pragma: no cover - FINDING_TYPES only
+        raise EnvelopeError(Reason.WRONG_TOPIC, "a signed type this topic does not carry")
+    return Opened(event, opened.payload, opened.key, opened.judged_at)
 
 
 def quarantine_record(
@@ -122,17 +196,21 @@ def plan(
     trust: TrustStore,
     now: dt.datetime,
     rules: Iterable[Rule],
+    *,
+    bus_key: SigningKey,
 ) -> Plan:
     """Decide what to produce for one record from an events topic.
 
-    The envelope is opened first (signature, key, payload, headers); a record that fails
-    goes to quarantine with the reason. A verified event goes to the area feed and to
+    The envelope is opened first (signature, key, payload, headers, and a finding type: a
+    verified envelope of another type is ``wrong_topic``); a record that fails goes to
+    quarantine with the reason. A verified event goes to the area feed and to
     every programme a rule sends it to (one record per programme, naming every rule), or
     to ``liaison.unrouted`` when no rule matches. The signed bytes are forwarded as they
-    came: the router cannot alter or forge an event.
+    came: the router cannot alter or forge an event. ``bus_key`` signs each queue
+    record's route attestation.
     """
     try:
-        opened = open_envelope(record, trust, now)
+        opened = _open_finding(record, trust, now)
     except EnvelopeError as refused:
         return Plan(
             outbound=(quarantine_record(record, topics, refused, now),),
@@ -146,24 +224,93 @@ def plan(
     for destination in sorted(destinations):
         by_programme[destination.programme].append(destination)
 
+    signer = opened.key.owner
     outbound = [_forward(record, event, topics.feed)]
     for programme, reasons in sorted(by_programme.items()):
-        outbound.append(
-            _forward(
-                record,
-                event,
-                topics.programme(programme),
-                (
-                    (HEADER_RULES, ",".join(d.rule for d in reasons).encode()),
-                    (HEADER_REASON, "; ".join(d.reason for d in reasons).encode()),
-                ),
-            )
+        queue = _Queue(
+            topics.programme(programme),
+            tuple(d.rule for d in reasons),
+            "; ".join(d.reason for d in reasons),
+            bus_key,
         )
+        outbound.append(_to_queue(record, event, signer, queue))
     if not by_programme:
-        outbound.append(
-            _forward(record, event, topics.unrouted, ((HEADER_REASON, b"no routing rule matched"),))
-        )
+        queue = _Queue(topics.unrouted, (), "no routing rule matched", bus_key)
+        outbound.append(_to_queue(record, event, signer, queue))
     return Plan(outbound=tuple(outbound), opened=opened, destinations=destinations)
+
+
+OutcomeEvent: TypeAlias = OutcomeRecorded | OutcomeOverdue
+"""What ``liaison.outcomes`` carries."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomePlan:
+    """What the router does with one record of ``liaison.outcomes``."""
+
+    outbound: tuple[OutboundRecord, ...]
+    opened: OpenedSigned | None
+    refused: EnvelopeError | None = None
+
+    @property
+    def outcome(self) -> OutcomeEvent | None:
+        """The verified outcome or reminder, or None when the record was refused."""
+        event = self.opened.event if self.opened is not None else None
+        return event if isinstance(event, OutcomeRecorded | OutcomeOverdue) else None
+
+
+def _outcome_reason(outcome: OutcomeEvent) -> str:
+    """The ``liaison_reason`` of a routed outcome or reminder: one line, no free text."""
+    if isinstance(outcome, OutcomeRecorded):
+        return f"outcome of your finding recorded by {outcome.programme.value}"
+    return (
+        f"no outcome recorded by {outcome.programme.value} within {outcome.working_days}"
+        " working days"
+    )
+
+
+def _open_outcome(
+    record: InboundRecord, trust: TrustStore, now: dt.datetime
+) -> tuple[OpenedSigned, OutcomeEvent]:
+    """Verify and decode a record of ``liaison.outcomes``: an outcome or a reminder."""
+    opened = open_signed(record, trust, now, OUTCOME_TOPIC_TYPES)
+    outcome = opened.event
+    if not isinstance(outcome, OutcomeRecorded | OutcomeOverdue):  # pragma: no cover
+        raise EnvelopeError(Reason.WRONG_TOPIC, "a signed type this topic does not carry")
+    return opened, outcome
+
+
+def plan_outcome(
+    record: InboundRecord,
+    topics: Topics,
+    trust: TrustStore,
+    now: dt.datetime,
+    *,
+    bus_key: SigningKey,
+) -> OutcomePlan:
+    """Decide what to produce for one record of ``liaison.outcomes``.
+
+    Opened as ``plan`` opens an event, accepting only ``OUTCOME_TOPIC_TYPES``. A verified
+    ``OutcomeRecorded`` goes back to the programme its finding was published under (the
+    publisher's queue, with a route attestation by ``bus_key`` and no rules) and to the
+    area feed; a verified ``OutcomeOverdue`` to that programme only. The signed bytes are
+    forwarded as they came.
+    """
+    try:
+        opened, outcome = _open_outcome(record, trust, now)
+    except EnvelopeError as refused:
+        return OutcomePlan(
+            outbound=(quarantine_record(record, topics, refused, now),),
+            opened=None,
+            refused=refused,
+        )
+    queue = _Queue(
+        topics.programme(outcome.finding_programme), (), _outcome_reason(outcome), bus_key
+    )
+    back = _to_queue(record, outcome, opened.key.owner, queue)
+    if isinstance(outcome, OutcomeOverdue):
+        return OutcomePlan(outbound=(back,), opened=opened)
+    return OutcomePlan(outbound=(back, _forward(record, outcome, topics.feed)), opened=opened)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +342,25 @@ class _Verdicts:
     logs: list[LogLine] = field(default_factory=list)
 
 
+_FINDING: Final = "finding"
+
+
+def _kind(event: InspectorateEvent | OutcomeEvent) -> str:
+    """What an id names: any finding (one kind: a finding's type may not change its id's
+    meaning), or an outcome's or a reminder's type."""
+    return _FINDING if isinstance(event, InspectorateEvent) else event.type
+
+
 class Router:
     """The router's state (ids routed, JTAI watch) and its decision for each batch.
 
     Pure: no I/O and no clock (``now`` is a parameter). ``step`` updates the state as it
-    decides; an outcome that was not committed leaves the state ahead of the log, so the
-    caller discards this ``Router`` and rebuilds one from the log (``remember`` and
+    decides; a batch outcome that was not committed leaves the state ahead of the log, so
+    the caller discards this ``Router`` and rebuilds one from the log (``remember`` and
     ``remember_consideration`` over what was committed).
+
+    Records of ``topics.outcomes`` are outcomes and reminders (``plan_outcome``); records
+    of any other topic are judged as an events topic's (``plan``).
     """
 
     def __init__(self, topics: Topics, rules: RuleSet, bus_key: SigningKey, actor: str) -> None:
@@ -210,21 +369,27 @@ class Router:
         self._rules = rules
         self._bus_key = bus_key
         self._actor = actor
-        self._routed: dict[UUID, Inspectorate] = {}
+        # id -> (signer, kind): who first used an id, verified, and for what.
+        self._routed: dict[UUID, tuple[str, str]] = {}
         jtai = rules.jtai
         self._watch = JtaiWatch(dt.timedelta(days=jtai.window_days), jtai.min_inspectorates)
 
     @property
     def routed(self) -> int:
-        """How many event ids the router remembers."""
+        """How many ids (of findings, outcomes and reminders) the router remembers."""
         return len(self._routed)
 
-    def remember(self, opened: Opened) -> None:
-        """Rebuild from an event already routed (a verified envelope from the feed)."""
+    def remember(self, opened: Opened | OpenedSigned) -> None:
+        """Rebuild from a record already routed (a verified envelope from the feed).
+
+        A finding is remembered by id and replayed into the JTAI watch; an outcome only by
+        id (outcomes never count towards a JTAI); any other type teaches nothing.
+        """
         event = opened.event
-        self._routed.setdefault(event.id, event.source)
-        if isinstance(event, ConcernRaised):
-            self._watch.replay_concern(event)
+        if isinstance(event, InspectorateEvent | OutcomeRecorded | OutcomeOverdue):
+            self._routed.setdefault(event.id, (str(event.source), _kind(event)))
+        if isinstance(event, InspectorateEvent):
+            self._watch.replay_finding(event)
 
     def remember_consideration(self, consideration: JtaiConsiderationRequested) -> None:
         """Rebuild from a consideration already emitted (verified, from the JTAI queue)."""
@@ -265,7 +430,10 @@ class Router:
             )
             self._quarantine(record, unparseable, now, out)
             return
-        decision = plan(record, self._topics, trust, now, self._rules.rules)
+        if record.topic == self._topics.outcomes:
+            self._judge_outcome(record, trust, now, out)
+            return
+        decision = plan(record, self._topics, trust, now, self._rules.rules, bus_key=self._bus_key)
         if decision.refused is not None or decision.opened is None:
             refused = decision.refused or EnvelopeError(Reason.INTERNAL_ERROR, "no verdict")
             self._quarantine(record, refused, now, out)
@@ -276,14 +444,11 @@ class Router:
             "inspectorate": event.source.value,
             "area": event.area,
         }
-        earlier = self._routed.get(event.id)
-        if earlier is not None and earlier is not event.source:
-            conflict = EnvelopeError(
-                Reason.ID_CONFLICT, "another inspectorate's event already has this event id"
-            )
+        conflict = self._conflict(event)
+        if conflict is not None:
             self._quarantine(record, conflict, now, out, event_ids=(event.id,))
             return
-        if earlier is not None:
+        if event.id in self._routed:
             out.audit.append(
                 DuplicateIgnored(
                     at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source
@@ -291,7 +456,7 @@ class Router:
             )
             out.logs.append(LogLine("event_duplicate_ignored", warning=False, fields=context))
             return
-        self._routed[event.id] = event.source
+        self._routed[event.id] = (str(event.source), _FINDING)
         out.outbound.extend(decision.outbound)
         out.audit.append(self._decision_record(decision, now))
         out.logs.append(
@@ -305,12 +470,82 @@ class Router:
                 },
             )
         )
-        if isinstance(event, ConcernRaised):
-            self._watch_concern(event, now, context, out)
+        self._watch_finding(event, now, context, out)
 
-    def _watch_concern(
+    def _conflict(self, event: InspectorateEvent | OutcomeEvent) -> EnvelopeError | None:
+        """The refusal of an id already used by another signer or for another kind."""
+        earlier = self._routed.get(event.id)
+        if earlier is None or earlier == (str(event.source), _kind(event)):
+            return None
+        detail = (
+            "another signer's event already has this event id"
+            if earlier[0] != str(event.source)
+            else "an event of another kind already has this event id"
+        )
+        return EnvelopeError(Reason.ID_CONFLICT, detail)
+
+    def _judge_outcome(
+        self, record: InboundRecord, trust: TrustStore, now: dt.datetime, out: _Verdicts
+    ) -> None:
+        decision = plan_outcome(record, self._topics, trust, now, bus_key=self._bus_key)
+        outcome = decision.outcome
+        if decision.refused is not None or outcome is None:
+            refused = decision.refused or EnvelopeError(Reason.INTERNAL_ERROR, "no verdict")
+            self._quarantine(record, refused, now, out)
+            return
+        ids = tuple(dict.fromkeys((outcome.id, outcome.finding_id)))  # each id once
+        # A reminder is the bus's; the record names the inspectorate it is for.
+        named = outcome.source if isinstance(outcome, OutcomeRecorded) else outcome.finding_source
+        context = _context(record) | {
+            "event_id": str(outcome.id),
+            "finding_id": str(outcome.finding_id),
+            "type": outcome.type,
+            "source": str(outcome.source),
+            "area": outcome.area,
+        }
+        conflict = self._conflict(outcome) or self._misdirected(outcome)
+        if conflict is not None:
+            self._quarantine(record, conflict, now, out, event_ids=ids)
+            return
+        if outcome.id in self._routed:
+            out.audit.append(
+                DuplicateIgnored(at=now, actor=self._actor, event_ids=ids, inspectorate=named)
+            )
+            out.logs.append(LogLine("outcome_duplicate_ignored", warning=False, fields=context))
+            return
+        self._routed[outcome.id] = (str(outcome.source), _kind(outcome))
+        out.outbound.extend(decision.outbound)
+        out.audit.append(
+            EventRouted(
+                at=now, actor=self._actor, event_ids=ids, inspectorate=named, area=outcome.area,
+                destinations=tuple(RouteTaken(topic=o.topic) for o in decision.outbound),
+            )
+        )  # fmt: skip
+        out.logs.append(
+            LogLine(
+                "outcome_routed",
+                warning=False,
+                fields=context | {"destinations": [o.topic for o in decision.outbound]},
+            )
+        )
+
+    def _misdirected(self, outcome: OutcomeEvent) -> EnvelopeError | None:
+        """The refusal of an outcome naming a finding the router routed for another
+        publisher (routed back, it would reach an inspectorate that never published it), or
+        naming itself."""
+        if outcome.id == outcome.finding_id:
+            return EnvelopeError(Reason.ID_CONFLICT, "the outcome's id is its finding's id")
+        known = self._routed.get(outcome.finding_id)
+        if known is None or known == (str(outcome.finding_source), _FINDING):
+            return None
+        return EnvelopeError(
+            Reason.ID_CONFLICT,
+            "the finding this names was published by another inspectorate, or is not a finding",
+        )
+
+    def _watch_finding(
         self,
-        event: ConcernRaised,
+        event: InspectorateEvent,
         now: dt.datetime,
         context: Mapping[str, object],
         out: _Verdicts,
@@ -324,7 +559,7 @@ class Router:
                 topic=self._topics.jtai,
                 key=consideration.area.encode(),
                 value=sealed.envelope,
-                headers=event_headers(consideration),
+                headers=signed_headers(consideration),
             )
         )
         out.audit.append(

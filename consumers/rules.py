@@ -1,9 +1,13 @@
 """Routing rules as data: which events go to which programme queues, and why.
 
 A rule matches an event when every condition it sets holds (within one condition, any
-listed value matches). Rules are plain validated data: the rule set in force is read from
-``deploy/rules.toml`` at start-up (``services.rules_file.load_rules``), the single source
-of truth; this module only says what a valid rule set is.
+listed value matches). Some conditions read a field only one type of finding has
+(``findings``, ``jtai_requested`` and ``min_severity`` a concern's, ``progress`` a
+review's): a rule that sets one never matches a finding of another type, and a rule whose
+conditions no single type can meet is refused. Rules are plain validated data: the rule
+set in force is read from ``deploy/rules.toml`` at start-up
+(``services.rules_file.load_rules``), the single source of truth; this module only says
+what a valid rule set is.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from typing import Literal, Self, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import (
+    CONCERN_RAISED,
+    RECOMMENDATION_REVIEWED,
     ConcernRaised,
     Finding,
     InspectorateEvent,
+    Progress,
+    RecommendationReviewed,
     Theme,
 )
 from schemas.inspectorates import Agency, Programme
@@ -25,9 +33,11 @@ __all__ = ["EventType", "JtaiSettings", "Rule", "RuleSet"]
 EventType: TypeAlias = Literal[
     "uk.inspectorate.concern.raised.v1",
     "uk.inspectorate.exceptional_practice.identified.v1",
+    "uk.inspectorate.recommendation.made.v1",
+    "uk.inspectorate.recommendation.reviewed.v1",
 ]
-"""The event types a rule may name (``schemas.events.CONCERN_RAISED`` and
-``EXCEPTIONAL_PRACTICE_IDENTIFIED``): a misspelt type would otherwise never match."""
+"""The event types a rule may name (``schemas.events.FINDING_TYPES``): a misspelt type
+would otherwise never match."""
 
 
 class Rule(BaseModel):
@@ -35,7 +45,8 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    # At most 200: routed records' route attestations and audit records name rules by id.
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     reason: str = Field(min_length=1, max_length=200)
     to: tuple[Programme, ...] = Field(min_length=1)
     event_types: tuple[EventType, ...] = ()
@@ -44,6 +55,41 @@ class Rule(BaseModel):
     findings: tuple[Finding, ...] = ()
     # strict: in a rules file, "false" in quotes is a typo, not a boolean.
     jtai_requested: bool | None = Field(default=None, strict=True)
+    # strict: "4" or 4.0 in a rules file is a mistake to point out, not to coerce.
+    min_severity: int | None = Field(default=None, ge=1, le=4, strict=True)
+    """A concern's severity is at least this (1 to 4)."""
+    progress: tuple[Progress, ...] = ()
+    """A recommendation's review judged its progress as one of these."""
+
+    @model_validator(mode="after")
+    def _can_match(self) -> Self:
+        # A rule no event can meet routes nothing, silently: say so when the file is read.
+        concern, review = self._concern_conditions(), self._review_conditions()
+        if concern and review:
+            msg = (
+                f"sets {_and(concern)}, which only concerns have, and {_and(review)}, which"
+                " only recommendation reviews have: no event can match it"
+            )
+            raise ValueError(msg)
+        for named, only in ((concern, CONCERN_RAISED), (review, RECOMMENDATION_REVIEWED)):
+            if named and self.event_types and only not in self.event_types:
+                msg = (
+                    f"sets {_and(named)}, which only {only} events have, but event_types"
+                    " leaves that type out: no event can match it"
+                )
+                raise ValueError(msg)
+        return self
+
+    def _concern_conditions(self) -> list[str]:
+        named = {
+            "findings": bool(self.findings),
+            "jtai_requested": self.jtai_requested is not None,
+            "min_severity": self.min_severity is not None,
+        }
+        return [name for name, given in named.items() if given]
+
+    def _review_conditions(self) -> list[str]:
+        return ["progress"] if self.progress else []
 
     def matches(self, event: InspectorateEvent) -> bool:
         """Whether every condition this rule sets holds for ``event``."""
@@ -52,17 +98,26 @@ class Rule(BaseModel):
             and (not self.agencies or bool(set(self.agencies) & set(event.subject_agencies)))
             and (not self.themes or event.theme in self.themes)
             and self._concern_conditions_hold(event)
+            and self._review_conditions_hold(event)
         )
 
     def _concern_conditions_hold(self, event: InspectorateEvent) -> bool:
-        if not self.findings and self.jtai_requested is None:
+        if not self.findings and self.jtai_requested is None and self.min_severity is None:
             return True
         if not isinstance(event, ConcernRaised):
-            return False  # findings and JTAI requests exist only on concerns
+            return False  # findings, JTAI requests and severity exist only on concerns
         requested = event.jtai is not None and event.jtai.requested
-        return (not self.findings or event.finding in self.findings) and (
-            self.jtai_requested is None or requested == self.jtai_requested
+        return (
+            (not self.findings or event.finding in self.findings)
+            and (self.jtai_requested is None or requested == self.jtai_requested)
+            and (self.min_severity is None or event.severity >= self.min_severity)
         )
+
+    def _review_conditions_hold(self, event: InspectorateEvent) -> bool:
+        if not self.progress:
+            return True
+        # progress exists only on a recommendation's review
+        return isinstance(event, RecommendationReviewed) and event.progress in self.progress
 
 
 class JtaiSettings(BaseModel):
@@ -100,6 +155,11 @@ class RuleSet(BaseModel):
         if duplicates:
             raise ValueError("; ".join(duplicates))
         return self
+
+
+def _and(names: list[str]) -> str:
+    """``findings`` or ``findings and min_severity`` or ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _numbers(positions: list[int]) -> str:

@@ -7,11 +7,15 @@ outbound record *and* the batch's consumer offsets in one aiokafka transaction. 
 use ``read_committed``, so a batch is seen whole or not at all; a router killed mid-batch
 is fenced on restart (same transactional id) and its open transaction aborted.
 
-The whole decision per batch is ``consumers.router.Router.step`` (pure). The state the
-router keeps, the verified ids it has routed with their sources (so a re-published event
-is routed once, and another inspectorate's reuse of an id is refused) and the JTAI
-watch, is rebuilt at start from what it committed before (``liaison.feed.areas`` and
-``liaison.jtai``), and again after any failed transaction, so it always matches the log.
+The router consumes every ``liaison.events.<inspectorate>`` topic and ``liaison.outcomes``
+in one group. The whole decision per batch is ``consumers.router.Router.step`` (pure).
+The state the router keeps, the verified ids it has routed with their signers (so a
+re-published event or outcome is routed once, and another signer's reuse of an id is
+refused) and the JTAI watch, is rebuilt at start from what it committed before (findings
+and outcomes on ``liaison.feed.areas``, considerations on ``liaison.jtai``), and again
+after any failed transaction, so it always matches the log. Overdue reminders go only to
+programme queues, which are not read back: one re-published after a restart is routed
+again, with the same id (derived from the finding and programme), which readers drop.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ from faststream.kafka.message import FAKE_CONSUMER
 
 from consumers.router import Router
 from consumers.rules import RuleSet
-from schemas.envelope import open_consideration, open_envelope
 from schemas.errors import EnvelopeError
-from schemas.jtai import JTAI_CONSIDERATION_REQUESTED
+from schemas.jtai import JtaiConsiderationRequested
 from schemas.keys import SigningKey, TrustStore
-from schemas.records import HEADER_TYPE, InboundRecord, OutboundRecord, header_map
+from schemas.records import InboundRecord, OutboundRecord
+from schemas.signed import FEED_TYPES, JTAI_TOPIC_TYPES, open_signed
 from services.audit_log import audit_outbound
 from services.kafka import (
     assigned,
@@ -53,7 +57,6 @@ from services.trust import TrustFollower
 __all__ = ["RouterService", "router_group_id", "router_transactional_id"]
 
 _BATCH = 500  # records per transaction: fewer commits, bounded redelivery after a crash
-_CONSIDERATION_TYPE = JTAI_CONSIDERATION_REQUESTED.encode()
 
 
 def router_group_id(settings: Settings) -> str:
@@ -115,6 +118,7 @@ class RouterService:
 
         subscriber = broker.subscriber(
             *settings.topics.all_events(),
+            settings.topics.outcomes,
             batch=True,
             max_records=_BATCH,
             group_id=router_group_id(settings),
@@ -127,7 +131,8 @@ class RouterService:
             parser=_raw_batch,
             decoder=_no_decode,
             title="router",
-            description="Verify, route and forward every inspectorate's signed events.",
+            description="Verify, route and forward every inspectorate's signed events,"
+            " and every programme's outcomes back to the publisher.",
         )
         self._subscriber = subscriber
 
@@ -143,31 +148,38 @@ class RouterService:
     async def _rebuild(self) -> None:
         """Routed ids and the JTAI watch, from what earlier transactions committed.
 
-        Only verified envelopes count: a record on the feed or the JTAI queue that does not
-        verify (anyone with write access could have put it there) teaches the router
-        nothing, so it can neither hide a real event as a "duplicate" nor fake a claim.
+        Only verified envelopes of the types a topic carries count: a record on the feed
+        or the JTAI queue that does not verify (anyone with write access could have put it
+        there) teaches the router nothing, so it can neither hide a real event as a
+        "duplicate" nor fake a claim. The feed gives findings (ids and the JTAI watch) and
+        outcomes (ids only); the JTAI queue, which also carries routed findings and the
+        JTAI programme's decisions, gives its considerations only.
         """
         settings = self._settings
+        topics = settings.topics
         trust, now = self._trust.store, _now()
         router = self._new_router()
         unverifiable: defaultdict[str, int] = defaultdict(int)
-        async with assigned(settings, settings.topics.jtai) as consumer:
-            async for batch in catch_up(consumer):
-                for raw in batch:
-                    record = inbound(raw)
-                    if header_map(record.headers).get(HEADER_TYPE) != _CONSIDERATION_TYPE:
-                        continue
-                    try:
-                        router.remember_consideration(open_consideration(record, trust, now).event)
-                    except EnvelopeError as exc:
-                        unverifiable[f"jtai:{exc.reason}"] += 1
-        async with assigned(settings, settings.topics.feed) as consumer:
-            async for batch in catch_up(consumer):
-                for raw in batch:
-                    try:
-                        router.remember(open_envelope(inbound(raw), trust, now))
-                    except EnvelopeError as exc:
-                        unverifiable[f"feed:{exc.reason}"] += 1
+        # catch_up, streaming, not services.reading.read_signed (which holds a topic in
+        # memory): catch_up compares every partition's position with its end on each pass,
+        # so a partition whose tail yields no record (transaction markers, batches a killed
+        # router left aborted) cannot hold the start-up back.
+        for topic, accept, which in (
+            (topics.jtai, JTAI_TOPIC_TYPES, "jtai"),
+            (topics.feed, FEED_TYPES, "feed"),
+        ):
+            async with assigned(settings, topic) as consumer:
+                async for batch in catch_up(consumer):
+                    for raw in batch:
+                        try:
+                            opened = open_signed(inbound(raw), trust, now, accept)
+                        except EnvelopeError as exc:
+                            unverifiable[f"{which}:{exc.reason}"] += 1
+                            continue
+                        if topic == topics.feed:
+                            router.remember(opened)
+                        elif isinstance(opened.event, JtaiConsiderationRequested):
+                            router.remember_consideration(opened.event)
         if unverifiable:
             self._log.warning("router_state_records_unverifiable", **unverifiable)
         self._router, self._stale = router, False

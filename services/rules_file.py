@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 
 from consumers.rules import EventType, JtaiSettings, Rule, RuleSet
 from schemas.errors import ConfigurationError
-from schemas.events import Finding, Theme
+from schemas.events import Finding, Progress, Theme
 from schemas.inspectorates import Agency, Programme
 
 __all__ = ["load_rules"]
@@ -38,6 +38,7 @@ _CHOICES: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
     "agencies": ("an agency", tuple(a.value for a in Agency)),
     "themes": ("a theme", tuple(t.value for t in Theme)),
     "findings": ("a finding", tuple(f.value for f in Finding)),
+    "progress": ("a progress judgement", tuple(p.value for p in Progress)),
 }
 
 # tomllib (3.11) puts the position only in the message: "Invalid value (at line 7, column 3)".

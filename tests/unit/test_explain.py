@@ -15,6 +15,7 @@ from schemas.inspectorates import PROGRAMMES, Agency, Inspectorate, Programme
 from schemas.topics import Topics
 from services.rules_file import load_rules
 from tests.factories import concern, good_practice
+from tests.loop_factories import recommendation, review
 
 SHIPPED = load_rules(Path(__file__).resolve().parents[2] / "deploy" / "rules.toml")
 
@@ -139,3 +140,23 @@ def test_explain_is_route_sorted_with_topic_names_and_a_note_only_when_empty(
     assert keys == sorted(keys)
     assert all(e.topic_name == Topics().programme(e.programme) for e in explained)
     assert (unmatched_note(event, SHIPPED) is None) == bool(explained)
+
+
+def test_a_not_progressing_review_is_explained_rule_by_rule() -> None:
+    reviewed = review(progress="not_progressing")  # HMICFRS's, to the police
+    assert [(e.topic_name, e.rule) for e in explain(reviewed, SHIPPED)] == [
+        ("liaison.programme.ilacs", "recommendation.police"),
+        ("liaison.jtai", "review.not_progressing.jtai"),
+    ]
+    assert unmatched_note(reviewed, SHIPPED) is None
+
+
+def test_a_recommendation_only_to_its_publisher_s_own_programmes_says_so() -> None:
+    made = recommendation(source="cqc", programme="clas", recipient="health",
+                          subject_agencies=["health"])  # fmt: skip
+    rules = RuleSet(rules=(Rule(id="to.cqc", reason="r", to=(Programme.CLAS,),
+                                event_types=(made.type,)),))  # fmt: skip
+    note = unmatched_note(made, rules)
+    assert note is not None
+    assert "rule to.cqc matched but was excluded" in note
+    assert "cqc's own programme" in note

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from consumers.jtai import JTAI_NAMESPACE, JtaiWatch, consideration_id
 from schemas.errors import ConfigurationError, SchemaError
-from schemas.events import MAX_EVENT_BYTES, Classification, ConcernRaised, Theme
+from schemas.events import (
+    MAX_EVENT_BYTES,
+    Classification,
+    ConcernRaised,
+    InspectorateEvent,
+    Progress,
+    RecommendationReviewed,
+    Theme,
+)
 from schemas.inspectorates import PROGRAMMES, Inspectorate
 from schemas.jtai import (
     JTAI_CONSIDERATION_REQUESTED,
@@ -24,7 +32,8 @@ from schemas.jtai import (
     decode_consideration,
     encode_consideration,
 )
-from tests.factories import concern
+from tests.factories import concern, good_practice
+from tests.loop_factories import recommendation, review
 
 T0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(days=180)
@@ -45,7 +54,7 @@ def at(days: float, source: str = "ofsted", **overrides: Any) -> ConcernRaised:
     )
 
 
-def observe_all(watch: JtaiWatch, concerns: Iterable[ConcernRaised]) -> list[Raised]:
+def observe_all(watch: JtaiWatch, concerns: Iterable[InspectorateEvent]) -> list[Raised]:
     """Every consideration raised while ``watch`` observes ``concerns`` in order."""
     return [r for c in concerns if (r := watch.observe(c)) is not None]
 
@@ -189,7 +198,7 @@ def test_replayed_history_raises_nothing_more(*, emission_first: bool) -> None:
     if emission_first:
         restarted.replay_emission(emitted)
     for c in history:
-        restarted.replay_concern(c)
+        restarted.replay_finding(c)
     if not emission_first:
         restarted.replay_emission(emitted)
     assert restarted.observe(at(60, "hmicfrs")) is None
@@ -200,7 +209,7 @@ def test_without_the_replayed_emission_the_window_is_raised_again_with_the_same_
     (emitted,) = observe_all(JtaiWatch(WINDOW), history)
     forgetful = JtaiWatch(WINDOW)
     for c in history:
-        forgetful.replay_concern(c)
+        forgetful.replay_finding(c)
     again = forgetful.observe(at(60, "hmicfrs"))
     assert again is not None
     assert again.id == emitted.id
@@ -615,10 +624,205 @@ def test_a_restarted_watch_carries_on_as_if_it_never_stopped(
     restarted = JtaiWatch(HYPO_WINDOW)
     for item in data.draw(st.permutations(history)):
         if isinstance(item, ConcernRaised):
-            restarted.replay_concern(item)
+            restarted.replay_finding(item)
         else:
             restarted.replay_emission(item)
 
     assert restarted.retained == running.retained
     for c in arrivals[split:]:
         assert restarted.observe(c) == running.observe(c)
+
+
+# Recommendations reviewed as not progressing count like concerns ---------------------------
+
+
+def reviewed(days: float, source: str = "hmicfrs", **overrides: Any) -> RecommendationReviewed:
+    """A review ``days`` after T0 by ``source`` of its recommendation to the local authority
+    (neglect in Birmingham), judged not progressing unless overridden."""
+    programme = PROGRAMMES[Inspectorate(source)][0].value
+    fields: dict[str, Any] = {
+        "source": source,
+        "programme": programme,
+        "occurred_at": T0 + dt.timedelta(days=days),
+        "recipient": "local_authority",
+        "subject_agencies": ["local_authority"],
+        "progress": "not_progressing",
+    }
+    return review(**fields | overrides)
+
+
+def test_an_ofsted_concern_and_an_hmicfrs_not_progressing_review_raise_one_consideration() -> None:
+    watch = JtaiWatch(WINDOW)
+    ofsted, hmicfrs = at(0, "ofsted"), reviewed(30, "hmicfrs")
+    assert watch.observe(ofsted) is None
+    raised = watch.observe(hmicfrs)
+    assert raised is not None
+    assert raised.trigger is JtaiTrigger.SEVERAL_INSPECTORATES
+    assert (raised.area, raised.theme) == (BIRMINGHAM, Theme.NEGLECT)
+    assert (raised.window_start, raised.window_end) == (T0, T0 + WINDOW)
+    assert raised.occurred_at == hmicfrs.occurred_at
+    assert raised.contributing_event_ids == (ofsted.id, hmicfrs.id)
+    assert raised.contributing_inspectorates == (Inspectorate.HMICFRS, Inspectorate.OFSTED)
+    assert raised.id == consideration_id(BIRMINGHAM, Theme.NEGLECT, T0)
+    assert raised.rationale == (
+        "Concerns and recommendations reviewed as not progressing about neglect in E08000025"
+        " from hmicfrs and ofsted within 180 days"
+    )
+    assert watch.observe(at(60, "cqc")) is None  # the window is claimed
+
+
+def test_the_review_may_come_first() -> None:
+    hmicfrs, ofsted = reviewed(0, "hmicfrs"), at(30, "ofsted")
+    (raised,) = observe_all(JtaiWatch(WINDOW), [hmicfrs, ofsted])
+    assert raised.contributing_event_ids == (hmicfrs.id, ofsted.id)
+
+
+@pytest.mark.parametrize("progress", ["achieved", "progressing", "no_longer_applicable"])
+def test_other_reviews_never_count(progress: str) -> None:
+    watch = JtaiWatch(WINDOW)
+    assert watch.observe(at(0, "ofsted")) is None
+    assert watch.observe(reviewed(30, "hmicfrs", progress=progress)) is None
+    assert watch.retained == 1
+    cqc = at(60, "cqc")
+    raised = watch.observe(cqc)
+    assert raised is not None
+    assert len(raised.contributing_event_ids) == 2
+    assert cqc.id in raised.contributing_event_ids
+
+
+def test_recommendations_and_exceptional_practice_never_count() -> None:
+    watch = JtaiWatch(WINDOW)
+    made = recommendation(occurred_at=T0, source="cqc", programme="clas", recipient="health",
+                          subject_agencies=["health"])  # fmt: skip
+    practice = good_practice(occurred_at=T0, area=BIRMINGHAM, theme="neglect")
+    assert watch.observe(at(0, "ofsted")) is None
+    assert watch.observe(made) is None
+    assert watch.observe(practice) is None
+    watch.replay_finding(made)
+    watch.replay_finding(practice)
+    assert watch.retained == 1
+
+
+def test_a_review_is_never_a_trigger_on_its_own() -> None:
+    watch = JtaiWatch(WINDOW)
+    assert watch.observe(reviewed(0, "hmicfrs")) is None
+    assert watch.observe(reviewed(1, "hmicfrs")) is None  # one inspectorate, however often
+    raised = watch.observe(reviewed(2, "hmi_probation"))
+    assert raised is not None
+    assert raised.trigger is JtaiTrigger.SEVERAL_INSPECTORATES
+    assert raised.rationale == (
+        "Recommendations reviewed as not progressing about neglect in E08000025 from"
+        " hmi_probation and hmicfrs within 180 days"
+    )
+
+
+def test_a_severe_concern_names_a_review_in_its_window_as_a_finding() -> None:
+    hmicfrs, severe = reviewed(10, "hmicfrs"), at(0, "ofsted", severity=4)
+    (raised,) = observe_all(JtaiWatch(WINDOW), [hmicfrs, severe])
+    assert raised.trigger is JtaiTrigger.SEVERITY_4
+    assert raised.contributing_event_ids == (severe.id, hmicfrs.id)
+    assert raised.rationale == (
+        "A severity 4 concern about neglect in E08000025 from ofsted; 1 other finding from"
+        " hmicfrs in the 180 days from it"
+    )
+
+
+_Mixed = tuple[Inspectorate, str, Theme, int, int, bool, Progress | None]
+# A concern's spec, and a progress judgement for a review instead (None: a concern).
+_MIXED: st.SearchStrategy[_Mixed] = st.tuples(_SPEC, st.sampled_from([None, None, *Progress])).map(
+    lambda pair: (*pair[0], pair[1])
+)
+
+
+def _mixed(specs: Sequence[_Mixed]) -> list[InspectorateEvent]:
+    """Concerns (progress None) and reviews judged ``progress`` from ``specs``; a review
+    ignores the spec's severity and risk (it has neither)."""
+    findings: list[InspectorateEvent] = []
+    for i, (source, area, theme, steps, severity, risk, progress) in enumerate(specs):
+        fields: dict[str, Any] = {
+            "id": uuid.UUID(int=i + 1),
+            "source": source,
+            "programme": PROGRAMMES[source][0],
+            "area": area,
+            "theme": theme,
+            "occurred_at": T0 + steps * STEP,
+        }
+        if progress is None:
+            findings.append(concern(**fields, severity=severity, immediate_risk=risk))
+        else:
+            findings.append(
+                review(
+                    **fields,
+                    progress=progress,
+                    recipient="local_authority",
+                    subject_agencies=["local_authority"],
+                )
+            )
+    return findings
+
+
+def _as_concerns(findings: Iterable[InspectorateEvent]) -> list[ConcernRaised]:
+    """What the watch should make of ``findings``: concerns as they are, a not-progressing
+    review as a concern of its reviewer that is neither severe nor urgent, nothing else."""
+    counted: list[ConcernRaised] = []
+    for f in findings:
+        if isinstance(f, ConcernRaised):
+            counted.append(f)
+        elif isinstance(f, RecommendationReviewed) and f.progress is Progress.NOT_PROGRESSING:
+            counted.append(
+                concern(
+                    **f.model_dump(include={"id", "source", "programme", "area", "theme"}),
+                    occurred_at=f.occurred_at,
+                    severity=3,
+                    immediate_risk=False,
+                )
+            )
+    return counted
+
+
+def _without_rationale(raised: Iterable[Raised]) -> list[dict[str, Any]]:
+    return [r.model_dump(exclude={"rationale"}) for r in raised]
+
+
+@given(
+    specs=st.lists(_MIXED, min_size=1, max_size=12),
+    k=st.integers(min_value=2, max_value=3),
+    data=st.data(),
+)
+def test_a_not_progressing_review_counts_exactly_like_a_concern(
+    specs: list[_Mixed], k: int, data: st.DataObject
+) -> None:
+    findings = _mixed(specs)
+    arrivals = list(data.draw(st.permutations(findings)))
+    raised = observe_all(JtaiWatch(HYPO_WINDOW, k), arrivals)
+    counted = _as_concerns(arrivals)
+    assert _without_rationale(raised) == _without_rationale(
+        observe_all(JtaiWatch(HYPO_WINDOW, k), counted)
+    )
+    _check_sound_and_complete(counted, raised, HYPO_WINDOW, k)
+    others = {f.id for f in findings if isinstance(f, RecommendationReviewed)} - {
+        c.id for c in counted
+    }
+    assert not any(others & set(r.contributing_event_ids) for r in raised)
+
+
+@given(specs=st.lists(_MIXED, min_size=1, max_size=12), data=st.data())
+def test_a_restarted_watch_replays_reviews_too(specs: list[_Mixed], data: st.DataObject) -> None:
+    findings = _mixed(specs)
+    arrivals = list(data.draw(st.permutations(findings)))
+    split = data.draw(st.integers(min_value=0, max_value=len(arrivals)))
+    running = JtaiWatch(HYPO_WINDOW)
+    before = [(f, running.observe(f)) for f in arrivals[:split]]
+
+    history: list[InspectorateEvent | Raised] = [f for f, _ in before]
+    history += [r for _, r in before if r is not None]
+    restarted = JtaiWatch(HYPO_WINDOW)
+    for item in data.draw(st.permutations(history)):
+        if isinstance(item, JtaiConsiderationRequested):
+            restarted.replay_emission(item)
+        else:
+            restarted.replay_finding(item)
+
+    assert restarted.retained == running.retained
+    for f in arrivals[split:]:
+        assert restarted.observe(f) == running.observe(f)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -9,20 +10,29 @@ from hypothesis import strategies as st
 
 from consumers.routing import route
 from consumers.rules import Rule
-from schemas.events import ConcernRaised, ExceptionalPracticeIdentified
+from schemas.events import (
+    CONCERN_RAISED,
+    RECOMMENDATION_REVIEWED,
+    ConcernRaised,
+    Finding,
+    InspectorateEvent,
+    Progress,
+    RecommendationReviewed,
+)
 from schemas.inspectorates import PROGRAMMES, Agency, Inspectorate, Programme, owner_of
 from services.rules_file import load_rules
 from tests.factories import concern, good_practice
+from tests.loop_factories import recommendation, review
 
 # The rules the router ships with: this table is what deploy/rules.toml must do.
 SHIPPED = load_rules(Path(__file__).resolve().parents[2] / "deploy" / "rules.toml")
 
 
-def programmes(event: ConcernRaised | ExceptionalPracticeIdentified) -> set[str]:
+def programmes(event: InspectorateEvent) -> set[str]:
     return {d.programme.value for d in route(event, SHIPPED.rules)}
 
 
-def rules_of(event: ConcernRaised | ExceptionalPracticeIdentified) -> set[str]:
+def rules_of(event: InspectorateEvent) -> set[str]:
     return {d.rule for d in route(event, SHIPPED.rules)}
 
 
@@ -149,3 +159,190 @@ def test_never_routed_back_to_the_publisher(
     for destination in route(event, SHIPPED.rules):
         assert owner_of(destination.programme) != source
     assert (Programme.JTAI in {d.programme for d in route(event, SHIPPED.rules)}) >= requested
+
+
+# -- issue 11: severe concerns, recommendations and their reviews --------------------------------
+
+INADEQUATE_NEGLECT = {
+    "finding": "cause_of_concern",
+    "severity": 4,
+    "subject_agencies": ["local_authority"],
+    "theme": "neglect",
+}
+"""An Ofsted *inadequate* ILACS judgement about neglect (the default concern is Ofsted's)."""
+
+
+def test_an_inadequate_ilacs_judgement_about_neglect_reaches_the_partners_programmes() -> None:
+    event = concern(**INADEQUATE_NEGLECT)
+    reached = programmes(event)
+    assert reached == {"clas", "ncpi", "youth_justice", "jtai"}
+    assert {owner_of(Programme(p)) for p in reached} - {Inspectorate.OFSTED} >= {
+        Inspectorate.CQC,
+        Inspectorate.HMICFRS,
+        Inspectorate.HMI_PROBATION,
+    }
+    assert rules_of(event) == {"social_care.severe.partners", "jtai.severe"}
+
+
+def test_severity_3_about_social_care_stays_where_it_was() -> None:
+    event = concern(**{**INADEQUATE_NEGLECT, "severity": 3})
+    assert programmes(event) == set()
+
+
+def test_a_severe_concern_from_another_inspectorate_reaches_ilacs_and_the_other_partners() -> None:
+    event = concern(**INADEQUATE_NEGLECT, source="cqc", programme="clas")
+    assert programmes(event) == {"ilacs", "ncpi", "youth_justice", "jtai"}
+
+
+# (the finding, who publishes it, expected programmes, expected rules)
+RECOMMENDATIONS: list[tuple[str, dict[str, Any], set[str], set[str]]] = [
+    ("made", {}, {"ilacs"}, {"recommendation.police"}),
+    ("made", {"source": "ofsted", "programme": "ilacs"}, {"ncpi"}, {"recommendation.police"}),
+    (
+        "made",
+        {
+            "source": "cqc",
+            "programme": "clas",
+            "recipient": "health",
+            "subject_agencies": ["health"],
+        },
+        {"ilacs"},
+        {"recommendation.health"},
+    ),
+    (
+        "made",
+        {
+            "source": "ofsted",
+            "programme": "ilacs",
+            "recipient": "local_authority",
+            "subject_agencies": ["local_authority"],
+        },
+        {"clas", "ncpi"},
+        {"recommendation.social_care"},
+    ),
+    (
+        "made",
+        {"recipient": "multi_agency", "subject_agencies": ["multi_agency"]},
+        {"ilacs", "clas", "youth_justice", "jtai"},
+        {"recommendation.multi_agency"},
+    ),
+    ("reviewed", {"progress": "achieved"}, {"ilacs"}, {"recommendation.police"}),
+    ("reviewed", {"progress": "progressing"}, {"ilacs"}, {"recommendation.police"}),
+    (
+        "reviewed",
+        {"progress": "not_progressing"},
+        {"ilacs", "jtai"},
+        {"recommendation.police", "review.not_progressing.jtai"},
+    ),
+    (
+        "reviewed",
+        {
+            "source": "hmi_probation",
+            "programme": "youth_justice",
+            "progress": "not_progressing",
+            "recipient": "youth_justice_service",
+            "subject_agencies": ["youth_justice_service"],
+        },
+        {"ilacs", "jtai"},
+        {"recommendation.youth_justice", "review.not_progressing.jtai"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "overrides", "expected", "rules"), RECOMMENDATIONS)
+def test_recommendations_and_reviews_routing_table(
+    kind: str, overrides: dict[str, Any], expected: set[str], rules: set[str]
+) -> None:
+    event = recommendation(**overrides) if kind == "made" else review(**overrides)
+    assert programmes(event) == expected
+    assert rules_of(event) == rules
+
+
+def test_a_not_progressing_review_of_hmicfrs_s_police_recommendation_reaches_ilacs_and_jtai() -> (
+    None
+):
+    made = recommendation()
+    reviewed = review(recommendation_id=made.id, progress="not_progressing")
+    assert programmes(made) == {"ilacs"}
+    assert programmes(reviewed) == {"ilacs", "jtai"}
+
+
+def test_a_review_goes_wherever_its_recommendation_went() -> None:
+    to_partnership = recommendation(recipient="multi_agency", subject_agencies=["multi_agency"])
+    for made in (recommendation(), to_partnership):
+        fields = made.model_dump(exclude={"type", "review_by"})
+        for progress in ("achieved", "progressing", "no_longer_applicable"):
+            reviewed = review(**fields | {"id": uuid.uuid4(), "progress": progress})
+            assert programmes(reviewed) == programmes(made)
+
+
+def test_concern_rules_never_take_recommendations_nor_recommendation_rules_concerns() -> None:
+    concern_rules = {r.id for r in SHIPPED.rules if r.event_types == (CONCERN_RAISED,)}
+    for event in (recommendation(), review(), recommendation(source="ofsted", programme="ilacs")):
+        assert not rules_of(event) & concern_rules
+    police = concern(subject_agencies=["police"], severity=4)
+    assert not {r for r in rules_of(police) if r.startswith(("recommendation.", "review."))}
+
+
+# -- conditions that exist on one type only ------------------------------------------------------
+
+
+def a_rule(**conditions: Any) -> Rule:
+    return Rule.model_validate({"id": "x", "reason": "r", "to": ["jtai"], **conditions})
+
+
+@st.composite
+def any_finding(draw: st.DrawFn) -> InspectorateEvent:
+    kind = draw(st.sampled_from(["concern", "practice", "made", "reviewed"]))
+    if kind == "concern":
+        return concern(
+            severity=draw(st.integers(1, 4)), finding=draw(st.sampled_from(list(Finding)))
+        )
+    if kind == "practice":
+        return good_practice()
+    if kind == "made":
+        return recommendation()
+    return review(progress=draw(st.sampled_from(list(Progress))))
+
+
+@given(event=any_finding(), minimum=st.integers(1, 4))
+def test_min_severity_matches_concerns_at_or_above_it_and_nothing_else(
+    event: InspectorateEvent, minimum: int
+) -> None:
+    matched = a_rule(min_severity=minimum).matches(event)
+    assert matched == (isinstance(event, ConcernRaised) and event.severity >= minimum)
+
+
+@given(
+    event=any_finding(), wanted=st.lists(st.sampled_from(list(Progress)), min_size=1, unique=True)
+)
+def test_progress_matches_reviews_judged_so_and_nothing_else(
+    event: InspectorateEvent, wanted: list[Progress]
+) -> None:
+    matched = a_rule(progress=wanted).matches(event)
+    assert matched == (isinstance(event, RecommendationReviewed) and event.progress in wanted)
+
+
+@given(event=any_finding())
+def test_findings_and_jtai_requested_still_match_concerns_only(event: InspectorateEvent) -> None:
+    assert a_rule(findings=list(Finding)).matches(event) == isinstance(event, ConcernRaised)
+    assert a_rule(jtai_requested=False).matches(event) == isinstance(event, ConcernRaised)
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        {"min_severity": 4, "progress": ["not_progressing"]},
+        {"findings": ["cause_of_concern"], "progress": ["achieved"]},
+        {"event_types": [RECOMMENDATION_REVIEWED], "min_severity": 2},
+        {"event_types": [CONCERN_RAISED], "progress": ["achieved"]},
+        {"min_severity": 5},
+        {"min_severity": "4"},
+        {"min_severity": True},
+    ],
+)
+def test_rules_that_could_never_match_or_are_mistyped_are_refused(
+    conditions: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match=r"min_severity|progress|no event can match"):
+        a_rule(**conditions)

@@ -12,16 +12,27 @@ from pydantic import ValidationError
 
 from consumers.rules import EventType, JtaiSettings, Rule, RuleSet
 from schemas.errors import ConfigurationError
-from schemas.events import CONCERN_RAISED, EXCEPTIONAL_PRACTICE_IDENTIFIED, Finding, Theme
+from schemas.events import (
+    CONCERN_RAISED,
+    EXCEPTIONAL_PRACTICE_IDENTIFIED,
+    FINDING_TYPES,
+    RECOMMENDATION_MADE,
+    RECOMMENDATION_REVIEWED,
+    Finding,
+    Progress,
+    Theme,
+)
 from schemas.inspectorates import JTAI, Agency, Programme
 from services.rules_file import load_rules
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "rules.toml"
 
 _CONCERN: tuple[EventType, ...] = (CONCERN_RAISED,)
+_RECOMMENDATION: tuple[EventType, ...] = (RECOMMENDATION_MADE, RECOMMENDATION_REVIEWED)
 
 # The rules Liaison routed by before they moved to deploy/rules.toml (the Python
-# DEFAULT_RULES, verbatim): the shipped file must say exactly this.
+# DEFAULT_RULES, verbatim), then those of issue 11 (severe concerns about children's
+# social care, recommendations and their reviews): the shipped file must say exactly this.
 EXPECTED = RuleSet(
     rules=(
         Rule(
@@ -104,6 +115,82 @@ EXPECTED = RuleSet(
             to=(JTAI,),
         ),
         Rule(
+            id="social_care.severe.partners",
+            reason="severe concern about children's social care: the safeguarding partners'"
+            " inspectorates",
+            event_types=_CONCERN,
+            agencies=(Agency.LOCAL_AUTHORITY,),
+            min_severity=4,
+            to=(Programme.CLAS, Programme.NCPI, Programme.YOUTH_JUSTICE),
+        ),
+        Rule(
+            id="jtai.severe",
+            reason="severity 4 concern: it raises a JTAI consideration",
+            event_types=_CONCERN,
+            min_severity=4,
+            to=(JTAI,),
+        ),
+        Rule(
+            id="recommendation.police",
+            reason="recommendation to the police, or its review: Ofsted ILACS and HMICFRS NCPI",
+            event_types=_RECOMMENDATION,
+            agencies=(Agency.POLICE,),
+            to=(Programme.ILACS, Programme.NCPI),
+        ),
+        Rule(
+            id="recommendation.health",
+            reason="recommendation to health services, or its review: Ofsted ILACS and CQC CLAS",
+            event_types=_RECOMMENDATION,
+            agencies=(Agency.HEALTH,),
+            to=(Programme.ILACS, Programme.CLAS),
+        ),
+        Rule(
+            id="recommendation.social_care",
+            reason="recommendation to children's social care, or its review: ILACS and the"
+            " partners' inspectorates",
+            event_types=_RECOMMENDATION,
+            agencies=(Agency.LOCAL_AUTHORITY,),
+            to=(Programme.ILACS, Programme.CLAS, Programme.NCPI),
+        ),
+        Rule(
+            id="recommendation.youth_justice",
+            reason="recommendation to youth justice or probation, or its review: ILACS and HMI"
+            " Probation",
+            event_types=_RECOMMENDATION,
+            agencies=(Agency.YOUTH_JUSTICE_SERVICE, Agency.PROBATION),
+            to=(Programme.ILACS, Programme.YOUTH_JUSTICE),
+        ),
+        Rule(
+            id="recommendation.custody",
+            reason="recommendation to custody, or its review: HMI Prisons and HMI Probation"
+            " youth justice",
+            event_types=_RECOMMENDATION,
+            agencies=(Agency.CUSTODY,),
+            to=(Programme.CUSTODY, Programme.YOUTH_JUSTICE),
+        ),
+        Rule(
+            id="recommendation.education",
+            reason="recommendation to education, or its review: Ofsted ILACS",
+            event_types=_RECOMMENDATION,
+            agencies=(Agency.EDUCATION,),
+            to=(Programme.ILACS,),
+        ),
+        Rule(
+            id="recommendation.multi_agency",
+            reason="recommendation to the multi-agency partnership, or its review: every"
+            " partner's inspectorate and JTAI",
+            event_types=_RECOMMENDATION,
+            agencies=(Agency.MULTI_AGENCY,),
+            to=(Programme.ILACS, Programme.CLAS, Programme.NCPI, Programme.YOUTH_JUSTICE, JTAI),
+        ),
+        Rule(
+            id="review.not_progressing.jtai",
+            reason="recommendation reviewed as not progressing: it counts towards a JTAI",
+            event_types=(RECOMMENDATION_REVIEWED,),
+            progress=(Progress.NOT_PROGRESSING,),
+            to=(JTAI,),
+        ),
+        Rule(
             id="exceptional_practice.share",
             reason="exceptional practice is shared with every other inspectorate",
             event_types=(EXCEPTIONAL_PRACTICE_IDENTIFIED,),
@@ -123,7 +210,10 @@ ALL_PROGRAMMES = (
     "ilacs, focused_visit, monitoring_visit, clas, saas, core_service, peel, ncpi,"
     " youth_justice, probation_service, custody, jtai"
 )
-RULE_KEYS = "id, reason, to, event_types, agencies, themes, findings, jtai_requested"
+RULE_KEYS = (
+    "id, reason, to, event_types, agencies, themes, findings, jtai_requested, min_severity,"
+    " progress"
+)
 
 
 def problems_in(tmp_path: Path, text: str) -> list[str]:
@@ -205,7 +295,50 @@ ONE_PROBLEM: list[tuple[str, str]] = [
         rule('event_types = ["uk.inspectorate.concern.raised.v2"]'),
         "rule 'x' (#1): event_types.0: 'uk.inspectorate.concern.raised.v2' is not an event"
         " type (one of: uk.inspectorate.concern.raised.v1,"
-        " uk.inspectorate.exceptional_practice.identified.v1)",
+        " uk.inspectorate.exceptional_practice.identified.v1,"
+        " uk.inspectorate.recommendation.made.v1, uk.inspectorate.recommendation.reviewed.v1)",
+    ),
+    (rule("min_severity = 5"), "rule 'x' (#1): min_severity: must be at most 4, not 5"),
+    (rule("min_severity = 0"), "rule 'x' (#1): min_severity: must be at least 1, not 0"),
+    (
+        rule('min_severity = "4"'),
+        "rule 'x' (#1): min_severity: must be a whole number (without quotes), not '4'",
+    ),
+    (
+        rule("min_severity = 4.0"),
+        "rule 'x' (#1): min_severity: must be a whole number (without quotes), not 4.0",
+    ),
+    (
+        rule('progress = ["stalled"]'),
+        "rule 'x' (#1): progress.0: 'stalled' is not a progress judgement (one of: achieved,"
+        " progressing, not_progressing, no_longer_applicable)",
+    ),
+    (
+        rule('progress = "not_progressing"'),
+        "rule 'x' (#1): progress: must be a list, e.g. progress = [\"...\"], not 'not_progressing'",
+    ),
+    (
+        rule('min_severity = 4\nprogress = ["not_progressing"]'),
+        "rule 'x' (#1): sets min_severity, which only concerns have, and progress, which only"
+        " recommendation reviews have: no event can match it",
+    ),
+    (
+        rule('findings = ["cause_of_concern"]\njtai_requested = true\nprogress = ["achieved"]'),
+        "rule 'x' (#1): sets findings and jtai_requested, which only concerns have, and"
+        " progress, which only recommendation reviews have: no event can match it",
+    ),
+    (
+        rule('event_types = ["uk.inspectorate.recommendation.made.v1"]\nmin_severity = 3'),
+        "rule 'x' (#1): sets min_severity, which only uk.inspectorate.concern.raised.v1 events"
+        " have, but event_types leaves that type out: no event can match it",
+    ),
+    (
+        rule(
+            'event_types = ["uk.inspectorate.recommendation.made.v1"]\n'
+            'progress = ["not_progressing"]'
+        ),
+        "rule 'x' (#1): sets progress, which only uk.inspectorate.recommendation.reviewed.v1"
+        " events have, but event_types leaves that type out: no event can match it",
     ),
     (
         rule('themes = "neglect"'),
@@ -366,7 +499,7 @@ def test_configuration_error_is_a_value_error_that_no_retry_fixes(tmp_path: Path
 
 
 def test_event_types_are_the_contract_s() -> None:
-    assert get_args(EventType) == (CONCERN_RAISED, EXCEPTIONAL_PRACTICE_IDENTIFIED)
+    assert get_args(EventType) == FINDING_TYPES
 
 
 def test_rules_refuse_unknown_event_types() -> None:
@@ -450,17 +583,38 @@ def some(values: tuple[str, ...] | list[Any]) -> st.SearchStrategy[tuple[Any, ..
     return st.lists(st.sampled_from(values), max_size=4).map(tuple)
 
 
-RULES = st.builds(
-    Rule,
-    id=st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,40}", fullmatch=True),
-    reason=st.text(min_size=1, max_size=200),
-    to=st.lists(st.sampled_from(list(Programme)), min_size=1, max_size=4).map(tuple),
-    event_types=some(get_args(EventType)),
-    agencies=some(list(Agency)),
-    themes=some(list(Theme)),
-    findings=some(list(Finding)),
-    jtai_requested=st.none() | st.booleans(),
-)
+@st.composite
+def rules(draw: st.DrawFn) -> Rule:
+    """Any valid rule: conditions of concerns or of reviews (never both), and event types
+    that leave room for them."""
+    event_types = draw(some(get_args(EventType)))
+    concern: dict[str, Any] = {}
+    review: dict[str, Any] = {}
+    if draw(st.booleans()):
+        concern = {
+            "findings": draw(some(list(Finding))),
+            "jtai_requested": draw(st.none() | st.booleans()),
+            "min_severity": draw(st.none() | st.integers(min_value=1, max_value=4)),
+        }
+    else:
+        review = {"progress": draw(some(list(Progress)))}
+    needs = CONCERN_RAISED if concern else RECOMMENDATION_REVIEWED
+    narrows = any(v not in (None, ()) for v in (*concern.values(), *review.values()))
+    if narrows and event_types and needs not in event_types:
+        event_types = (*event_types, needs)
+    return Rule(
+        id=draw(st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,40}", fullmatch=True)),
+        reason=draw(st.text(min_size=1, max_size=200)),
+        to=draw(st.lists(st.sampled_from(list(Programme)), min_size=1, max_size=4).map(tuple)),
+        event_types=event_types,
+        agencies=draw(some(list(Agency))),
+        themes=draw(some(list(Theme))),
+        **concern,
+        **review,
+    )
+
+
+RULES = rules()
 
 RULE_SETS = st.builds(
     RuleSet,
