@@ -43,7 +43,7 @@ from consumers.inbox import (
     refusal_counts,
 )
 from schemas.audit import InboxRead, OutcomeGiven, ReminderRaised
-from schemas.errors import ConfigurationError, LiaisonError, SchemaError
+from schemas.errors import LiaisonError, SchemaError
 from schemas.events import FINDING_TYPES, InspectorateEvent, Theme
 from schemas.inspectorates import JTAI, Inspectorate, Programme, owner_of
 from schemas.keys import BUS, SigningKey, TrustStore
@@ -59,6 +59,7 @@ from schemas.signed import (
 )
 from services.audit_log import append_audit, audit_outbound
 from services.kafka import transactional_sink
+from services.keystore import check_signing_key
 from services.reading import read_signed
 from services.settings import Settings
 from services.trust import load_trust
@@ -118,22 +119,6 @@ def accepted(settings: Settings, programme: Programme) -> dict[str, frozenset[st
         topics.delivery: DELIVERY_TOPIC_TYPES,
         topics.jtai: JTAI_TOPIC_TYPES,
     }
-
-
-def _check_key(key: SigningKey, owner: str, trust: TrustStore, now: dt.datetime) -> None:
-    """``key`` is ``owner``'s and the bus trusts it now (else its signatures would not
-    verify for anyone)."""
-    if key.owner != owner:
-        raise ConfigurationError(f"the signing key is {key.owner}'s, not {owner}'s")
-    entry = trust.get(key.keyid)
-    if entry is None:
-        raise ConfigurationError(
-            f"signing key {key.keyid} is not in the bus's trust store; register it with"
-            f" `liaison keys generate` (or rotate)"
-        )
-    refused = entry.refuses_at(now)
-    if refused is not None:
-        raise ConfigurationError(f"signing key {key.keyid} cannot sign now: {refused}")
 
 
 def _receipts(
@@ -215,7 +200,7 @@ async def read_inbox(
     reader = acting_inspectorate(programme, acting_for)
     now = now or dt.datetime.now(dt.UTC)
     trust = trust or await load_trust(settings)
-    _check_key(key, reader.value, trust, now)
+    check_signing_key(key, reader.value, trust, now)
     query = InboxQuery(
         include_decided=include_decided, area=area, theme=theme, source=source,
         overdue_only=overdue_only,
@@ -255,7 +240,7 @@ async def show_finding(
     reader = acting_inspectorate(programme, acting_for)
     now = now or dt.datetime.now(dt.UTC)
     trust = trust or await load_trust(settings)
-    _check_key(key, reader.value, trust, now)
+    check_signing_key(key, reader.value, trust, now)
     inbox = await _inbox(settings, programme, trust, now, working_days=working_days, reader=reader)
     row = inbox.row(finding_id)
     if row is None:
@@ -333,7 +318,7 @@ async def record_outcome(
         raise InboxError(f"a key of {key.owner} cannot record an outcome") from None
     acting_inspectorate(programme, receiver)
     trust = trust or await load_trust(settings)
-    _check_key(key, receiver.value, trust, now)
+    check_signing_key(key, receiver.value, trust, now)
     topics = settings.topics
     queue = topics.programme(programme)
     found = await read_signed(settings, {queue: _queue_types(programme)}, trust, now)
@@ -377,7 +362,7 @@ async def raise_reminders(
     """
     chosen = list(dict.fromkeys(programmes or Programme))
     trust = trust or await load_trust(settings)
-    _check_key(key, BUS, trust, now)
+    check_signing_key(key, BUS, trust, now)
     topics = settings.topics
     accept: dict[str, frozenset[str]] = {topics.outcomes: OUTCOME_TOPIC_TYPES}
     for programme in chosen:

@@ -57,6 +57,7 @@ from schemas.signed import (
 )
 from services.audit_log import append_audit, audit_outbound
 from services.kafka import transactional_sink
+from services.keystore import check_signing_key
 from services.reading import read_signed
 from services.settings import Settings
 from services.trust import load_trust
@@ -128,25 +129,6 @@ async def read_view(
     return desk.triage(events), len(read.refused)
 
 
-def _check_key(
-    key: SigningKey, acting_for: Inspectorate, trust: TrustStore, now: dt.datetime
-) -> None:
-    """A key that may sign for ``inspectorate:<acting_for>`` now, and that readers trust."""
-    if key.owner != acting_for.value:
-        raise ConfigurationError(
-            f"signing key {key.keyid} belongs to {key.owner}, not {acting_for.value}"
-        )
-    entry = trust.get(key.keyid)
-    if entry is None:
-        raise ConfigurationError(
-            f"signing key {key.keyid} is not in the bus's trust store; register it with"
-            f" `liaison keys generate --inspectorate {acting_for.value}` (or rotate)"
-        )
-    refused = entry.refuses_at(now)
-    if refused is not None:
-        raise ConfigurationError(f"signing key {key.keyid} cannot sign now: {refused}")
-
-
 def _chunks(ids: Iterable[uuid.UUID]) -> list[tuple[uuid.UUID, ...]]:
     unique = tuple(dict.fromkeys(ids))
     return [
@@ -176,7 +158,7 @@ async def read_triage(
     returns.
     """
     trust = trust if trust is not None else await load_trust(settings)
-    _check_key(key, acting_for, trust, now)
+    check_signing_key(key, acting_for.value, trust, now)
     view, refused = await read_view(settings, trust, now)
     filters: dict[str, str] = {}
     if consideration_id is not None:
@@ -243,7 +225,7 @@ async def record_decision(
             f"a JTAI decision is recorded by an inspectorate, not by a key of {key.owner}"
         ) from None
     trust = trust if trust is not None else await load_trust(settings)
-    _check_key(key, acting_for, trust, now)
+    check_signing_key(key, acting_for.value, trust, now)
     view, _refused = await read_view(settings, trust, now, findings=False)
     item = view.find(consideration_id)
     if item is None:

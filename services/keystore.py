@@ -10,6 +10,7 @@ are under ``private/root/``. Proposed key changes waiting for root signatures ar
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -25,12 +26,29 @@ from services.settings import Settings
 
 __all__ = [
     "KeyStore",
+    "check_signing_key",
     "load_key_file",
     "owner_flag",
     "signing_key_for",
     "trust_root_path",
     "write_private",
 ]
+
+
+def check_signing_key(key: SigningKey, owner: str, trust: TrustStore, now: dt.datetime) -> None:
+    """``ConfigurationError`` unless ``key`` is ``owner``'s, in the bus's trust store and
+    able to sign now: what it signs would otherwise verify for no reader."""
+    if key.owner != owner:
+        raise ConfigurationError(f"signing key {key.keyid} belongs to {key.owner}, not {owner}")
+    entry = trust.get(key.keyid)
+    if entry is None:
+        raise ConfigurationError(
+            f"signing key {key.keyid} is not in the bus's trust store; register it with"
+            f" `liaison keys generate {owner_flag(owner)}` (or rotate)"
+        )
+    refused = entry.refuses_at(now)
+    if refused is not None:
+        raise ConfigurationError(f"signing key {key.keyid} cannot sign now: {refused}")
 
 
 def owner_flag(owner: str) -> str:

@@ -11,36 +11,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from producers.publisher import BATCH, Publisher
 from schemas.envelope import Sealed
-from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
+from schemas.errors import EnvelopeError, SchemaError
 from schemas.events import InspectorateEvent
 from schemas.inspectorates import Inspectorate
 from schemas.keys import SigningKey, TrustStore
 from services.inputs import Document, check_documents
 from services.kafka import transactional_sink
+from services.keystore import check_signing_key
 from services.settings import Settings
 
 __all__ = ["EXIT_INVALID", "publish_documents"]
 
 EXIT_INVALID = 2
 """Exit code when some events were invalid (and were not sent)."""
-
-
-def _check_key(
-    key: SigningKey, inspectorate: Inspectorate, trust: TrustStore, now: dt.datetime
-) -> None:
-    entry = trust.get(key.keyid)
-    if entry is None:
-        raise ConfigurationError(
-            f"signing key {key.keyid} is not in the bus's trust store; register it with"
-            f" `liaison keys generate --inspectorate {inspectorate.value}` (or rotate)"
-        )
-    if entry.owner != inspectorate.value:
-        raise ConfigurationError(
-            f"signing key {key.keyid} belongs to {entry.owner}, not {inspectorate.value}"
-        )
-    refused = entry.refuses_at(now)
-    if refused is not None:
-        raise ConfigurationError(f"signing key {key.keyid} cannot sign now: {refused}")
 
 
 def _problems(
@@ -87,7 +70,7 @@ async def publish_documents(
     failed transaction is one ``BrokerError``: the ids printed before it are published,
     the others are not (publishing the file again publishes them, once).
     """
-    _check_key(key, inspectorate, trust, clock())
+    check_signing_key(key, inspectorate.value, trust, clock())
     async with transactional_sink(settings, inspectorate.value) as sink:
         publisher = Publisher(sink, settings.topics, key, clock)
         sealed, problems = _problems(documents, publisher, inspectorate)
