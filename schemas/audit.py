@@ -214,6 +214,7 @@ Filters: TypeAlias = dict[
     Annotated[str, StringConstraints(max_length=500), AfterValidator(_check_unicode)],
 ]
 Count: TypeAlias = Annotated[int, Field(ge=0, le=_INT64_MAX)]
+View: TypeAlias = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]
 
 
 class _Record(BaseModel):
@@ -388,6 +389,11 @@ class FeedRead(_Record):
     purpose: Detail = Field(description="Why the analyst read the feed, in their words.")
     filters: Filters = Field(default_factory=dict)
     returned: Count
+    view: View | None = Field(
+        default=None,
+        description="Where it was shown: 'terminal.feed', 'dashboard.overview', ... (none:"
+        " a read through the reader API).",
+    )
 
 
 class FeedRefused(_Record):
@@ -400,6 +406,7 @@ class FeedRefused(_Record):
     filters: Filters = Field(default_factory=dict)
     reason: ReasonCode = Field(description="A stable code, e.g. 'out_of_scope'.")
     detail: Detail = Field(description="Plain English; names the rule, not the data.")
+    view: View | None = Field(default=None, description="Where it was asked (as in feed.read).")
 
 
 class AnalystScope(BaseModel):

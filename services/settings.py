@@ -74,6 +74,21 @@ class Settings(BaseSettings):
         default="",
         description="The reader service analysts' tools call; default http://<host>:<port>.",
     )
+    dashboard_host: str = Field(
+        default="127.0.0.1", description="Where `liaison serve dashboard` listens (address)."
+    )
+    dashboard_port: int = Field(
+        default=39081,
+        ge=1,
+        le=65535,
+        description="Where `liaison serve dashboard` listens (port).",
+    )
+    dashboard_session_minutes: int = Field(
+        default=480,
+        ge=1,
+        le=1440,
+        description="How long a dashboard sign-in lasts before the analyst signs in again.",
+    )
     analyst_token: SecretStr | None = Field(
         default=None, description="An analyst's credential for the reader service (never logged)."
     )

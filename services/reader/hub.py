@@ -1,0 +1,274 @@
+"""The reader's live view of the log: every verified finding, outcome, consideration and
+decision, kept in memory and followed as the router appends.
+
+``FeedHub.start`` reads ``liaison.feed.areas`` (findings and outcomes) and ``liaison.jtai``
+(the bus's considerations and the JTAI programme's decisions; routed copies of findings
+there are left to the feed) from the beginning to their end, committed records only,
+verifying every envelope with the trust store, then follows both topics in the
+background. Each verified event becomes an ``Entry``: the record, the opened envelope and
+the analysts' ``Item`` (``consumers.analysis``), numbered in arrival order (``seq``) so a
+live feed can ask for what came after what it has sent.
+
+Trust is judged again whenever it changes: when the trust store the service follows is a
+new one (a key revoked, a key added), every record kept is opened again with it, and an
+event whose key no longer verifies leaves every view at once (it keeps its ``seq``, so a
+follower never sees it twice). A record that does not verify is counted by reason and
+never shown; nothing of it is logged but its place and reason.
+
+Memory grows with the feed (about a kilobyte an event); bounded state is the scale-out
+issue's work, as for the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumers import jtai_desk as desk
+from consumers.analysis import Item, project
+from consumers.inbox import needs_route
+from schemas.errors import EnvelopeError
+from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, JTAI_DECISION_RECORDED
+from schemas.keys import TrustStore
+from schemas.records import InboundRecord
+from schemas.signed import FEED_TYPES, OpenedSigned, open_signed
+from services.kafka import inbound, partition_counts, tolerate_unparseable
+from services.settings import Settings
+
+__all__ = ["Entry", "FeedHub", "LogView"]
+
+_log = structlog.get_logger("liaison.reader.hub")
+
+_POLL_MS: Final = 500
+_RETRY_S: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One verified event: where it was read, its opened envelope, and its row."""
+
+    seq: int
+    record: InboundRecord
+    opened: OpenedSigned
+    item: Item
+
+
+@dataclass(frozen=True, slots=True)
+class LogView:
+    """Everything verified at one moment (immutable: a page renders from one view)."""
+
+    entries: tuple[Entry, ...]
+    triage: desk.TriageView
+    refused: Mapping[str, int]
+    """Records that did not verify, by reason code."""
+    version: int
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        """Every verified event's row, in arrival order."""
+        return tuple(e.item for e in self.entries)
+
+    def after(self, seq: int) -> tuple[Entry, ...]:
+        """The entries that arrived after ``seq`` (0: all)."""
+        return tuple(e for e in self.entries if e.seq > seq)
+
+    def find(self, event_id: uuid.UUID) -> tuple[Entry, ...]:
+        """Every verified entry with this event id (two publishers may use one id)."""
+        return tuple(e for e in self.entries if e.item.id == event_id)
+
+    @property
+    def last_seq(self) -> int:
+        """The newest entry's number (0: none)."""
+        return self.entries[-1].seq if self.entries else 0
+
+    def jtai_marks(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Areas with an open JTAI consideration, and areas selected for a JTAI."""
+        considered = frozenset(i.consideration.area for i in self.triage.items if i.is_open)
+        selected = frozenset(desk.selected_areas(self.triage))
+        return considered, selected
+
+
+def _accepted(settings: Settings) -> dict[str, frozenset[str]]:
+    topics = settings.topics
+    return {
+        topics.feed: FEED_TYPES,
+        topics.jtai: frozenset({JTAI_CONSIDERATION_REQUESTED, JTAI_DECISION_RECORDED}),
+    }
+
+
+class FeedHub:
+    """The verified feed and JTAI log, in memory, followed live (one per service)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        trust: Callable[[], TrustStore],
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._settings = settings
+        self._trust = trust
+        self._clock = clock
+        self._accept = _accepted(settings)
+        self._records: list[tuple[int, InboundRecord]] = []
+        self._entries: list[Entry] = []
+        self._refused: collections.Counter[str] = collections.Counter()
+        self._judged_with: TrustStore | None = None
+        self._seq = 0
+        self._version = 0
+        self._view: LogView | None = None
+        self._changed = asyncio.Condition()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read both topics to their end now, then follow them in the background."""
+        topics = list(self._accept)
+        counts = await partition_counts(self._settings, topics)
+        consumer = tolerate_unparseable(
+            AIOKafkaConsumer(
+                bootstrap_servers=self._settings.bootstrap_servers,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+            )
+        )
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            todo = dict(ends)
+            while todo:
+                batch = await consumer.getmany(*todo, timeout_ms=_POLL_MS)
+                self._take(batch)
+                for tp in list(todo):
+                    if await consumer.position(tp) >= todo[tp]:
+                        todo.pop(tp)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        _log.info("feed_loaded", events=len(self._entries), refused=sum(self._refused.values()))
+        self._task = asyncio.create_task(self._follow(consumer))
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            with contextlib.suppress(KafkaError):
+                await self._consumer.stop()
+            self._consumer = None
+
+    def add(self, records: Sequence[InboundRecord]) -> None:
+        """Take records as read (``start`` and the follower call this; tests may too)."""
+        now = self._clock()
+        trust = self._current_trust(now)
+        for record in records:
+            self._seq += 1
+            self._records.append((self._seq, record))
+            self._open(self._seq, record, trust, now)
+        if records:
+            self._touch()
+
+    def view(self) -> LogView:
+        """Everything verified now, judged with the trust store as it is now."""
+        self._current_trust(self._clock())
+        if self._view is None:
+            events = [e.opened.event for e in self._entries]
+            self._view = LogView(
+                entries=tuple(self._entries),
+                triage=desk.triage(events),
+                refused=dict(self._refused),
+                version=self._version,
+            )
+        return self._view
+
+    async def wait(self, version: int, *, within: float) -> int:
+        """Return once the view is newer than ``version`` or ``within`` seconds passed;
+        the version then."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.view().version > version), within
+                )
+        return self.view().version
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _take(self, batch: Mapping[TopicPartition, Collection[object]]) -> None:
+        self.add([inbound(raw) for records in batch.values() for raw in records])
+
+    def _current_trust(self, now: dt.datetime) -> TrustStore:
+        trust = self._trust()
+        if self._judged_with is not None and trust is not self._judged_with:
+            self._judged_with = trust
+            self._entries.clear()
+            self._refused.clear()
+            for seq, record in self._records:
+                self._open(seq, record, trust, now)
+            self._touch()
+            _log.info("feed_judged_again", events=len(self._entries))
+        self._judged_with = trust
+        return trust
+
+    def _open(self, seq: int, record: InboundRecord, trust: TrustStore, now: dt.datetime) -> None:
+        try:
+            opened = open_signed(record, trust, now, self._accept[record.topic])
+        except EnvelopeError as exc:
+            self._refused[str(exc.reason)] += 1
+            _log.warning(
+                "feed_record_refused",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=str(exc.reason),
+            )
+            return
+        if record.topic == self._settings.topics.jtai and needs_route(opened.event):
+            return  # a routed copy: its original on the feed is what counts
+        received = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+        item = project(opened.event, received)
+        if item is not None:
+            self._entries.append(Entry(seq=seq, record=record, opened=opened, item=item))
+
+    def _touch(self) -> None:
+        self._version += 1
+        self._view = None
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        failing = False
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=_POLL_MS)
+            except KafkaError as exc:
+                if not failing:
+                    _log.warning("feed_follow_failed", error=type(exc).__name__)
+                    failing = True
+                await asyncio.sleep(_RETRY_S)
+                continue
+            if failing:
+                _log.info("feed_follow_resumed")
+                failing = False
+            before = self._version
+            self._take(batch)
+            self._current_trust(self._clock())
+            if self._version != before:
+                await self._notify()
