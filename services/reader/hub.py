@@ -51,6 +51,7 @@ _log = structlog.get_logger("liaison.reader.hub")
 
 _POLL_MS: Final = 500
 _RETRY_S: Final = 1.0
+_WAIT_STEP_S: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,6 @@ class FeedHub:
         self._seq = 0
         self._version = 0
         self._view: LogView | None = None
-        self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -199,12 +199,15 @@ class FeedHub:
 
     async def wait(self, version: int, *, within: float) -> int:
         """Return once the view is newer than ``version`` or ``within`` seconds passed;
-        the version then."""
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.view().version > version), within
-                )
+        the version then.
+
+        It looks every ``_WAIT_STEP_S`` rather than waiting on a condition: a hub may be fed
+        from another event loop (the follower's, or a test's), and a look costs nothing.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.view().version <= version and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(min(_WAIT_STEP_S, max(deadline - loop.time(), 0)))
         return self.view().version
 
     # -- inside ------------------------------------------------------------------------
@@ -249,10 +252,6 @@ class FeedHub:
         self._version += 1
         self._view = None
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         failing = False
         while True:
@@ -267,8 +266,5 @@ class FeedHub:
             if failing:
                 _log.info("feed_follow_resumed")
                 failing = False
-            before = self._version
             self._take(batch)
             self._current_trust(self._clock())
-            if self._version != before:
-                await self._notify()
