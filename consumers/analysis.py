@@ -403,13 +403,13 @@ def recommendations(items: Iterable[Item], area: str) -> tuple[tuple[Item, tuple
     """
     about = [item for item in items if item.area == area]
     made = {i.id: i for i in about if i.kind == "recommendation"}
-    reviews: dict[uuid.UUID, list[Item]] = {rid: [] for rid in made}
+    reviews: dict[uuid.UUID, dict[uuid.UUID, Item]] = {rid: {} for rid in made}
     for item in about:
         if item.kind == "review" and item.about in made and made[item.about].source == item.source:
-            reviews[item.about].append(item)
+            reviews[item.about][item.id] = item  # a review read twice is listed once
     ordered = sorted(made.values(), key=lambda i: (i.occurred_at, str(i.id)), reverse=True)
     return tuple(
-        (rec, tuple(sorted(reviews[rec.id], key=lambda i: (i.occurred_at, str(i.id)))))
+        (rec, tuple(sorted(reviews[rec.id].values(), key=lambda i: (i.occurred_at, str(i.id)))))
         for rec in ordered
     )
 

@@ -20,7 +20,13 @@ from consumers.analysis import KINDS, FeedQuery, Item
 from schemas.audit import AnalystScope
 from schemas.errors import SchemaError
 from schemas.inspectorates import Inspectorate
-from schemas.reference import LocalAuthority, local_authorities, regions, successors
+from schemas.reference import (
+    LocalAuthority,
+    check_area,
+    local_authorities,
+    regions,
+    successors,
+)
 from services.reader.scope import (
     OUT_OF_SCOPE,
     Refusal,
@@ -64,7 +70,7 @@ def _retired(authority: LocalAuthority) -> SchemaError:
 
 
 def _live(authority: LocalAuthority, today: dt.date) -> bool:
-    return authority.terminated_on is None or authority.terminated_on >= today
+    return authority.live_on(today)
 
 
 def parse_feed_areas(values: Iterable[str], today: dt.date) -> tuple[str, ...]:
@@ -81,6 +87,8 @@ def parse_feed_areas(values: Iterable[str], today: dt.date) -> tuple[str, ...]:
         text = value.strip()
         code = text.upper()
         if code in authorities:
+            if today < authorities[code].operational_from:
+                check_area(code, today)  # names the authority in use on that day
             if not _live(authorities[code], today):
                 raise _retired(authorities[code])
             chosen.add(code)
@@ -108,8 +116,8 @@ def parse_feed_areas(values: Iterable[str], today: dt.date) -> tuple[str, ...]:
 
 
 def parse_sources(values: Iterable[str]) -> frozenset[str]:
-    """Publishing inspectorates by wire value (``ofsted``, ``hmi_probation``...)."""
-    known = [i.value for i in Inspectorate]
+    """Publishers by wire value (``ofsted``, ``hmi_probation``..., ``liaison`` for the bus)."""
+    known = [*(i.value for i in Inspectorate), "liaison"]  # the bus: considerations
     chosen: set[str] = set()
     for value in values:
         key = "_".join(value.strip().casefold().replace("-", " ").split())
@@ -137,7 +145,7 @@ def parse_severity(value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if not text.isdigit() or int(text) not in _SEVERITIES:
+    if not (text.isascii() and text.isdigit()) or int(text) not in _SEVERITIES:
         raise SchemaError(f"{_shown(text)} is not a severity: give 1, 2, 3 or 4 (the least shown)")
     return int(text)
 
