@@ -1,10 +1,11 @@
 """``liaison serve reader``: the reader service's app on Kafka, served by uvicorn.
 
 The trust store is loaded once and followed (``TrustFollower``), so a key revoked while
-the service runs stops verifying at once. The reader's signing key is looked up again
-for every audit record, so a rotation needs no restart either; one producer, kept open,
-appends the records. Signals are Liaison's own (SIGINT and SIGTERM stop it cleanly, exit
-0), not uvicorn's.
+the service runs stops verifying at once. The verified feed and JTAI log are kept in
+memory and followed (``FeedHub``, started after the trust store), for the live feed. The
+reader's signing key is looked up again for every audit record, so a rotation needs no
+restart either; one producer, kept open, appends the records. Signals are Liaison's own
+(SIGINT and SIGTERM stop it cleanly, exit 0), not uvicorn's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from services.kafka import KafkaSink, kafka_sink, start_when_reachable, stop_qui
 from services.keystore import KeyStore, signing_key_for
 from services.reader.analysts import RegistryFile
 from services.reader.app import create_app
+from services.reader.hub import FeedHub
+from services.reader.shown import ShownLog
 from services.replay import Filters, Replay, replay_topics
 from services.settings import Settings
 from services.trust import TrustFollower
@@ -97,29 +100,41 @@ class _Server(uvicorn.Server):
 
 async def serve_reader(settings: Settings, stop: asyncio.Event) -> int:
     """Serve the reader API until ``stop`` is set; the exit code (0, or 1 on failure)."""
+
+    def clock() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
     with listening_socket(settings.reader_host, settings.reader_port) as sock:
 
-        async def start() -> TrustFollower:
+        async def start() -> tuple[TrustFollower, FeedHub]:
             follower = TrustFollower(settings)
+            hub = FeedHub(settings, lambda: follower.store, clock)
             try:
                 await follower.start()
                 # Fail at start, not on the first read, when this machine has no reader key.
                 signing_key_for(READER, settings, KeyStore(settings), follower.store)
+                await hub.start()
             except BaseException:
+                await stop_quietly(hub.stop)
                 await stop_quietly(follower.stop)
                 raise
-            return follower
+            return follower, hub
 
-        follower = await start_when_reachable(settings, start, stop)
-        if follower is None:
+        started = await start_when_reachable(settings, start, stop)
+        if started is None:
             return 0  # stopped while waiting for the broker
+        follower, hub = started
         try:
             async with kafka_sink(settings) as sink:
+                audit = KafkaAudit(settings, sink, lambda: follower.store)
                 app = create_app(
                     feed=KafkaFeed(settings, lambda: follower.store),
-                    audit=KafkaAudit(settings, sink, lambda: follower.store),
+                    audit=audit,
                     registry=RegistryFile(settings).load,
-                    clock=lambda: dt.datetime.now(dt.UTC),
+                    clock=clock,
+                    hub=hub,
+                    shown=ShownLog(audit, clock),
+                    stopping=stop,  # live feeds end, so the server can
                 )
                 config = uvicorn.Config(
                     app, log_config=None, access_log=False, lifespan="off", server_header=False
@@ -132,5 +147,6 @@ async def serve_reader(settings: Settings, stop: asyncio.Event) -> int:
                 server.should_exit = True
                 await serving
         finally:
+            await hub.stop()
             await follower.stop()
     return 0

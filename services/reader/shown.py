@@ -15,20 +15,27 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 
 from schemas.audit import FeedRead, FeedRefused
 from schemas.errors import LiaisonError
-from services.reader.app import AuditWriter
 from services.reader.scope import Refusal
 
-__all__ = ["MAX_IDS_PER_RECORD", "AuditUnavailableError", "ShownLog"]
+__all__ = ["MAX_IDS_PER_RECORD", "AuditUnavailableError", "AuditWriter", "ShownLog"]
 
 MAX_IDS_PER_RECORD: Final = 500
 
 _log = structlog.get_logger("liaison.reader")
+
+
+class AuditWriter(Protocol):
+    """Where the service's audit records go, signed with the reader's key."""
+
+    async def write(self, record: FeedRead | FeedRefused) -> None:
+        """Append ``record``; return once it is on the log, or raise ``LiaisonError``."""
+        ...
 
 
 class AuditUnavailableError(LiaisonError):
