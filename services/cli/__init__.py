@@ -7,6 +7,7 @@ import sys
 import traceback
 from typing import NoReturn
 
+import services.cli.dashboard  # noqa: F401 - registers `liaison serve dashboard`
 from schemas.errors import LiaisonError
 from services.cli import analysts, audit, contract, feed, inbox, jtai, keys, ops, serve
 from services.cli._common import app, err

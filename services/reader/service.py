@@ -66,9 +66,11 @@ class KafkaAudit:
 
 
 @contextlib.contextmanager
-def listening_socket(host: str, port: int) -> Iterator[socket.socket]:
+def listening_socket(
+    host: str, port: int, names: str = "LIAISON_READER_HOST, LIAISON_READER_PORT"
+) -> Iterator[socket.socket]:
     """A socket bound to ``host:port`` (uvicorn listens on it); ``ConfigurationError`` if
-    the address cannot be had."""
+    the address cannot be had (naming the settings ``names`` that choose it)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         family, kind, proto, _, address = infos[0]
@@ -81,10 +83,7 @@ def listening_socket(host: str, port: int) -> Iterator[socket.socket]:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        msg = (
-            f"cannot listen on {host}:{port}: {exc.strerror or type(exc).__name__}"
-            " (LIAISON_READER_HOST, LIAISON_READER_PORT)"
-        )
+        msg = f"cannot listen on {host}:{port}: {exc.strerror or type(exc).__name__} ({names})"
         raise ConfigurationError(msg) from None
     with sock:
         yield sock
