@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import signal
 import struct
 import subprocess
@@ -283,3 +284,41 @@ async def test_the_live_table_on_a_terminal_shows_findings_then_new_ones_until_c
     reads = await terminal_reads(kafka)
     assert [list(r.event_ids) for r in reads] == [[first.id], [later.id]]
     assert {r.analyst for r in reads} == {"a.khan"}
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def readme_feed_commands() -> list[list[str]]:
+    """The `liaison feed` lines of the README's analysts' section, as argument lists."""
+    block = re.search(
+        r"<!-- analyst-feed -->\n```sh\n(.*?)```\n<!-- /analyst-feed -->", README, re.S
+    )
+    assert block is not None, "README.md lost its analysts' feed examples"
+    lines = [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
+    assert lines
+    assert all(line[:2] == ["liaison", "feed"] for line in lines)
+    return [line[2:] for line in lines]
+
+
+async def test_the_readmes_feed_examples_run_as_written(
+    kafka: Settings, signing: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    await put_on_feed(
+        kafka,
+        signing,
+        [
+            (occurred(3, LEEDS, "Neglect in Leeds.", theme="neglect"), "ofsted"),
+            (occurred(2, BRADFORD, "Severe in Bradford.", severity=4), "ofsted"),
+        ],
+    )
+    async with as_analyst(kafka, tmp_path) as (_, feed):
+        for args in readme_feed_commands():
+            # Each as written; the ones that follow live are stopped after the earlier
+            # findings (the live part is tested above), and printed as JSON to read here.
+            extra = [a for a in ("--no-follow", "--json") if a not in args]
+            done = await feed(*args, *extra)
+            assert done.returncode == 0, done.stderr
+            rows = [json.loads(line) for line in done.stdout.splitlines()]
+            assert rows, args
+            assert all(row["region"] == "Yorkshire and The Humber" for row in rows)
