@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install broker topics demo test bench check lint typecheck stop lock clean
+.PHONY: help install browser broker topics demo test bench check lint typecheck stop lock clean
 
 help:
 	@echo "make demo   - set up, start the local Kafka broker, run the quick-start scenario"
@@ -23,6 +23,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The dashboard's end-to-end test drives Debian's chromium (LIAISON_CHROMIUM overrides the
+# path): installed with apt-get when missing, or `make test` stops saying what to install.
+# Playwright never downloads a browser (never `playwright install`).
+browser:
+	@deploy/local/ensure-chromium.sh
+
 broker: install
 	$(BIN)/liaison broker start
 
@@ -32,7 +38,7 @@ topics: broker
 demo: topics
 	$(BIN)/liaison demo
 
-test: broker
+test: browser broker
 	@rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest
 	@$(BIN)/coverage combine --quiet

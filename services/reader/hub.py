@@ -38,10 +38,9 @@ from consumers import jtai_desk as desk
 from consumers.analysis import Item, project
 from consumers.inbox import needs_route
 from schemas.errors import EnvelopeError
-from schemas.jtai import JTAI_CONSIDERATION_REQUESTED, JTAI_DECISION_RECORDED
 from schemas.keys import TrustStore
 from schemas.records import InboundRecord
-from schemas.signed import FEED_TYPES, OpenedSigned, open_signed
+from schemas.signed import FEED_TYPES, JTAI_TOPIC_TYPES, OpenedSigned, open_signed
 from services.kafka import inbound, partition_counts, tolerate_unparseable
 from services.settings import Settings
 
@@ -103,7 +102,9 @@ def _accepted(settings: Settings) -> dict[str, frozenset[str]]:
     topics = settings.topics
     return {
         topics.feed: FEED_TYPES,
-        topics.jtai: frozenset({JTAI_CONSIDERATION_REQUESTED, JTAI_DECISION_RECORDED}),
+        # Every type the JTAI queue carries: routed copies verify and are then left to the
+        # feed (``_open``), rather than counted as refused.
+        topics.jtai: JTAI_TOPIC_TYPES,
     }
 
 
