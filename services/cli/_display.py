@@ -14,7 +14,8 @@ text reaches the console through ``clean`` / ``cell``:
   to U+2069) become U+FFFD too: they reorder what a reader sees;
 - the result is a ``rich.text.Text``: rich never interprets markup or emoji codes in it.
 
-JSON output keeps the data as it is (JSON escapes it).
+JSON output keeps the data as it is, every character outside ASCII escaped (so no
+control or bidirectional character reaches a terminal raw).
 """
 
 from __future__ import annotations

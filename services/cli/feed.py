@@ -80,7 +80,7 @@ def _write(answer: FeedAnswer, output: Path | None, *, envelopes: bool) -> None:
         lines = [envelope.encode() + b"\n" for envelope in answer.envelopes or []]
     else:
         lines = [
-            json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+            json.dumps(event, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
             for event in answer.events
         ]
     what = "signed envelope(s)" if envelopes else "verified event(s)"
@@ -406,7 +406,7 @@ def _as_json(events: Iterator[tuple[str, dict[str, Any]]], *, follow: bool) -> _
     for event, data in events:
         board.take(event, data)
         if event == "item":
-            line = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            line = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
         elif event == "caught_up":

@@ -91,6 +91,8 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES: Final = 16 * 1024
+_MAX_DIGITS: Final = 12
+"""Longest number read from a header or parameter (anything longer is refused unread)."""
 """Largest request body read; a larger one is refused (413) unread."""
 MAX_LIMIT: Final = 500
 """Most events one read returns: the ``feed.read`` record lists every id, and an audit
@@ -186,7 +188,11 @@ def _authenticate(request: Request, registry: Callable[[], Registry]) -> Analyst
 
 async def _body(request: Request) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+    if length is not None and (
+        not (length.isascii() and length.isdigit())
+        or len(length) > _MAX_DIGITS
+        or int(length) > MAX_BODY_BYTES
+    ):
         raise _HttpError(413, "too_large", f"the request is over {MAX_BODY_BYTES} bytes")
     parts: list[bytes] = []
     size = 0
@@ -310,6 +316,9 @@ def check_query(
 
 _STREAM_ONCE: Final = ("purpose", "since", "until", "received_since", "follow", "limit")
 _PARAMETER_NAME: Final = re.compile(r"^[a-z_]{1,30}$")
+_MAX_PARAMETERS: Final = 50
+
+_MAX_VALUE_CHARS: Final = 1000
 _YES: Final = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -325,6 +334,13 @@ class _Stream:
 
 def _stream_request(params: QueryParams, today: dt.date) -> _Stream:
     """The query string of ``/v1/feed/stream``, checked (422, one line, never the purpose)."""
+    items = params.multi_items()
+    if len(items) > _MAX_PARAMETERS or any(len(v) > _MAX_VALUE_CHARS for _, v in items):
+        raise _HttpError(
+            422,
+            "invalid",
+            f"at most {_MAX_PARAMETERS} parameters of at most {_MAX_VALUE_CHARS} characters each",
+        )
     known = {*QUERY_PARAMETERS, *_STREAM_ONCE}
     for name in params:
         if name not in known:
@@ -354,7 +370,9 @@ def _stream_request(params: QueryParams, today: dt.date) -> _Stream:
     if follow is None:
         raise _HttpError(422, "invalid", "follow must be 1 or 0")
     limit = params.get("limit", str(DEFAULT_LIMIT)).strip()
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_STREAM_LIMIT:
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= _MAX_DIGITS) or not (
+        1 <= int(limit) <= MAX_STREAM_LIMIT
+    ):
         raise _HttpError(
             422, "invalid", f"limit must be a whole number from 1 to {MAX_STREAM_LIMIT}"
         )

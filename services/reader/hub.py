@@ -15,8 +15,14 @@ event whose key no longer verifies leaves every view at once (it keeps its ``seq
 follower never sees it twice). A record that does not verify is counted by reason and
 never shown; nothing of it is logged but its place and reason.
 
-Memory grows with the feed (about a kilobyte an event); bounded state is the scale-out
-issue's work, as for the router.
+Anyone able to write a topic can write anything to it, so what is kept is bounded by
+what verifies: a record that does not verify is kept (to be judged again) only when a
+change of trust could make it verify (a key not known yet, or not yet valid), and at most
+``MAX_PENDING`` of those; any other is counted and dropped. A record whose event (by
+publisher, id and signed bytes) is already held is a replay and is dropped too, so a
+re-appended old finding never shows as new. The view changes (and live feeds wake) only
+when the set of verified events does. Memory otherwise grows with the feed (about a
+kilobyte an event); bounded state is the scale-out issue's work, as for the router.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +45,10 @@ from aiokafka.errors import KafkaError
 from consumers import jtai_desk as desk
 from consumers.analysis import Item, project
 from consumers.inbox import needs_route
+from schemas.envelope import Reason
 from schemas.errors import EnvelopeError
+from schemas.events import Theme
+from schemas.jtai import JtaiDecision
 from schemas.keys import TrustStore
 from schemas.records import InboundRecord
 from schemas.signed import FEED_TYPES, JTAI_TOPIC_TYPES, OpenedSigned, open_signed
@@ -51,6 +62,9 @@ _log = structlog.get_logger("liaison.reader.hub")
 _POLL_MS: Final = 500
 _RETRY_S: Final = 1.0
 _WAIT_STEP_S: Final = 0.2
+MAX_PENDING: Final = 10_000
+"""Most refused records kept to be judged again when trust changes (the oldest go first)."""
+_PENDING_REASONS: Final = frozenset({Reason.UNKNOWN_KEY, Reason.KEY_NOT_VALID})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +105,31 @@ class LogView:
         """The newest entry's number (0: none)."""
         return self.entries[-1].seq if self.entries else 0
 
-    def jtai_marks(self) -> tuple[frozenset[str], frozenset[str]]:
-        """Areas with an open JTAI consideration, and areas selected for a JTAI."""
-        considered = frozenset(i.consideration.area for i in self.triage.items if i.is_open)
-        selected = frozenset(desk.selected_areas(self.triage))
-        return considered, selected
+    def jtai_marks(
+        self, admits: Callable[[str, Theme], bool]
+    ) -> tuple[frozenset[str], frozenset[str], tuple[uuid.UUID, ...]]:
+        """Areas with an open JTAI consideration, areas selected for a JTAI, and the ids
+        of the considerations and standing decisions behind those marks, counting only
+        considerations whose area and theme ``admits`` (the analyst's scope): a mark never
+        tells of a consideration the analyst may not see."""
+        considered: set[str] = set()
+        selected: set[str] = set()
+        ids: list[uuid.UUID] = []
+        for item in self.triage.items:
+            area, theme = item.consideration.area, item.consideration.theme
+            if not admits(area, theme):
+                continue
+            current = item.current
+            if current is not None and current.decision is JtaiDecision.SELECT:
+                selected.add(area)
+            elif item.is_open:
+                considered.add(area)
+            else:
+                continue
+            ids.append(item.consideration.id)
+            if current is not None:
+                ids.append(current.id)
+        return frozenset(considered), frozenset(selected), tuple(dict.fromkeys(ids))
 
 
 def _accepted(settings: Settings) -> dict[str, frozenset[str]]:
@@ -121,7 +155,8 @@ class FeedHub:
         self._trust = trust
         self._clock = clock
         self._accept = _accepted(settings)
-        self._records: list[tuple[int, InboundRecord]] = []
+        self._pending: collections.OrderedDict[int, InboundRecord] = collections.OrderedDict()
+        self._held: set[tuple[str, uuid.UUID, bytes]] = set()
         self._entries: list[Entry] = []
         self._refused: collections.Counter[str] = collections.Counter()
         self._judged_with: TrustStore | None = None
@@ -178,12 +213,15 @@ class FeedHub:
         """Take records as read (``start`` and the follower call this; tests may too)."""
         now = self._clock()
         trust = self._current_trust(now)
+        changed = False
         for record in records:
             self._seq += 1
-            self._records.append((self._seq, record))
-            self._open(self._seq, record, trust, now)
-        if records:
+            changed |= self._open(self._seq, record, trust, now)
+        if changed:
             self._touch()
+        elif records and self._view is not None:
+            # Only counts changed: the same version (nobody wakes), no triage rebuilt.
+            self._view = dataclasses.replace(self._view, refused=dict(self._refused))
 
     def view(self) -> LogView:
         """Everything verified now, judged with the trust store as it is now."""
@@ -220,20 +258,30 @@ class FeedHub:
         trust = self._trust()
         if self._judged_with is not None and trust is not self._judged_with:
             self._judged_with = trust
+            kept = [(e.seq, e.record) for e in self._entries]
+            again = sorted([*kept, *self._pending.items()], key=lambda pair: pair[0])
             self._entries.clear()
-            self._refused.clear()
-            for seq, record in self._records:
+            self._pending.clear()
+            self._held.clear()
+            for reason in _PENDING_REASONS:  # judged again below; every other count stands
+                self._refused.pop(str(reason), None)
+            for seq, record in again:
                 self._open(seq, record, trust, now)
             self._touch()
             _log.info("feed_judged_again", events=len(self._entries))
         self._judged_with = trust
         return trust
 
-    def _open(self, seq: int, record: InboundRecord, trust: TrustStore, now: dt.datetime) -> None:
+    def _open(self, seq: int, record: InboundRecord, trust: TrustStore, now: dt.datetime) -> bool:
+        """Judge one record; whether it added a verified event."""
         try:
             opened = open_signed(record, trust, now, self._accept[record.topic])
         except EnvelopeError as exc:
             self._refused[str(exc.reason)] += 1
+            if exc.reason in _PENDING_REASONS:
+                self._pending[seq] = record
+                while len(self._pending) > MAX_PENDING:
+                    self._pending.popitem(last=False)
             _log.warning(
                 "feed_record_refused",
                 topic=record.topic,
@@ -241,13 +289,19 @@ class FeedHub:
                 offset=record.offset,
                 reason=str(exc.reason),
             )
-            return
+            return False
         if record.topic == self._settings.topics.jtai and needs_route(opened.event):
-            return  # a routed copy: its original on the feed is what counts
+            return False  # a routed copy: its original on the feed is what counts
+        held = (str(opened.event.source), opened.event.id, hashlib.sha256(opened.payload).digest())
+        if held in self._held:
+            return False  # a replay of an event already held: never shown as new
         received = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
         item = project(opened.event, received)
-        if item is not None:
-            self._entries.append(Entry(seq=seq, record=record, opened=opened, item=item))
+        if item is None:
+            return False
+        self._held.add(held)
+        self._entries.append(Entry(seq=seq, record=record, opened=opened, item=item))
+        return True
 
     def _touch(self) -> None:
         self._version += 1

@@ -80,9 +80,11 @@ def split_values(values: Iterable[str], known: Iterable[str] = ()) -> list[str]:
 
     Some authorities' names hold a comma ("Kingston upon Hull, City of"): where pieces
     joined again with ", " make a name in ``known`` (compared case-insensitively), they
-    stay one value. Blank pieces are dropped.
+    stay one value. Blank pieces are dropped. Linear in the number of pieces: a join is
+    tried only as long as the longest known name (in pieces).
     """
     whole = {_fold(name) for name in known}
+    longest = max((name.count(",") + 1 for name in whole), default=1)
     found: list[str] = []
     for value in values:
         pieces = [piece.strip() for piece in value.split(",")]
@@ -91,7 +93,7 @@ def split_values(values: Iterable[str], known: Iterable[str] = ()) -> list[str]:
             end = next(
                 (
                     stop
-                    for stop in range(len(pieces), start + 1, -1)
+                    for stop in range(min(len(pieces), start + longest), start + 1, -1)
                     if _fold(", ".join(pieces[start:stop])) in whole
                 ),
                 start + 1,

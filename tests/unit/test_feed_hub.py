@@ -12,7 +12,7 @@ from schemas.keys import TrustStore
 from schemas.records import InboundRecord
 from services.reader.hub import FeedHub
 from services.settings import Settings
-from tests.factories import NOW, concern, key_for, sealed_inbound, trust_of
+from tests.factories import NOW, concern, inbound, key_for, sealed_inbound, trust_of
 from tests.loop_factories import outcome_recorded, signed_inbound
 
 SETTINGS = Settings(bootstrap_servers="127.0.0.1:1", topic_prefix="")
@@ -99,3 +99,38 @@ async def test_wait_returns_when_something_new_arrives_or_times_out() -> None:
     assert await hub.wait(version, within=0.05) == version
     hub.add([on_feed(sealed_inbound(concern(), OFSTED), 1)])
     assert await hub.wait(version, within=5) > version
+
+
+def test_a_replayed_record_is_never_shown_as_new() -> None:
+    hub = FeedHub(SETTINGS, Trust(trust_of(OFSTED)), lambda: NOW)
+    record = on_feed(sealed_inbound(concern(), OFSTED), 1)
+    hub.add([record])
+    version = hub.view().version
+    hub.add([dataclasses.replace(record, offset=7, timestamp_ms=record.timestamp_ms + 60_000)])
+    view = hub.view()
+    assert len(view.entries) == 1
+    assert view.entries[0].record.offset == 1  # the first copy stands
+    assert view.version == version  # nothing new: live feeds are not woken
+
+
+def test_junk_is_counted_and_dropped_and_wakes_nobody() -> None:
+    hub = FeedHub(SETTINGS, Trust(trust_of(OFSTED)), lambda: NOW)
+    version = hub.view().version
+    hub.add([on_feed(inbound(b"\x00" * 1000), n) for n in range(50)])
+    view = hub.view()
+    assert view.entries == ()
+    assert sum(view.refused.values()) == 50
+    assert view.version == version
+    assert len(hub._pending) == 0  # nothing kept that a change of trust could not mend
+
+
+def test_a_record_of_a_key_not_yet_trusted_verifies_once_the_key_is() -> None:
+    trust = Trust(trust_of(OFSTED))
+    hub = FeedHub(SETTINGS, trust, lambda: NOW)
+    early = concern(source="hmicfrs", programme="ncpi")
+    hub.add([on_feed(sealed_inbound(early, HMICFRS), 1)])
+    assert hub.view().entries == ()
+    trust.store = trust_of(OFSTED, HMICFRS)
+    view = hub.view()
+    assert [e.item.id for e in view.entries] == [early.id]
+    assert sum(view.refused.values()) == 0

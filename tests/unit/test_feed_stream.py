@@ -268,6 +268,10 @@ def test_a_theme_or_region_outside_scope_is_refused_too() -> None:
         ([("limit", "0")], "limit must be a whole number"),
         ([("areas", "Leeds")], "'areas' is not a live feed parameter"),
         ([("limit", "1"), ("limit", "2")], "limit is given more than once"),
+        ([("limit", "\u00b2")], "limit must be a whole number"),
+        ([("limit", "9" * 5000)], "at most 50 parameters of at most 1000 characters"),
+        ([("area", "Leeds")] * 60, "at most 50 parameters"),
+        ([("area", ",x" * 600)], "at most 50 parameters of at most 1000 characters"),
     ],
 )
 def test_a_bad_value_is_422_with_one_line_naming_what_to_type_and_nothing_is_audited(
@@ -640,3 +644,16 @@ def test_every_item_field_the_table_reads_is_in_the_item_json() -> None:
                  "severity", "immediate_risk", "subject_agencies", "summary"):  # fmt: skip
         assert name in row
     assert dataclasses.asdict(item)["area"] == LEEDS
+
+
+def test_json_lines_carry_no_raw_control_or_bidirectional_character(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.cli.feed import _as_json  # noqa: PLC0415 - the CLI's writer itself
+
+    hostile = "ok\u009b31m \u202eevil\u2028next\x1b[2J"
+    row = {"id": str(uuid.uuid4()), "summary": hostile, "area_name": "Leeds"}
+    _as_json(iter([("item", row)]), follow=False)
+    out = capsys.readouterr().out
+    assert out.isascii()
+    assert json.loads(out)["summary"] == hostile  # the data kept as it is
