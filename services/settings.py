@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Where `liaison serve dashboard` listens (port).",
     )
+    dashboard_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "More Host names the dashboard answers to (JSON list), e.g. the public name a"
+            " TLS proxy in front of it forwards; its listen address always works."
+        ),
+    )
     dashboard_session_minutes: int = Field(
         default=480,
         ge=1,

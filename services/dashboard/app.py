@@ -15,9 +15,14 @@ Pages and streams (the DOM and URL contract is the browser test's, kept exactly)
     GET  /static/...                the dashboard's own CSS and JavaScript
 
 Every request but ``/sign-in``, ``/healthz`` and ``/static`` needs a session that stands
-*now*: the cookie verifies, is live, and the analyst it names is active in the registry
-with the same credential (read again on every request; streams check again before each
-message), else an HTML page is a 303 to ``/sign-in`` and a stream or export is 401.
+*now*: the cookie verifies, is live, was not signed out, and the analyst it names is active
+in the registry with the same credential (read again on every request; streams check again
+before each message), else an HTML page is a 303 to ``/sign-in`` and a stream or export is
+401. Such a request from another site's page (``Sec-Fetch-Site`` ``same-site`` or
+``cross-site``: SameSite counts every port of 127.0.0.1 as one site, so another local
+service's page would carry the cookie) is refused (403) before anything is read or recorded.
+Signing out ends the session itself, not only the browser's copy of the cookie: its id is
+kept (in memory, until it would have expired) and refused wherever it is presented.
 
 What an analyst may see is ``in_scope`` (their scope and their filters) and nothing else:
 no count, row, mark or chart is made from anything outside it. A request naming an area,
@@ -27,8 +32,16 @@ counted) *before* the response or the stream message carrying it is sent; when t
 cannot be written the answer is a 503 page, or the stream ends with an ``error`` event,
 and nothing is shown.
 
+The live feed's place (``after=``, the stream's ``id:``) is an opaque token sealed for the
+session (``SessionSigner.cursor``), never the hub's own sequence numbers, which count every
+record read, out of scope and refused ones too; a token that does not open is a 400.
+
 Every response carries the security headers (``SECURITY_HEADERS``: a CSP allowing only the
 dashboard's own scripts and styles, ``no-store``, ``nosniff``, no referrer, no framing).
+Before anything reads a request, a ``Host`` not among ``allowed_hosts`` (DNS rebinding) and
+a query string too long, with more than ``MAX_QUERY_FIELDS`` parameters or a value longer
+than ``MAX_QUERY_VALUE_CHARS`` are refused (400); forms are capped the same way
+(``MAX_FORM_BYTES``, ``MAX_FORM_FIELDS``).
 """
 
 from __future__ import annotations
@@ -38,11 +51,11 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 
 import jinja2
 import structlog
@@ -50,6 +63,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -74,6 +88,7 @@ from consumers.analysis import (
     trim,
 )
 from schemas.errors import LiaisonError, SchemaError
+from schemas.events import Theme
 from schemas.inspectorates import Inspectorate
 from schemas.reference import local_authorities
 from services.dashboard import svg
@@ -93,13 +108,23 @@ from services.reader.analysts import Analyst, Registry
 from services.reader.app import AuditWriter
 from services.reader.hub import Entry, FeedHub, LogView
 from services.reader.query import build_query, in_scope, query_refusal, scoped_areas
-from services.reader.scope import OUT_OF_SCOPE, Refusal, describe, split_values
+from services.reader.scope import (
+    OUT_OF_SCOPE,
+    Refusal,
+    area_in_scope,
+    describe,
+    split_values,
+)
 from services.reader.shown import AuditUnavailableError, ShownLog
 
 __all__ = [
     "FEED_ROWS",
     "KEEPALIVE_S",
     "MAX_FORM_BYTES",
+    "MAX_FORM_FIELDS",
+    "MAX_QUERY_BYTES",
+    "MAX_QUERY_FIELDS",
+    "MAX_QUERY_VALUE_CHARS",
     "SECURITY_HEADERS",
     "WINDOWS",
     "create_dashboard",
@@ -111,6 +136,14 @@ FEED_ROWS: Final = 500
 """Most rows the feed page shows, and most one stream message carries (newest first)."""
 MAX_FORM_BYTES: Final = 16 * 1024
 """Largest form body read; a larger one is refused (413) unread."""
+MAX_FORM_FIELDS: Final = 20
+"""Most fields a form may have; more is refused (400) unparsed."""
+MAX_QUERY_BYTES: Final = 16 * 1024
+"""Longest query string read (as sent); a longer one is refused (400) unparsed."""
+MAX_QUERY_FIELDS: Final = 50
+"""Most parameters a query string may have; more is refused (400) unparsed."""
+MAX_QUERY_VALUE_CHARS: Final = 1000
+"""Longest query value (or area in a path), in characters; longer is refused (400)."""
 WINDOWS: Final[Mapping[str, int]] = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
 """The overview's windows (days back from now); 90 days unless asked."""
 DEFAULT_WINDOW: Final = "90d"
@@ -134,6 +167,10 @@ _HERE: Final = Path(__file__).parent
 _POLL_S: Final = 1.0
 _SIGN_IN_NONCE_S: Final = 3600
 _REFUSAL_DELAY_S: Final = 0.5
+_LENGTH_DIGITS: Final = 18
+_OWN_SITE: Final = frozenset({"", "same-origin", "none"})
+"""``Sec-Fetch-Site`` values of the dashboard's own pages, typed addresses and bookmarks,
+and of clients that are not browsers (they send none)."""
 _ANY: Final = FeedQuery()
 _FEED_PARAMS: Final = ("area", "region", "theme", "source", "severity")
 _PUBLISHERS: Final[Mapping[str, str]] = {
@@ -159,6 +196,14 @@ _BAD_CREDENTIAL: Final = (
 )
 _EXPIRED_FORM: Final = (
     "This form has expired or did not come from this dashboard. Reload the page and try again."
+)
+_ANOTHER_SITE: Final = (
+    "Another site's page asked for this, so nothing was shown. Open the dashboard from its own"
+    " address."
+)
+_BAD_CURSOR: Final = (
+    "this is not a place in the feed this session was given (after, Last-Event-ID):"
+    " reload the feed page"
 )
 
 _log = structlog.get_logger("liaison.dashboard")
@@ -209,7 +254,6 @@ def row(entry: Entry) -> dict[str, Any]:
     item = entry.item
     return {
         "id": str(item.id),
-        "seq": entry.seq,
         "time": when(item.occurred_at),
         "iso": iso(item.occurred_at),
         "area": item.area,
@@ -239,7 +283,7 @@ def _tile_row(totals: AreaTotals) -> dict[str, Any]:
     }
 
 
-def _sse(event: str, data: object, event_id: int | None = None) -> bytes:
+def _sse(event: str, data: object, event_id: str | None = None) -> bytes:
     lines = [f"event: {event}"]
     if event_id is not None:
         lines.append(f"id: {event_id}")
@@ -300,6 +344,45 @@ class _SecurityHeaders:
         await self.app(scope, receive, sending)
 
 
+def _query_problem(raw: bytes) -> str | None:
+    """Why a query string (as sent) is too much to read, or None when it is not."""
+    if len(raw) > MAX_QUERY_BYTES:
+        return f"the query string is too long (at most {MAX_QUERY_BYTES} bytes)"
+    pieces = [piece for piece in raw.split(b"&") if piece]
+    if len(pieces) > MAX_QUERY_FIELDS:
+        return f"the query string has too many parameters (at most {MAX_QUERY_FIELDS})"
+    for piece in pieces:
+        # Percent-escapes make the text shorter: only a long piece needs decoding.
+        if len(piece) > MAX_QUERY_VALUE_CHARS and any(
+            len(unquote_plus(part.decode("latin-1"), errors="replace")) > MAX_QUERY_VALUE_CHARS
+            for part in piece.split(b"=", 1)
+        ):
+            return f"a query value is too long (at most {MAX_QUERY_VALUE_CHARS} characters)"
+    return None
+
+
+class _QueryLimits:
+    """Refuses (400) a query string ``_query_problem`` finds too much, before any
+    handler parses or splits it (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = (
+            _query_problem(scope.get("query_string", b"")) if scope["type"] == "http" else None
+        )
+        if problem is not None:
+            await PlainTextResponse(problem, status_code=400)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _digits(text: str) -> bool:
+    """Whether ``text`` is a plain number (ASCII digits, at most 18 of them)."""
+    return 0 < len(text) <= _LENGTH_DIGITS and text.isascii() and text.isdigit()
+
+
 def _from_here(request: Request) -> bool:
     """Whether a POST comes from the dashboard's own pages (``same_origin``)."""
     own = f"{request.url.scheme}://{request.url.netloc}"
@@ -347,7 +430,9 @@ async def _form(request: Request) -> dict[str, str]:
     if kind != "application/x-www-form-urlencoded":
         raise _AnsweredError(PlainTextResponse("forms are url-encoded", status_code=415))
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+    if length is not None and not _digits(length.strip()):
+        raise _AnsweredError(PlainTextResponse("the form's length is not a number", 400))
+    if length is not None and int(length) > MAX_FORM_BYTES:
         raise _AnsweredError(PlainTextResponse("the form is too large", status_code=413))
     parts: list[bytes] = []
     size = 0
@@ -357,8 +442,14 @@ async def _form(request: Request) -> dict[str, str]:
             raise _AnsweredError(PlainTextResponse("the form is too large", status_code=413))
         parts.append(chunk)
     text = b"".join(parts).decode("utf-8", "replace")
+    if text.count("&") >= MAX_FORM_FIELDS:  # as parse_qsl counts them
+        raise _AnsweredError(PlainTextResponse("the form has too many fields", status_code=400))
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise _AnsweredError(PlainTextResponse("the form cannot be read", 400)) from None
     fields: dict[str, str] = {}
-    for key, value in parse_qsl(text, keep_blank_values=True, max_num_fields=20):
+    for key, value in pairs:
         fields.setdefault(key, value)
     return fields
 
@@ -379,16 +470,20 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
     poll_s: float = _POLL_S,
     stream_limit_s: float | None = None,
     refusal_delay_s: float = _REFUSAL_DELAY_S,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
     """The dashboard's ASGI app on a verified log (``hub``), an audit log, the analysts'
     registry (read on every request) and a clock.
 
-    ``secret`` signs sessions and CSRF tokens (a fresh one when None: a restart signs
-    everyone out); ``stop`` ends every stream when set (the service's stop); a stream
-    ends after ``stream_limit_s`` seconds when given (the browser reconnects on its own).
+    ``secret`` signs sessions, CSRF tokens and feed cursors (a fresh one when None: a
+    restart signs everyone out); ``stop`` ends every stream when set (the service's stop);
+    a stream ends after ``stream_limit_s`` seconds when given (the browser reconnects on
+    its own); ``allowed_hosts`` are the ``Host`` names answered (any when None).
     """
     signer = SessionSigner(secret if secret is not None else new_secret())
     shown = ShownLog(audit, clock)
+    ended: dict[str, dt.datetime] = {}
+    """Signed-out session ids -> when they would have expired (forgotten after that)."""
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
         autoescape=True,
@@ -430,7 +525,7 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
     def who(request: Request) -> _Reader | None:
         now = clock()
         session = signer.open(request.cookies.get(COOKIE), now)
-        if session is None:
+        if session is None or session.session_id in ended:
             return None
         analyst = lookup(session)
         if analyst is None or not session.stands(analyst, now):
@@ -439,11 +534,32 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
 
     def still(reader: _Reader) -> bool:
         """Whether ``reader``'s session still stands (streams ask before each message)."""
+        if reader.session.session_id in ended:
+            return False
         try:
             analyst = registry().get(reader.name)
         except LiaisonError:
             return False
         return analyst is not None and reader.session.stands(analyst, clock())
+
+    def end(session: Session) -> None:
+        """Signed out: ``session`` is refused from now on, wherever its cookie is."""
+        now = clock()
+        for gone in [s for s, until in ended.items() if until <= now]:
+            del ended[gone]
+        ended[session.session_id] = session.expires_at
+
+    def own_site(request: Request, *, html: bool) -> None:
+        """Refuse (403) a request another site's page made (``Sec-Fetch-Site``)."""
+        site = request.headers.get("sec-fetch-site", "").strip().lower()
+        if site in _OWN_SITE:
+            return
+        _log.warning(
+            "request_refused", reason="another_site", site=site[:40], path=request.url.path[:200]
+        )
+        if html:
+            raise _AnsweredError(error_page(None, 403, _ANOTHER_SITE, "Refused"))
+        raise _AnsweredError(PlainTextResponse(_ANOTHER_SITE, status_code=403))
 
     def signed_out(request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -454,12 +570,14 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
         return response
 
     def need_page(request: Request) -> _Reader:
+        own_site(request, html=True)
         reader = who(request)
         if reader is None:
             raise _AnsweredError(signed_out(request))
         return reader
 
     def need_api(request: Request) -> _Reader:
+        own_site(request, html=False)
         reader = who(request)
         if reader is None:
             raise _AnsweredError(
@@ -569,6 +687,7 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
         if session is not None and not signer.csrf_ok(session.session_id, fields.get("csrf")):
             return error_page(None, 403, _EXPIRED_FORM, "Refused")
         if session is not None:
+            end(session)
             _log.info("signed_out", analyst=session.analyst)
         response = RedirectResponse("/sign-in", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
@@ -578,22 +697,31 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
 
     def totals_of(
         view: LogView, reader: _Reader, query: FeedQuery, days: int
-    ) -> tuple[AreaTotals, ...]:
+    ) -> tuple[tuple[AreaTotals, ...], list[uuid.UUID]]:
+        """The overview's totals and the ids of every event counted or marking an area."""
         now = clock()
         scope = reader.analyst.scope
+
+        def admits(area: str, theme: Theme) -> bool:
+            # A mark only from a consideration the analyst may see, on the theme asked.
+            return (
+                theme in scope.themes
+                and area_in_scope(scope, area)
+                and (not query.themes or theme in query.themes)
+            )
+
         items = [i for i in view.items if in_scope(scope, query, i)]
-        # JTAI marks only from considerations and decisions the analyst may see.
-        visible = [i for i in view.items if in_scope(scope, _ANY, i)]
-        considered, selected = view.jtai_marks()
-        return overview(
+        considered, selected, marking = view.jtai_marks(admits)
+        totals = overview(
             items,
             scoped_areas(scope, now.date()),
             now - dt.timedelta(days=days),
             now,
             themes=query.themes,
-            considered=considered & {i.area for i in visible if i.kind == "consideration"},
-            selected=selected & {i.area for i in visible if i.kind == "decision"},
+            considered=considered,
+            selected=selected,
         )
+        return totals, [*(i for t in totals for i in t.event_ids), *marking]
 
     async def checked_overview(
         request: Request, reader: _Reader, *, html: bool
@@ -614,11 +742,8 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
     async def overview_page(request: Request) -> Response:
         reader = need_page(request)
         window, query, filters = await checked_overview(request, reader, html=True)
-        totals = totals_of(hub.view(), reader, query, WINDOWS[window])
-        await shown.shown(
-            reader.name, reader.purpose, "dashboard.overview", filters,
-            [i for t in totals for i in t.event_ids],
-        )  # fmt: skip
+        totals, counted = totals_of(hub.view(), reader, query, WINDOWS[window])
+        await shown.shown(reader.name, reader.purpose, "dashboard.overview", filters, counted)
         words = f"the last {WINDOWS[window]} days"
         theme = next(iter(query.themes), None)
         title = f"Concerns in {words}" + (f": {label(theme)}" if theme else "")
@@ -647,19 +772,18 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
         days = WINDOWS[window]
         live_filters = {**filters, "live": "totals"}
         view = hub.view()
-        totals = totals_of(view, reader, query, days)
-        counted = [i for t in totals for i in t.event_ids]
+        totals, counted = totals_of(view, reader, query, days)
         # The connection is a view of its own: recorded before the response starts.
         await shown.shown(reader.name, reader.purpose, "dashboard.overview", live_filters, counted)
         audited = set(counted)
         sent = [[t.as_json() for t in totals]]
 
         async def step(view: LogView) -> bytes | None:
-            totals = totals_of(view, reader, query, days)
+            totals, counted = totals_of(view, reader, query, days)
             payload = [t.as_json() for t in totals]
             if payload == sent[0]:
                 return None
-            new = [i for t in totals for i in t.event_ids if i not in audited]
+            new = [i for i in counted if i not in audited]
             if new:
                 await shown.shown(
                     reader.name, reader.purpose, "dashboard.overview", live_filters, new
@@ -743,14 +867,32 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
             "area_names": names,
         }
 
+    def place(reader: _Reader, seq: int) -> str:
+        """The feed's place ``seq`` as this session's opaque cursor."""
+        return signer.cursor(reader.session.session_id, seq)
+
+    def resumed(request: Request, reader: _Reader) -> int:
+        """Where a stream starts: after the later of the page's cursor (``after=``) and the
+        browser's ``Last-Event-ID`` (0 when neither is given); 400 for a cursor this
+        session was not given."""
+        after = 0
+        for given in (request.query_params.get("after"), request.headers.get("last-event-id")):
+            if not given:
+                continue
+            seq = signer.cursor_seq(reader.session.session_id, given.strip())
+            if seq is None:
+                raise _AnsweredError(PlainTextResponse(_BAD_CURSOR, status_code=400))
+            after = max(after, seq)
+        return after
+
     async def feed_page(request: Request) -> Response:
         reader = need_page(request)
         values = _feed_values(request.query_params)
         query, problem = await checked_feed(request, reader, "dashboard.feed", html=True)
         if query is None:
             return page(
-                "feed.html", reader, 400, active="feed", error=problem, rows=[], after=0, stream="",
-                export="", **feed_context(reader, values),
+                "feed.html", reader, 400, active="feed", error=problem, rows=[], after="",
+                stream="", export="", **feed_context(reader, values),
             )  # fmt: skip
         view = hub.view()
         chosen = feed_rows(view, reader, query)
@@ -758,14 +900,15 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
             reader.name, reader.purpose, "dashboard.feed", query.as_strings(),
             [e.item.id for e in chosen],
         )  # fmt: skip
+        after = place(reader, view.last_seq)
         return page(
             "feed.html",
             reader,
             active="feed",
             error=None,
             rows=[row(e) for e in chosen],
-            after=view.last_seq,
-            stream="/events/feed?" + _link_query(values, after=view.last_seq),
+            after=after,
+            stream="/events/feed?" + _link_query(values, after=after),
             export="/export.jsonl?" + _link_query(values),
             **feed_context(reader, values),
         )
@@ -774,10 +917,7 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
         reader = need_api(request)
         query, _ = await checked_feed(request, reader, "dashboard.feed", html=False)
         assert query is not None  # noqa: S101 - a bad query was answered 400
-        after = 0
-        for given in (request.query_params.get("after"), request.headers.get("last-event-id")):
-            if given is not None and given.strip().isdigit():
-                after = max(after, int(given.strip()))
+        after = resumed(request, reader)
         filters = {**query.as_strings(), "live": "items"}
         view = hub.view()
         fresh = feed_rows(view, reader, query, after)
@@ -786,7 +926,9 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
             reader.name, reader.purpose, "dashboard.feed", filters, [e.item.id for e in fresh]
         )
         cursor = [max(after, view.last_seq)]
-        opening = _sse("items", [row(e) for e in fresh], cursor[0]) if fresh else None
+        opening = (
+            _sse("items", [row(e) for e in fresh], place(reader, cursor[0])) if fresh else None
+        )
 
         async def step(view: LogView) -> bytes | None:
             fresh = feed_rows(view, reader, query, cursor[0])
@@ -796,7 +938,7 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
             await shown.shown(
                 reader.name, reader.purpose, "dashboard.feed", filters, [e.item.id for e in fresh]
             )
-            return _sse("items", [row(e) for e in fresh], cursor[0])
+            return _sse("items", [row(e) for e in fresh], place(reader, cursor[0]))
 
         return live(request, reader, view.version, opening, step)
 
@@ -828,6 +970,8 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
     async def area_page(request: Request) -> Response:
         reader = need_page(request)
         asked = request.path_params["area"]
+        if len(asked) > MAX_QUERY_VALUE_CHARS:
+            return error_page(reader, 400, "That is too long to be an area.", "Not an area")
         today = clock().date()
         try:
             query = build_query(today=today, areas=[asked])
@@ -929,8 +1073,13 @@ def create_dashboard(  # noqa: PLR0915 - one closure per route keeps the wiring 
         Route("/event/{event_id}", run(event_page), methods=["GET"]),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
+    hosts = list(allowed_hosts) if allowed_hosts is not None else ["*"]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_SecurityHeaders)],
+        middleware=[
+            Middleware(_SecurityHeaders),
+            Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False),
+            Middleware(_QueryLimits),
+        ],
         exception_handlers={404: not_found},
     )

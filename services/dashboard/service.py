@@ -9,43 +9,76 @@ and SIGTERM stop it cleanly, exit 0): every open stream ends, then uvicorn stops
 
 Sessions are signed with a secret drawn when the process starts and never stored, so a
 restart signs every analyst out.
+
+It answers only requests naming it by the address it listens on (``allowed_hosts``: with
+the loopback names when that is loopback), so a page whose name is rebound to this machine
+reads nothing. It serves plain HTTP: listening beyond this machine, it says once at start
+that TLS must be terminated in front of it (session cookies are ``Secure`` only over HTTPS).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
-from collections.abc import Iterator
+import ipaddress
+import socket
+from typing import Final
 
-import uvicorn
+import structlog
 
-from schemas.keys import READER
 from services.dashboard.app import create_dashboard
-from services.kafka import kafka_sink, start_when_reachable, stop_quietly
-from services.keystore import KeyStore, signing_key_for
 from services.reader.analysts import RegistryFile
-from services.reader.hub import FeedHub
-from services.reader.service import KafkaAudit, listening_socket
+from services.reader.service import listening_socket, reading, serve_until, utc_now
 from services.settings import Settings
-from services.trust import TrustFollower
 
-__all__ = ["GRACE_S", "serve_dashboard"]
+__all__ = ["allowed_hosts", "serve_dashboard", "warn_if_exposed"]
 
-GRACE_S = 5
-"""Seconds uvicorn waits for open connections once streams have been told to end."""
+_LOOPBACK_NAMES: Final = ("localhost", "127.0.0.1", "[::1]")
 
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the service's stop event decides."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+_log = structlog.get_logger("liaison.dashboard")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def _loopback(host: str) -> bool:
+    address = _address(host)
+    return host.strip().lower() == "localhost" or (address is not None and address.is_loopback)
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """The ``Host`` names the dashboard answers when it listens on ``host``: that address
+    (an IPv6 one in brackets, as browsers send it), with the loopback names when it is a
+    loopback address, or the machine's own names when it is every address."""
+    name = host.strip().lower()
+    address = _address(name)
+    if address is not None and address.version == 6:  # noqa: PLR2004 - IP version 6
+        name = f"[{address}]"
+    if _loopback(name):
+        return list(dict.fromkeys([name, *_LOOPBACK_NAMES]))
+    if address is not None and address.is_unspecified:
+        mine = [socket.gethostname().lower(), socket.getfqdn().lower()]
+        return list(dict.fromkeys([*mine, *_LOOPBACK_NAMES]))
+    return [name]
+
+
+def warn_if_exposed(host: str) -> None:
+    """Say once (a warning) when the dashboard listens beyond this machine: it speaks
+    plain HTTP, so TLS must be terminated in front of it."""
+    if _loopback(host):
+        return
+    _log.warning(
+        "dashboard_plain_http",
+        host=host,
+        detail=(
+            "the dashboard serves plain HTTP beyond this machine: terminate TLS in front of"
+            " it (session cookies are Secure only over HTTPS), and reach it by the address"
+            " it listens on (other Host names are refused)"
+        ),
+    )
 
 
 async def serve_dashboard(settings: Settings, stop: asyncio.Event) -> int:
@@ -55,56 +88,21 @@ async def serve_dashboard(settings: Settings, stop: asyncio.Event) -> int:
         settings.dashboard_port,
         "LIAISON_DASHBOARD_HOST, LIAISON_DASHBOARD_PORT",
     ) as sock:
-
-        async def start() -> tuple[TrustFollower, FeedHub]:
-            follower = TrustFollower(settings)
-            try:
-                await follower.start()
-                # Fail at start, not on the first page, when this machine has no reader key.
-                signing_key_for(READER, settings, KeyStore(settings), follower.store)
-            except BaseException:
-                await stop_quietly(follower.stop)
-                raise
-            hub = FeedHub(settings, lambda: follower.store, _now)
-            try:
-                await hub.start()
-            except BaseException:
-                await stop_quietly(hub.stop)
-                await stop_quietly(follower.stop)
-                raise
-            return follower, hub
-
-        started = await start_when_reachable(settings, start, stop)
-        if started is None:
-            return 0  # stopped while waiting for the broker
-        follower, hub = started
-        try:
-            async with kafka_sink(settings) as sink:
-                app = create_dashboard(
-                    hub=hub,
-                    audit=KafkaAudit(settings, sink, lambda: follower.store),
-                    registry=RegistryFile(settings).load,
-                    clock=_now,
-                    session_minutes=settings.dashboard_session_minutes,
-                    stop=stop,
-                )
-                config = uvicorn.Config(
-                    app,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                    server_header=False,
-                    timeout_graceful_shutdown=GRACE_S,
-                )
-                server = _Server(config)
-                serving = asyncio.create_task(server.serve(sockets=[sock]))
-                stopping = asyncio.create_task(stop.wait())
-                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                stopping.cancel()
-                stop.set()  # streams end on their own within a poll
-                server.should_exit = True
-                await serving
-        finally:
-            await hub.stop()
-            await follower.stop()
+        warn_if_exposed(settings.dashboard_host)
+        async with reading(settings, stop) as ready:
+            if ready is None:
+                return 0  # stopped while waiting for the broker
+            app = create_dashboard(
+                hub=ready.hub,
+                audit=ready.audit,
+                registry=RegistryFile(settings).load,
+                clock=utc_now,
+                session_minutes=settings.dashboard_session_minutes,
+                stop=stop,
+                allowed_hosts=[
+                    *allowed_hosts(settings.dashboard_host),
+                    *settings.dashboard_allowed_hosts,
+                ],
+            )
+            await serve_until(app, sock, stop)
     return 0

@@ -20,6 +20,13 @@ CSRF: every form carries ``csrf_token(binding)``, an HMAC of the session id (or,
 sign-in, of a random nonce kept in its own cookie), compared in constant time; a POST
 from another origin (``same_origin``: the ``Origin`` and ``Sec-Fetch-Site`` headers) is
 refused whatever it carries.
+
+Feed cursors: the live feed's place (``after=``, the stream's ``id:``, ``Last-Event-ID``)
+is ``cursor(binding, seq)``, the hub's sequence number sealed with AES-256-GCM under a key
+drawn from the secret, with a fresh nonce, bound to the session id. The hub's numbers count
+every record read, out of scope and refused ones too, so they are never shown as they are;
+a cursor opens (``cursor_seq``) only under the session it was given to, and any change to
+it is refused.
 """
 
 from __future__ import annotations
@@ -29,17 +36,21 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.reader.analysts import Analyst
 
 __all__ = [
     "COOKIE",
+    "CURSOR_CHARS",
     "MAX_COOKIE_CHARS",
     "SECRET_BYTES",
     "SIGN_IN_COOKIE",
@@ -62,6 +73,14 @@ MAX_COOKIE_CHARS: Final = 4096
 
 _SESSION_TAG: Final = b"liaison.dashboard.session.v1\x00"
 _CSRF_TAG: Final = b"liaison.dashboard.csrf.v1\x00"
+_CURSOR_TAG: Final = b"liaison.dashboard.cursor.v1\x00"
+_CURSOR_NONCE: Final = 12
+_CURSOR_SEQ: Final = 8
+_CURSOR_MAC: Final = 16
+CURSOR_CHARS: Final = 4 * (_CURSOR_NONCE + _CURSOR_SEQ + _CURSOR_MAC) // 3
+"""A feed cursor's length: 36 bytes as URL-safe base64, no padding (48 characters)."""
+_CURSOR_TEXT: Final = re.compile(rf"[A-Za-z0-9_-]{{{CURSOR_CHARS}}}")
+_MAX_SEQ: Final = 2**63 - 1
 
 
 def new_secret() -> bytes:
@@ -146,6 +165,7 @@ class SessionSigner:
             msg = f"a session secret needs at least {SECRET_BYTES} bytes"
             raise ValueError(msg)
         self._secret = secret
+        self._cursors = AESGCM(self._mac(_CURSOR_TAG, b"key"))
 
     def _mac(self, tag: bytes, data: bytes) -> bytes:
         return hmac.new(self._secret, tag + data, hashlib.sha256).digest()
@@ -200,6 +220,34 @@ class SessionSigner:
         if not binding or not token:
             return False
         return hmac.compare_digest(token.encode(), self.csrf_token(binding).encode())
+
+    def cursor(self, binding: str, seq: int) -> str:
+        """The feed's place ``seq`` as an opaque token for the session ``binding``."""
+        if not 0 <= seq <= _MAX_SEQ:
+            msg = f"a feed cursor holds a number from 0 to {_MAX_SEQ}, not {seq}"
+            raise ValueError(msg)
+        nonce = secrets.token_bytes(_CURSOR_NONCE)
+        sealed = self._cursors.encrypt(
+            nonce, seq.to_bytes(_CURSOR_SEQ, "big"), _CURSOR_TAG + binding.encode()
+        )
+        return _b64(nonce + sealed)
+
+    def cursor_seq(self, binding: str, token: str | None) -> int | None:
+        """The place ``token`` holds, if this signer sealed it for ``binding``; None for
+        anything else (another session's, another secret's, changed, malformed)."""
+        # The length and alphabet first: 48 characters of base64 are exactly 36 bytes,
+        # so no other spelling decodes to the same token.
+        if not token or not _CURSOR_TEXT.fullmatch(token):
+            return None
+        raw = _unb64(token)
+        try:
+            plain = self._cursors.decrypt(
+                raw[:_CURSOR_NONCE], raw[_CURSOR_NONCE:], _CURSOR_TAG + binding.encode()
+            )
+        except InvalidTag:
+            return None
+        seq = int.from_bytes(plain, "big")
+        return seq if seq <= _MAX_SEQ else None
 
 
 def same_origin(origin: str | None, own: str, fetch_site: str | None = None) -> bool:

@@ -14,9 +14,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from schemas.audit import FeedRead, FeedRefused
 from schemas.errors import ConfigurationError
@@ -32,7 +35,17 @@ from services.replay import Filters, Replay, replay_topics
 from services.settings import Settings
 from services.trust import TrustFollower
 
-__all__ = ["KafkaAudit", "KafkaFeed", "listening_socket", "serve_reader"]
+__all__ = [
+    "GRACE_S",
+    "KafkaAudit",
+    "KafkaFeed",
+    "Reading",
+    "listening_socket",
+    "reading",
+    "serve_reader",
+    "serve_until",
+    "utc_now",
+]
 
 
 class KafkaFeed:
@@ -97,55 +110,94 @@ class _Server(uvicorn.Server):
         yield
 
 
+GRACE_S: Final = 5
+"""Seconds uvicorn waits for open connections once live feeds have been told to end."""
+
+
+def utc_now() -> dt.datetime:
+    """The services' clock."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a service that shows analysts the log runs on: the trust store it follows,
+    the verified log (``FeedHub``) and the audit log it writes what it shows to."""
+
+    follower: TrustFollower
+    hub: FeedHub
+    audit: KafkaAudit
+
+
+@contextlib.asynccontextmanager
+async def reading(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Reading | None]:
+    """Follow the trust store and the log, once the broker answers (``None`` when ``stop``
+    is set first), with a producer for the audit records; all stopped when the block ends.
+
+    Fails at start, not on the first read, when this machine has no reader key.
+    """
+
+    async def start() -> tuple[TrustFollower, FeedHub]:
+        follower = TrustFollower(settings)
+        hub = FeedHub(settings, lambda: follower.store, utc_now)
+        try:
+            await follower.start()
+            signing_key_for(READER, settings, KeyStore(settings), follower.store)
+            await hub.start()
+        except BaseException:
+            await stop_quietly(hub.stop)
+            await stop_quietly(follower.stop)
+            raise
+        return follower, hub
+
+    started = await start_when_reachable(settings, start, stop)
+    if started is None:
+        yield None  # stopped while waiting for the broker
+        return
+    follower, hub = started
+    try:
+        async with kafka_sink(settings) as sink:
+            yield Reading(follower, hub, KafkaAudit(settings, sink, lambda: follower.store))
+    finally:
+        await hub.stop()
+        await follower.stop()
+
+
+async def serve_until(app: ASGIApp, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Serve ``app`` on ``sock`` with uvicorn until ``stop`` is set (live feeds watch the
+    same event and end; open connections get ``GRACE_S`` more)."""
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=GRACE_S,
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    stop.set()
+    server.should_exit = True
+    await serving
+
+
 async def serve_reader(settings: Settings, stop: asyncio.Event) -> int:
     """Serve the reader API until ``stop`` is set; the exit code (0, or 1 on failure)."""
-
-    def clock() -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
-
     with listening_socket(settings.reader_host, settings.reader_port) as sock:
-
-        async def start() -> tuple[TrustFollower, FeedHub]:
-            follower = TrustFollower(settings)
-            hub = FeedHub(settings, lambda: follower.store, clock)
-            try:
-                await follower.start()
-                # Fail at start, not on the first read, when this machine has no reader key.
-                signing_key_for(READER, settings, KeyStore(settings), follower.store)
-                await hub.start()
-            except BaseException:
-                await stop_quietly(hub.stop)
-                await stop_quietly(follower.stop)
-                raise
-            return follower, hub
-
-        started = await start_when_reachable(settings, start, stop)
-        if started is None:
-            return 0  # stopped while waiting for the broker
-        follower, hub = started
-        try:
-            async with kafka_sink(settings) as sink:
-                audit = KafkaAudit(settings, sink, lambda: follower.store)
-                app = create_app(
-                    feed=KafkaFeed(settings, lambda: follower.store),
-                    audit=audit,
-                    registry=RegistryFile(settings).load,
-                    clock=clock,
-                    hub=hub,
-                    shown=ShownLog(audit, clock),
-                    stopping=stop,  # live feeds end, so the server can
-                )
-                config = uvicorn.Config(
-                    app, log_config=None, access_log=False, lifespan="off", server_header=False
-                )
-                server = _Server(config)
-                serving = asyncio.create_task(server.serve(sockets=[sock]))
-                stopping = asyncio.create_task(stop.wait())
-                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                stopping.cancel()
-                server.should_exit = True
-                await serving
-        finally:
-            await hub.stop()
-            await follower.stop()
+        async with reading(settings, stop) as ready:
+            if ready is None:
+                return 0  # stopped while waiting for the broker
+            app = create_app(
+                feed=KafkaFeed(settings, lambda: ready.follower.store),
+                audit=ready.audit,
+                registry=RegistryFile(settings).load,
+                clock=utc_now,
+                hub=ready.hub,
+                shown=ShownLog(ready.audit, utc_now),
+                stopping=stop,  # live feeds end, so the server can
+            )
+            await serve_until(app, sock, stop)
     return 0

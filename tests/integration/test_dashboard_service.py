@@ -107,6 +107,7 @@ async def views_are_audited_under_the_analysts_name(
     assert {"dashboard.overview", "dashboard.feed", "dashboard.area", "dashboard.event"} <= set(
         views
     )
+    assert "dashboard.export" not in views  # the other site's request read nothing
     shown = {i for r in reads for i in r.event_ids}
     assert found.id in shown
     assert before.id in shown
@@ -135,7 +136,14 @@ async def test_an_analyst_sees_a_new_finding_live_and_every_view_is_audited(
     ):
         assert (await client.get("/")).status_code == 303  # nothing before sign-in
         assert (await client.get("/events/overview")).status_code == 401
+        # A name rebound to this machine is not the dashboard's (DNS rebinding).
+        rebound = await client.get("/sign-in", headers={"Host": f"rebound.example:{port}"})
+        assert rebound.status_code == 400
+        assert (await client.get("/sign-in", headers={"Host": f"localhost:{port}"})).is_success
         await sign_in(client, token)
+        # Another local site's page carries the cookie, and is refused before any read.
+        other_site = await client.get("/export.jsonl", headers={"Sec-Fetch-Site": "same-site"})
+        assert other_site.status_code == 403
 
         page = await client.get("/")
         assert page.status_code == 200
@@ -163,6 +171,10 @@ async def test_an_analyst_sees_a_new_finding_live_and_every_view_is_audited(
             assert row["id"] == str(found.id)
             assert row["area_name"] == "Leeds"
 
+        feed_page = await client.get("/feed?area=Leeds")
+        cursor = re.search(r'data-after="([^"]*)"', feed_page.text)
+        assert cursor is not None
+        assert not cursor.group(1).isdigit()  # the hub's numbers are never shown
         area = await client.get(f"/area/{LEEDS}")
         assert area.status_code == 200
         assert f'<li data-event-id="{found.id}">' in area.text

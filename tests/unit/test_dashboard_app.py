@@ -24,11 +24,12 @@ from consumers.jtai import consideration_id
 from schemas.audit import AnalystScope, FeedRead, FeedRefused
 from schemas.errors import BrokerError
 from schemas.events import Theme
-from schemas.jtai import JtaiConsiderationRequested
+from schemas.jtai import JtaiConsiderationRequested, JtaiDecisionRecorded
 from schemas.keys import BUS
 from schemas.reference import local_authorities
 from schemas.signed import SignedEvent
 from services.dashboard.app import SECURITY_HEADERS, create_dashboard
+from services.dashboard.service import allowed_hosts, warn_if_exposed
 from services.dashboard.session import (
     COOKIE,
     Session,
@@ -103,7 +104,10 @@ class Dashboard:
         self.hub.add(
             [
                 signed_inbound(
-                    event, key, topic=topic.jtai if key is LIAISON else topic.feed,
+                    event, key,
+                    topic=topic.jtai
+                    if key is LIAISON or isinstance(event, JtaiDecisionRecorded)
+                    else topic.feed,
                     appended_at=NOW - dt.timedelta(minutes=5),
                 )
                 for event, key in events
@@ -122,6 +126,16 @@ class Dashboard:
 def csrf_of(page: httpx2.Response) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found is not None, page.text
+    return found.group(1)
+
+
+def cursor_of(client: TestClient, query: str = "") -> str:
+    """The feed page's place in the feed (``after=`` of its stream), as the page gives it."""
+    page = client.get(f"/feed?{query}")
+    assert page.status_code == 200, page.text
+    found = re.search(r'data-stream="/events/feed\?(?:[^"]*&amp;)?after=([^"&]+)"', page.text)
+    assert found is not None, page.text
+    assert f'data-after="{found.group(1)}"' in page.text
     return found.group(1)
 
 
@@ -443,20 +457,37 @@ def test_the_overview_marks_jtai_considerations_and_refuses_a_theme_outside_scop
     assert "the window must be one of 7d, 30d, 90d, 365d" in bad.text
 
 
-def consideration(area: str) -> SignedEvent:
-    start = NOW - dt.timedelta(days=10)
+def consideration(
+    area: str, theme: Theme = Theme.NEGLECT, days_back: int = 10
+) -> JtaiConsiderationRequested:
+    start = NOW - dt.timedelta(days=days_back)
     return JtaiConsiderationRequested.model_validate(
         {
-            "id": consideration_id(area, Theme.NEGLECT, start),
+            "id": consideration_id(area, theme, start),
             "occurred_at": NOW - dt.timedelta(days=2),
             "area": area,
-            "theme": "neglect",
+            "theme": theme.value,
             "window_start": start,
             "window_end": start + dt.timedelta(days=180),
             "trigger": "several_inspectorates",
             "contributing_event_ids": (uuid.uuid4(), uuid.uuid4()),
             "contributing_inspectorates": ("hmicfrs", "ofsted"),
-            "rationale": "Concerns about neglect from two inspectorates within 180 days.",
+            "rationale": "Concerns from two inspectorates within 180 days.",
+        }
+    )
+
+
+def decision(about: JtaiConsiderationRequested, choice: str = "select") -> JtaiDecisionRecorded:
+    return JtaiDecisionRecorded.model_validate(
+        {
+            "id": uuid.uuid4(),
+            "source": "cqc",
+            "occurred_at": NOW - dt.timedelta(hours=1),
+            "consideration_id": about.id,
+            "area": about.area,
+            "theme": about.theme,
+            "decision": choice,
+            "reason": "Evidence from two inspectorates in one window.",
         }
     )
 
@@ -493,7 +524,7 @@ def test_a_quiet_stream_sends_keepalive_comments(dash: Dashboard) -> None:
     with TestClient(app, base_url=ORIGIN) as client:
         dashboard = Dashboard(client, dash.hub, dash.audit, dash.registry, dash.clock)
         assert dashboard.sign_in().status_code == 303
-        last = dash.hub.view().last_seq
+        last = cursor_of(client)
         body = client.get(f"/events/feed?after={last}").text
     assert body.startswith("retry: 5000\n\n")
     assert body.count(": keepalive\n\n") >= 2
@@ -582,7 +613,7 @@ def test_a_feed_outside_scope_is_refused_and_audited(signed_in: Dashboard) -> No
 
 def test_the_feed_stream_sends_new_rows_after_auditing_them(signed_in: Dashboard) -> None:
     dash = signed_in
-    last = dash.hub.view().last_seq
+    last = cursor_of(dash.client, "area=Leeds")
     with dash.client.stream("GET", f"/events/feed?area=Leeds&after={last}") as stream:
         lines = stream.iter_lines()
         arrived = concern(area=LEEDS, severity=3, summary="A new finding.\nOn two lines.")
@@ -601,30 +632,29 @@ def test_the_feed_stream_sends_new_rows_after_auditing_them(signed_in: Dashboard
 
 def test_a_reconnecting_stream_resumes_after_the_last_event_id(signed_in: Dashboard) -> None:
     dash = signed_in
-    seen = dash.hub.view().last_seq
+    seen = cursor_of(dash.client)
     arrived = concern(area=LEEDS)
     dash.add((arrived, OFSTED))
-    with dash.client.stream(
-        "GET", "/events/feed?after=0", headers={"Last-Event-ID": str(seen)}
-    ) as stream:
+    with dash.client.stream("GET", "/events/feed", headers={"Last-Event-ID": seen}) as stream:
         name, rows = read_event(stream.iter_lines())
     assert (name, [r["id"] for r in rows]) == ("items", [str(arrived.id)])
 
 
 def test_a_stream_ends_when_the_credential_is_revoked(signed_in: Dashboard) -> None:
     dash = signed_in
-    with dash.client.stream("GET", f"/events/feed?after={dash.hub.view().last_seq}") as stream:
+    with dash.client.stream("GET", f"/events/feed?after={cursor_of(dash.client)}") as stream:
         lines = stream.iter_lines()
         dash.registry[0] = dash.registry[0].with_revoked("a.khan", "left", NOW, "operator:test")
         dash.add((concern(area=LEEDS), OFSTED))
         name, _ = read_event(lines)
     assert name == "signed-out"
-    assert all(r.event_ids == () for r in dash.audit.reads("dashboard.feed"))
+    streamed = [r for r in dash.audit.reads("dashboard.feed") if "live" in r.filters]
+    assert [r.event_ids for r in streamed] == [()]
 
 
 def test_a_stream_whose_audit_fails_shows_nothing(signed_in: Dashboard) -> None:
     dash = signed_in
-    with dash.client.stream("GET", f"/events/feed?after={dash.hub.view().last_seq}") as stream:
+    with dash.client.stream("GET", f"/events/feed?after={cursor_of(dash.client)}") as stream:
         dash.audit.fail = True
         arrived = concern(area=LEEDS)
         dash.add((arrived, OFSTED))
@@ -632,7 +662,7 @@ def test_a_stream_whose_audit_fails_shows_nothing(signed_in: Dashboard) -> None:
     assert [name for name, _ in sse_events(body)] == ["stopped"]
     assert str(arrived.id) not in body
     # A connection whose record cannot be written is refused before anything is sent.
-    for path in ("/events/feed?after=0", "/events/overview"):
+    for path in ("/events/feed", "/events/overview"):
         refused = dash.client.get(path)
         assert refused.status_code == 503
         assert str(LEEDS_SEVERE.id) not in refused.text
@@ -773,6 +803,258 @@ def test_every_response_carries_the_security_headers(signed_in: Dashboard) -> No
     assert '<script src="/static/dashboard.js" defer></script>' in page
 
 
+# -- the security review's findings ---------------------------------------------------------
+
+
+def jtai_of(totals: list[dict[str, Any]]) -> dict[str, str]:
+    return {t["code"]: t["jtai"] for t in totals}
+
+
+def test_jtai_marks_never_tell_of_considerations_outside_the_scope(dash: Dashboard) -> None:
+    narrow = AnalystScope(areas=(LEEDS,), themes=(Theme.NEGLECT,))
+    dash.registry[0] = registry_of(analyst("a.khan", KHAN, narrow))
+    declined = consideration(LEEDS, days_back=40)  # in scope, but no longer open
+    abuse_open = consideration(LEEDS, Theme.DOMESTIC_ABUSE, days_back=20)
+    abuse_chosen = consideration(LEEDS, Theme.DOMESTIC_ABUSE, days_back=30)
+    no, chosen = decision(declined, "decline"), decision(abuse_chosen)
+    dash.add(
+        (declined, LIAISON), (no, CQC), (abuse_open, LIAISON), (abuse_chosen, LIAISON),
+        (chosen, CQC),
+    )  # fmt: skip
+    hidden = {abuse_open.id, abuse_chosen.id, chosen.id}
+    dash.sign_in()
+    page = dash.client.get("/")
+    assert tiles(page.text) == {LEEDS: ("sev-4", "1", "")}
+    assert not hidden & set(dash.audit.reads("dashboard.overview")[-1].event_ids)
+    with dash.client.stream("GET", "/events/overview") as stream:
+        lines = stream.iter_lines()
+        assert jtai_of(read_event(lines)[1]) == {LEEDS: ""}
+        assert not hidden & set(dash.audit.reads("dashboard.overview")[-1].event_ids)
+        considered = consideration(LEEDS, days_back=5)
+        dash.add((considered, LIAISON))
+        assert jtai_of(read_event(lines)[1]) == {LEEDS: "considered"}
+        assert dash.audit.reads("dashboard.overview")[-1].event_ids == (considered.id,)
+        selected = decision(considered)
+        dash.add((selected, CQC))
+        assert jtai_of(read_event(lines)[1]) == {LEEDS: "selected"}
+        assert dash.audit.reads("dashboard.overview")[-1].event_ids == (selected.id,)
+    page = dash.client.get("/")
+    assert tiles(page.text) == {LEEDS: ("sev-4", "1", "selected")}
+    record = dash.audit.reads("dashboard.overview")[-1]
+    assert {considered.id, selected.id} <= set(record.event_ids)
+    assert not hidden & set(record.event_ids)
+
+
+def test_an_overview_of_one_theme_marks_only_that_themes_considerations(
+    signed_in: Dashboard,
+) -> None:
+    dash = signed_in
+    abuse = consideration(BRADFORD, Theme.DOMESTIC_ABUSE)
+    dash.add((abuse, LIAISON))
+    assert tiles(dash.client.get("/").text)[BRADFORD][2] == "considered"
+    assert abuse.id in dash.audit.reads("dashboard.overview")[-1].event_ids
+    assert tiles(dash.client.get("/?theme=neglect").text)[BRADFORD][2] == ""
+    assert abuse.id not in dash.audit.reads("dashboard.overview")[-1].event_ids
+    themed = dash.client.get("/?theme=domestic_abuse")
+    assert tiles(themed.text)[BRADFORD][2] == "considered"
+
+
+def test_crafted_cursors_are_refused_not_crashed(signed_in: Dashboard) -> None:
+    dash = signed_in
+    seq = str(dash.hub.view().last_seq)
+    for bad in ("²", "٣", "9" * 5000, "-1", "1e3", "0", seq, "x" * 40, "a.b", "%00"):
+        answer = dash.client.get("/events/feed", params={"after": bad})
+        assert answer.status_code == 400, bad
+        assert "text/event-stream" not in answer.headers["content-type"]
+        answer = dash.client.get("/events/feed", headers={b"last-event-id": bad.encode()})
+        assert answer.status_code == 400, bad
+    assert dash.audit.reads("dashboard.feed") == []
+
+
+def test_a_crafted_content_length_is_refused(dash: Dashboard) -> None:
+    form = dash.client.get("/sign-in")
+    for length in ("²".encode(), b"9" * 5000, b"-1"):
+        answer = dash.client.post(
+            "/sign-in", content=f"csrf={csrf_of(form)}".encode(),
+            headers={b"content-type": b"application/x-www-form-urlencoded",
+                     b"content-length": length},
+        )  # fmt: skip
+        assert answer.status_code in {400, 413}, length
+
+
+def test_a_form_with_too_many_fields_is_a_plain_refusal(dash: Dashboard) -> None:
+    form = dash.client.get("/sign-in")
+    fields = {"csrf": csrf_of(form), "credential": KHAN, "purpose": PURPOSE}
+    fields.update({f"extra{n}": "x" for n in range(25)})
+    answer = dash.client.post("/sign-in", data=fields, follow_redirects=False)
+    assert answer.status_code == 400
+    assert answer.text == "the form has too many fields"
+    assert dash.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_oversized_query_strings_and_paths_are_refused_before_they_are_read(
+    signed_in: Dashboard,
+) -> None:
+    dash = signed_in
+    many = "&".join(f"p{n}=1" for n in range(51))
+    long_value = "a" * 1001
+    for path in (
+        f"/feed?{many}", f"/sign-in?{many}", f"/events/feed?{many}", f"/?{many}",
+        f"/feed?area={long_value}", f"/?theme={long_value}", f"/export.jsonl?area={long_value}",
+        "/feed?area=" + ",".join(["Leeds"] * 200), f"/sign-in?next=/{long_value}",
+        "/feed?region=" + "%C3%A9" * 1001, "/feed?" + "&" * 20_000,
+    ):  # fmt: skip
+        answer = dash.client.get(path, follow_redirects=False)
+        assert answer.status_code == 400, path[:60]
+        assert answer.headers["content-type"].startswith("text/plain"), path[:60]
+        assert "Leeds" not in answer.text
+        for name, value in SECURITY_HEADERS.items():
+            assert answer.headers.get(name) == value
+    assert dash.client.get(f"/area/{long_value}").status_code == 400
+    assert dash.audit.records == []
+    # The caps leave every real filter alone.
+    fifty = "&".join(f"p{n}=1" for n in range(45))
+    assert dash.client.get(f"/feed?area=Leeds&{fifty}").status_code == 200
+    assert dash.client.get("/feed?area=" + "Leeds," * 100).status_code == 200
+
+
+def test_the_feed_cursor_is_opaque_and_bound_to_its_session(signed_in: Dashboard) -> None:
+    dash = signed_in
+    page = dash.client.get("/feed?area=Leeds")
+    assert f'data-after="{dash.hub.view().last_seq}"' not in page.text
+    after = cursor_of(dash.client, "area=Leeds")
+    assert not after.isdigit()
+    assert cursor_of(dash.client, "area=Leeds") != after  # nothing to compare across pages
+    with dash.client.stream("GET", f"/events/feed?area=Leeds&after={after}") as stream:
+        arrived = concern(area=LEEDS)
+        dash.add((concern(area=KENT), OFSTED), (arrived, OFSTED))
+        lines: list[str] = []
+        for line in stream.iter_lines():
+            lines.append(line)
+            if line.startswith("data: "):
+                break
+    (given,) = [line.removeprefix("id: ") for line in lines if line.startswith("id: ")]
+    assert not given.isdigit()
+    (shown,) = json.loads(lines[-1].removeprefix("data: "))
+    assert shown["id"] == str(arrived.id)
+    assert "seq" not in shown
+    # The id resumes this session's stream after what it sent.
+    later = concern(area=LEEDS)
+    dash.add((later, OFSTED))
+    with dash.client.stream(
+        "GET", "/events/feed?area=Leeds", headers={"Last-Event-ID": given}
+    ) as stream:
+        name, rows = read_event(stream.iter_lines())
+    assert (name, [r["id"] for r in rows]) == ("items", [str(later.id)])
+    # Another session (the same analyst's, even) cannot use it, nor a changed one.
+    other = Dashboard(
+        TestClient(dash.client.app, base_url=ORIGIN), dash.hub, dash.audit, dash.registry,
+        dash.clock,
+    )  # fmt: skip
+    assert other.sign_in().status_code == 303
+    tampered = given[:-1] + ("A" if given[-1] != "A" else "B")
+    for bad in (given, after):
+        assert other.client.get(f"/events/feed?after={bad}").status_code == 400
+        assert other.client.get("/events/feed", headers={"Last-Event-ID": bad}).status_code == 400
+    assert dash.client.get(f"/events/feed?after={tampered}").status_code == 400
+
+
+SIGNED_IN_PATHS = (
+    "/", "/feed", "/export.jsonl", "/events/feed", "/events/overview", f"/area/{LEEDS}",
+    f"/event/{LEEDS_SEVERE.id}",
+)  # fmt: skip
+
+
+def test_requests_from_another_site_are_refused_and_nothing_is_read(
+    signed_in: Dashboard,
+) -> None:
+    dash = signed_in
+    for site in ("same-site", "cross-site", "Same-Site"):
+        for path in SIGNED_IN_PATHS:
+            with structlog.testing.capture_logs() as logs:
+                answer = dash.client.get(path, headers={"Sec-Fetch-Site": site})
+            assert answer.status_code == 403, (site, path)
+            assert "Leeds" not in answer.text
+            assert str(LEEDS_SEVERE.id) not in answer.text
+            assert "text/event-stream" not in answer.headers["content-type"]
+            assert logs == [
+                {"event": "request_refused", "reason": "another_site", "site": site.lower(),
+                 "path": path, "log_level": "warning"},
+            ]  # fmt: skip
+    assert dash.audit.records == []
+    for site in ("same-origin", "none"):
+        answer = dash.client.get("/export.jsonl", headers={"Sec-Fetch-Site": site})
+        assert answer.status_code == 200, site
+    assert len(dash.audit.reads("dashboard.export")) == 2
+
+
+def test_only_the_configured_host_names_are_answered(dash: Dashboard) -> None:
+    app = create_dashboard(
+        hub=dash.hub, audit=dash.audit, registry=lambda: dash.registry[0], clock=dash.clock,
+        secret=b"h" * 32, allowed_hosts=allowed_hosts("127.0.0.1"),
+    )  # fmt: skip
+    with TestClient(app, base_url="http://127.0.0.1:39081") as client:
+        assert client.get("/sign-in").status_code == 200
+        for host in ("localhost:39081", "127.0.0.1", "[::1]:39081"):
+            assert client.get("/sign-in", headers={"Host": host}).status_code == 200, host
+        for host in ("rebound.example:39081", "127.0.0.1.nip.io", "", "127.0.0.2"):
+            answer = client.get("/healthz", headers={"Host": host})
+            assert answer.status_code == 400, host
+            assert answer.headers["cache-control"] == "no-store"
+
+
+def test_the_dashboards_host_names_follow_where_it_listens() -> None:
+    assert allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert allowed_hosts("localhost") == ["localhost", "127.0.0.1", "[::1]"]
+    assert allowed_hosts("::1") == ["[::1]", "localhost", "127.0.0.1"]
+    assert allowed_hosts("10.1.2.3") == ["10.1.2.3"]
+    assert allowed_hosts("Dash.Example.org") == ["dash.example.org"]
+    assert allowed_hosts("fd00::5") == ["[fd00::5]"]
+    wildcard = allowed_hosts("0.0.0.0")  # noqa: S104 - the address asked, not bound here
+    assert wildcard[-3:] == ["localhost", "127.0.0.1", "[::1]"]
+    assert len(wildcard) > 3  # the machine's own names too
+
+
+def test_a_dashboard_listening_beyond_this_machine_warns_once_that_it_is_plain_http() -> None:
+    for host in ("127.0.0.1", "localhost", "::1"):
+        with structlog.testing.capture_logs() as logs:
+            warn_if_exposed(host)
+        assert logs == [], host
+    with structlog.testing.capture_logs() as logs:
+        warn_if_exposed("0.0.0.0")  # noqa: S104 - the address asked, not bound here
+    (warning,) = logs
+    assert (warning["event"], warning["log_level"], warning["host"]) == (
+        "dashboard_plain_http", "warning", "0.0.0.0",  # noqa: S104
+    )  # fmt: skip
+    assert "TLS" in warning["detail"]
+
+
+def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(signed_in: Dashboard) -> None:
+    dash = signed_in
+    copied = dash.client.cookies[COOKIE]
+    thief = TestClient(dash.client.app, base_url=ORIGIN)
+    thief.cookies.set(COOKIE, copied)
+    assert thief.get("/").status_code == 200
+    page = dash.client.get("/")
+    after = cursor_of(thief)
+    with thief.stream("GET", f"/events/feed?after={after}") as stream:
+        lines = stream.iter_lines()
+        out = dash.client.post("/sign-out", data={"csrf": csrf_of(page)}, follow_redirects=False)
+        assert out.status_code == 303
+        arrived = concern(area=LEEDS)
+        dash.add((arrived, OFSTED))
+        name, _ = read_event(lines)
+    assert name == "signed-out"
+    assert arrived.id not in {i for r in dash.audit.reads("dashboard.feed") for i in r.event_ids}
+    for path in SIGNED_IN_PATHS:
+        answer = thief.get(path, follow_redirects=False)
+        assert answer.status_code in {303, 401}, path
+    dash.clock.now = NOW + dt.timedelta(minutes=481)  # long gone: forgotten, still refused
+    assert thief.get("/", follow_redirects=False).status_code == 303
+    assert dash.sign_in().status_code == 303  # signing in again starts a new session
+    assert dash.client.get("/").status_code == 200
+
+
 # -- sessions, pure ------------------------------------------------------------------------
 
 SIGNER = SessionSigner(b"s" * 32)
@@ -826,3 +1108,23 @@ def test_origins_must_be_the_dashboards_own() -> None:
         assert not same_origin("null", ORIGIN, site)
         assert not same_origin("http://testserver", ORIGIN, site)
         assert not same_origin(None, ORIGIN, site)
+
+
+def test_a_feed_cursor_opens_only_under_its_session_and_secret() -> None:
+    token = SIGNER.cursor("session-one", 42)
+    assert SIGNER.cursor_seq("session-one", token) == 42
+    assert SIGNER.cursor("session-one", 42) != token  # sealed afresh each time
+    assert SIGNER.cursor_seq("session-two", token) is None
+    assert SessionSigner(b"t" * 32).cursor_seq("session-one", token) is None
+    assert not token.isdigit()
+    for bad in ("", "42", "²", "x" * 5000, token + "A", token[:-1], "+" + token[1:]):
+        assert SIGNER.cursor_seq("session-one", bad) is None, bad
+    assert SIGNER.cursor_seq("session-one", SIGNER.cursor("session-one", 0)) == 0
+    with pytest.raises(ValueError, match="cursor"):
+        SIGNER.cursor("session-one", -1)
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1), st.text(max_size=80))
+def test_any_feed_cursor_opens_to_its_number_and_nothing_else_opens(seq: int, junk: str) -> None:
+    assert SIGNER.cursor_seq("session-one", SIGNER.cursor("session-one", seq)) == seq
+    assert SIGNER.cursor_seq("session-one", junk) is None
