@@ -21,6 +21,9 @@ Every error Liaison raises on purpose derives from ``LiaisonError``::
     │                                     cannot be made (services.reader.analysts)
     ├── ReaderError                       a read through the reader service failed
     │                                     (services.reader.client; ``status``: HTTP)
+    ├── AuditUnavailableError             the audit log did not take the record of what an
+    │                                     analyst would be shown, so nothing is shown
+    │                                     (services.reader.shown; retriable)
     ├── InboxError                        a finding is not in the programme's inbox, or the
     │                                     inbox is asked for as the wrong inspectorate
     │                                     (services.inbox)

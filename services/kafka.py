@@ -584,14 +584,16 @@ async def read_from(
 
 @asynccontextmanager
 async def assigned(
-    settings: Settings, topic: str, *, committed_only: bool = True
+    settings: Settings, topic: str | Sequence[str], *, committed_only: bool = True
 ) -> AsyncIterator[AIOKafkaConsumer]:
-    """A group-less consumer assigned every partition of ``topic`` (read committed, unless
-    ``committed_only`` is false: see ``services.trust`` for why liaison.keys is not)."""
-    counts = await partition_counts(settings, [topic])
+    """A group-less consumer assigned every partition of ``topic`` (or of each topic
+    given), read committed unless ``committed_only`` is false (see ``services.trust`` for
+    why liaison.keys is not)."""
+    topics = [topic] if isinstance(topic, str) else list(topic)
+    counts = await partition_counts(settings, topics)
     consumer = await _started(_reader(settings, committed_only=committed_only), settings)
     try:
-        consumer.assign([TopicPartition(topic, p) for p in range(counts[topic])])
+        consumer.assign([TopicPartition(t, p) for t in topics for p in range(counts[t])])
         yield consumer
     finally:
         await consumer.stop()

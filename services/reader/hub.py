@@ -52,7 +52,7 @@ from schemas.jtai import JtaiDecision
 from schemas.keys import TrustStore
 from schemas.records import InboundRecord
 from schemas.signed import FEED_TYPES, JTAI_TOPIC_TYPES, OpenedSigned, open_signed
-from services.kafka import inbound, partition_counts, tolerate_unparseable
+from services.kafka import assigned, inbound
 from services.settings import Settings
 
 __all__ = ["Entry", "FeedHub", "LogView"]
@@ -164,35 +164,31 @@ class FeedHub:
         self._version = 0
         self._view: LogView | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._resources = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Read both topics to their end now, then follow them in the background."""
-        topics = list(self._accept)
-        counts = await partition_counts(self._settings, topics)
-        consumer = tolerate_unparseable(
-            AIOKafkaConsumer(
-                bootstrap_servers=self._settings.bootstrap_servers,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-            )
-        )
-        await consumer.start()
+        resources = contextlib.AsyncExitStack()
         try:
-            partitions = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
-            consumer.assign(partitions)
+            consumer = await resources.enter_async_context(
+                assigned(self._settings, list(self._accept))
+            )
+            partitions = list(consumer.assignment())
             await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            todo = dict(ends)
+            todo = await consumer.end_offsets(partitions)
             while todo:
                 batch = await consumer.getmany(*todo, timeout_ms=_POLL_MS)
                 self._take(batch)
+                # Every partition, not only those that returned records: one whose last
+                # records are an aborted transaction returns nothing, yet reaches the end.
                 for tp in list(todo):
                     if await consumer.position(tp) >= todo[tp]:
                         todo.pop(tp)
         except BaseException:
-            await consumer.stop()
+            await resources.aclose()
             raise
+        self._resources = resources
         self._consumer = consumer
         _log.info("feed_loaded", events=len(self._entries), refused=sum(self._refused.values()))
         self._task = asyncio.create_task(self._follow(consumer))
@@ -204,10 +200,9 @@ class FeedHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._consumer is not None:
-            with contextlib.suppress(KafkaError):
-                await self._consumer.stop()
-            self._consumer = None
+        self._consumer = None
+        with contextlib.suppress(KafkaError):
+            await self._resources.aclose()
 
     def add(self, records: Sequence[InboundRecord]) -> None:
         """Take records as read (``start`` and the follower call this; tests may too)."""

@@ -41,6 +41,8 @@ class AuditWriter(Protocol):
 class AuditUnavailableError(LiaisonError):
     """The audit log did not take the record, so nothing may be shown."""
 
+    retriable = True
+
 
 class ShownLog:
     """Writes ``feed.read`` and ``feed.refused`` records for one service."""
