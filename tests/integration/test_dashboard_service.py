@@ -28,6 +28,7 @@ from tests.integration.test_reader import (
     LIAISON,
     audited,
     free_port,
+    http_service,
     issue_credential,
     of_action,
     put_on_feed,
@@ -39,31 +40,9 @@ LEEDS, BRADFORD, KENT = "E08000035", "E08000032", "E10000016"
 PURPOSE = "JTAI shortlist for Yorkshire"
 
 
-@contextlib.asynccontextmanager
-async def dashboard_service(settings: Settings, port: int) -> AsyncIterator[str]:
+def dashboard_service(settings: Settings, port: int) -> contextlib.AbstractAsyncContextManager[str]:
     """`liaison serve dashboard` on ``port`` until the block ends (then SIGTERM, exit 0)."""
-    service = await asyncio.create_subprocess_exec(
-        *LIAISON, "serve", "dashboard",
-        env={**env_for(settings), "LIAISON_DASHBOARD_PORT": str(port)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx2.AsyncClient(base_url=url, timeout=2.0) as client:
-            for _ in range(300):
-                assert service.returncode is None, "the dashboard stopped"
-                with contextlib.suppress(httpx2.TransportError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-            else:
-                pytest.fail("the dashboard never answered")
-        yield url
-    finally:
-        if service.returncode is None:
-            service.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(service.communicate(), 30)
-        assert service.returncode == 0, err.decode()
+    return http_service(settings, "dashboard", {"LIAISON_DASHBOARD_PORT": str(port)}, port)
 
 
 async def sign_in(client: httpx2.AsyncClient, token: str) -> None:

@@ -57,30 +57,38 @@ async def put_on_feed(
 
 
 @contextlib.asynccontextmanager
-async def reader_service(settings: Settings, port: int) -> AsyncIterator[str]:
-    """`liaison serve reader` on ``port`` until the block ends (then SIGTERM, exit 0)."""
+async def http_service(
+    settings: Settings, verb: str, env: dict[str, str], port: int
+) -> AsyncIterator[str]:
+    """`liaison serve VERB` (an HTTP service on ``port``) until the block ends, once its
+    /healthz answers; then SIGTERM, and it must exit 0."""
     service = await asyncio.create_subprocess_exec(
-        *LIAISON, "serve", "reader",
-        env={**env_for(settings), "LIAISON_READER_PORT": str(port)},
+        *LIAISON, "serve", verb,
+        env={**env_for(settings), **env},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx2.AsyncClient(base_url=url, timeout=2.0) as client:
             for _ in range(300):
-                assert service.returncode is None, "the reader service stopped"
+                assert service.returncode is None, f"`liaison serve {verb}` stopped"
                 with contextlib.suppress(httpx2.TransportError):
                     if (await client.get("/healthz")).status_code == 200:
                         break
                 await asyncio.sleep(0.2)
             else:
-                pytest.fail("the reader service never answered")
+                pytest.fail(f"`liaison serve {verb}` never answered")
         yield url
     finally:
         if service.returncode is None:
             service.send_signal(signal.SIGTERM)
-        _, err = await service.communicate()
+        _, err = await asyncio.wait_for(service.communicate(), 30)
         assert service.returncode == 0, err.decode()
+
+
+def reader_service(settings: Settings, port: int) -> contextlib.AbstractAsyncContextManager[str]:
+    """`liaison serve reader` on ``port`` until the block ends (then SIGTERM, exit 0)."""
+    return http_service(settings, "reader", {"LIAISON_READER_PORT": str(port)}, port)
 
 
 async def audited(settings: Settings) -> list[SealedRecord | InvalidRecord]:
