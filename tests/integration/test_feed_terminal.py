@@ -109,6 +109,18 @@ async def follow_leeds(kafka: Settings, env: dict[str, str]) -> asyncio.subproce
     )  # fmt: skip
 
 
+async def ctrl_c(process: asyncio.subprocess.Process) -> str:
+    """Stop a following feed as a person would; what it wrote on stderr."""
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), WAIT_S)
+    except TimeoutError:
+        process.kill()
+        _, err = await process.communicate()
+        pytest.fail(f"the feed did not stop on Ctrl-C; it wrote: {err.decode()[-4000:]}")
+    return err.decode()
+
+
 async def bad_values_are_one_line_and_the_scope_is_refused(feed: Feed) -> None:
     typo = await feed("--json", "--area", "Leedz", "--purpose", PURPOSE)
     line = one_error_line(typo)
@@ -176,10 +188,9 @@ async def test_the_feed_as_json_backfills_in_scope_follows_live_and_audits_every
             row = await next_line(following.stdout)
             assert (row["id"], row["summary"]) == (str(live.id), live.summary)
         finally:
-            following.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(following.communicate(), WAIT_S)
-        assert following.returncode == 0, err.decode()
-        assert "Traceback" not in err.decode()
+            err = await ctrl_c(following)
+        assert following.returncode == 0, err
+        assert "Traceback" not in err
 
         # A feed still open when the service stops: the service stops (exit 0, below),
         # and the feed says so in one line.
@@ -187,9 +198,9 @@ async def test_the_feed_as_json_backfills_in_scope_follows_live_and_audits_every
         assert lingering.stderr is not None
         status = await asyncio.wait_for(lingering.stderr.readline(), WAIT_S)
         assert b"following live" in status
-    out, err = await asyncio.wait_for(lingering.communicate(), WAIT_S)
+    out, last = await asyncio.wait_for(lingering.communicate(), WAIT_S)
     assert lingering.returncode == 1
-    assert err.decode().startswith("error: the reader service stopped; run the command again")
+    assert last.decode().startswith("error: the reader service stopped; run the command again")
     assert len(out.splitlines()) == 3
 
     reads = await terminal_reads(kafka)
@@ -240,10 +251,14 @@ class Terminal:
         return _ESCAPES.sub("", self.raw.decode("utf-8", "replace"))
 
     async def shows(self, *words: str) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while not all(word in self.text for word in words):
-                self.more.clear()
-                await self.more.wait()
+        try:
+            async with asyncio.timeout(WAIT_S):
+                while not all(word in self.text for word in words):
+                    self.more.clear()
+                    await self.more.wait()
+        except TimeoutError:
+            missing = [word for word in words if word not in self.text]
+            pytest.fail(f"the terminal never showed {missing}; it shows:\n{self.text[-3000:]}")
 
     def close(self) -> None:
         asyncio.get_running_loop().remove_reader(self.master)
@@ -275,8 +290,13 @@ async def test_the_live_table_on_a_terminal_shows_findings_then_new_ones_until_c
             await screen.shows(later.summary, "2 shown (1 earlier, 1 live)")
         finally:
             process.send_signal(signal.SIGINT)
-            await asyncio.wait_for(process.wait(), WAIT_S)
-            screen.close()
+            try:
+                await asyncio.wait_for(process.wait(), WAIT_S)
+            except TimeoutError:
+                process.kill()
+                pytest.fail(f"the feed did not stop on Ctrl-C; it shows:\n{screen.text[-3000:]}")
+            finally:
+                screen.close()
         assert process.returncode == 0, screen.text[-2000:]
         assert "Traceback" not in screen.text
         assert "error:" not in screen.text

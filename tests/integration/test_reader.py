@@ -68,6 +68,7 @@ async def http_service(
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    failed = False
     try:
         async with httpx2.AsyncClient(base_url=url, timeout=2.0) as client:
             for _ in range(300):
@@ -79,10 +80,15 @@ async def http_service(
             else:
                 pytest.fail(f"`liaison serve {verb}` never answered")
         yield url
+    except BaseException:
+        failed = True
+        raise
     finally:
         if service.returncode is None:
             service.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(service.communicate(), 30)
+        if failed:  # what the service logged, beside the test's failure
+            sys.stderr.write(f"--- `liaison serve {verb}` logged:\n{err.decode()[-8000:]}\n")
         assert service.returncode == 0, err.decode()
 
 
