@@ -15,10 +15,12 @@ import collections
 import datetime as dt
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Final
+from types import FrameType
+from typing import Annotated, Any, Final, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -414,6 +416,18 @@ def _as_json(events: Iterator[tuple[str, dict[str, Any]]], *, follow: bool) -> _
     return board
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    del signum, frame
+    raise KeyboardInterrupt
+
+
+def _stop_on_ctrl_c() -> None:
+    """Ctrl-C (SIGINT) or SIGTERM ends the feed cleanly (exit 0), even when the shell that
+    started it ignores SIGINT (a background job), which Python would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 @feed_app.callback()
 def feed(
     ctx: typer.Context,
@@ -512,6 +526,7 @@ def feed(
         _fail(str(exc), INVALID)
     token = _token(settings, token_file)
     params = _params(purpose, query, follow=follow, limit=limit)
+    _stop_on_ctrl_c()
     events = stream_feed(settings.reader_url, token, params)
     show = _as_json if as_json else _on_terminal if sys.stdout.isatty() else _on_pipe
     try:
