@@ -29,6 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from consumers import jtai_desk
 from schemas.events import (
     CONCERN_RAISED,
     EXCEPTIONAL_PRACTICE_IDENTIFIED,
@@ -93,9 +94,9 @@ SUMMARY_WIDTH: Final = 120
 
 
 def trim(text: str, width: int = SUMMARY_WIDTH) -> str:
-    """``text`` on one line, at most ``width`` characters (an ellipsis marks a cut)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: max(width - 1, 0)].rstrip() + "\u2026"
+    """``text`` on one line, at most ``width`` characters (an ellipsis marks a cut): the
+    JTAI desk's trimming, at the analysts' width."""
+    return jtai_desk.trim(text, width)
 
 
 def kind_of(event_type: str) -> Kind | None:
