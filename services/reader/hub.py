@@ -52,7 +52,7 @@ from schemas.jtai import JtaiDecision
 from schemas.keys import TrustStore
 from schemas.records import InboundRecord
 from schemas.signed import FEED_TYPES, JTAI_TOPIC_TYPES, OpenedSigned, open_signed
-from services.kafka import assigned, inbound
+from services.kafka import assigned, catch_up, inbound
 from services.settings import Settings
 
 __all__ = ["Entry", "FeedHub", "LogView"]
@@ -174,17 +174,8 @@ class FeedHub:
             consumer = await resources.enter_async_context(
                 assigned(self._settings, list(self._accept))
             )
-            partitions = list(consumer.assignment())
-            await consumer.seek_to_beginning(*partitions)
-            todo = await consumer.end_offsets(partitions)
-            while todo:
-                batch = await consumer.getmany(*todo, timeout_ms=_POLL_MS)
-                self._take(batch)
-                # Every partition, not only those that returned records: one whose last
-                # records are an aborted transaction returns nothing, yet reaches the end.
-                for tp in list(todo):
-                    if await consumer.position(tp) >= todo[tp]:
-                        todo.pop(tp)
+            async for records in catch_up(consumer):
+                self.add([inbound(raw) for raw in records])
         except BaseException:
             await resources.aclose()
             raise
