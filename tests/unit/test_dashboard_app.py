@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -22,7 +22,6 @@ from starlette.testclient import TestClient
 
 from consumers.jtai import consideration_id
 from schemas.audit import AnalystScope, FeedRead, FeedRefused
-from schemas.errors import BrokerError
 from schemas.events import Theme
 from schemas.jtai import JtaiConsiderationRequested, JtaiDecisionRecorded
 from schemas.keys import BUS
@@ -45,6 +44,7 @@ from services.reader.query import scoped_areas
 from services.settings import Settings
 from tests.factories import NOW, concern, key_for, trust_of
 from tests.loop_factories import outcome_recorded, recommendation, review, signed_inbound
+from tests.unit.test_reader_app import FakeAudit as ReaderAudit
 
 LEEDS, BRADFORD, KENT = "E08000035", "E08000032", "E10000016"
 YORKSHIRE = "Yorkshire and The Humber"
@@ -65,16 +65,8 @@ def analyst(name: str, token: str, scope: AnalystScope) -> Analyst:
 
 
 @dataclass
-class FakeAudit:
-    """The audit log seam: a list, or a log that takes nothing."""
-
-    records: list[FeedRead | FeedRefused] = field(default_factory=list)
-    fail: bool = False
-
-    async def write(self, record: FeedRead | FeedRefused) -> None:
-        if self.fail:
-            raise BrokerError("the broker is away")
-        self.records.append(record)
+class FakeAudit(ReaderAudit):
+    """The audit log seam (the reader app's fake): a list, or a log that takes nothing."""
 
     def reads(self, view: str) -> list[FeedRead]:
         return [r for r in self.records if isinstance(r, FeedRead) and r.view == view]
