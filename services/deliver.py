@@ -84,6 +84,7 @@ from schemas.signed import (
 )
 from services.audit_log import audit_outbound
 from services.kafka import (
+    client_options,
     inbound,
     producer_options,
     start_when_reachable,
@@ -250,7 +251,7 @@ class _Deliverer:
             self._consumer = tolerate_unparseable(
                 AIOKafkaConsumer(
                     self._topic,
-                    bootstrap_servers=self._settings.bootstrap_servers,
+                    **client_options(self._settings),
                     group_id=self._group,
                     enable_auto_commit=False,  # offsets are committed inside each transaction
                     auto_offset_reset="earliest",

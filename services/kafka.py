@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,9 +26,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from producers.publisher import Delivery, Transaction
-from schemas.errors import BrokerError, LiaisonError
+from schemas.errors import BrokerError, ConfigurationError, LiaisonError
 from schemas.records import InboundRecord, OutboundRecord
 from schemas.topics import TopicSpec
 from services.settings import Settings
@@ -43,10 +46,12 @@ __all__ = [
     "backoff",
     "broker_answers",
     "catch_up",
+    "client_options",
     "committed_offsets",
     "delete_topics",
     "describe_topics",
     "end_offsets",
+    "faststream_security",
     "group_members",
     "inbound",
     "kafka_sink",
@@ -133,10 +138,85 @@ class KafkaSink:
         return metadata
 
 
+# -- connecting: the one place a Kafka client's connection options are made -------------
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    """TLS: brokers checked against ``kafka_ca_file`` (or the system's CAs) and their host
+    names; this client's certificate presented when one is set (mutual TLS)."""
+    files = (settings.kafka_ca_file, settings.kafka_cert_file, settings.kafka_key_file)
+    key = tuple(str(f) if f else "" for f in files)
+    cached = _SSL_CONTEXTS.get(key)
+    if cached is not None:
+        return cached
+    ca, cert, private = files
+    for name, path in (("CA", ca), ("CERT", cert), ("KEY", private)):
+        if path is not None and not path.is_file():
+            msg = f"LIAISON_KAFKA_{name}_FILE: {path} is not a readable file"
+            raise ConfigurationError(msg)
+    try:
+        context: ssl.SSLContext = create_ssl_context(cafile=ca, certfile=cert, keyfile=private)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        msg = f"the Kafka TLS files could not be loaded: {type(exc).__name__}: {exc}"
+        raise ConfigurationError(msg) from None
+    _SSL_CONTEXTS[key] = context
+    return context
+
+
+_SSL_CONTEXTS: dict[tuple[str, ...], ssl.SSLContext] = {}
+
+
+def _sasl_password(settings: Settings) -> str:
+    if settings.kafka_sasl_password is not None:
+        return settings.kafka_sasl_password.get_secret_value()
+    path = settings.kafka_sasl_password_file
+    assert path is not None  # noqa: S101 - Settings requires one of the two
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        msg = f"LIAISON_KAFKA_SASL_PASSWORD_FILE: {path} could not be read"
+        raise ConfigurationError(msg) from None
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """How every Kafka client Liaison makes (producer, consumer, admin) connects: the
+    bootstrap servers, and TLS and SASL/SCRAM as the settings say."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": protocol,
+    }
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = _ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = _sasl_password(settings)
+    return options
+
+
+def faststream_security(settings: Settings) -> BaseSecurity | None:
+    """The same connection, as faststream's ``KafkaBroker(security=...)`` takes it."""
+    options = client_options(settings)
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = options.get("ssl_context")
+    if not protocol.startswith("SASL_"):
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        ssl_context=context,
+        use_ssl=protocol == "SASL_SSL",
+    )
+
+
 def producer_options(settings: Settings) -> dict[str, Any]:
     """Options every Liaison producer shares: idempotent, all in-sync replicas ack."""
     return {
-        "bootstrap_servers": settings.bootstrap_servers,
+        **client_options(settings),
         "enable_idempotence": True,
         "acks": "all",
         "linger_ms": 5,
@@ -251,7 +331,7 @@ async def group_members(settings: Settings, group_id: str) -> int:
 
 @asynccontextmanager
 async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()
     except KafkaError as exc:
@@ -467,7 +547,7 @@ async def _started(client: _Client, settings: Settings) -> _Client:
 def _reader(settings: Settings, *, committed_only: bool = True) -> AIOKafkaConsumer:
     return tolerate_unparseable(
         AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             enable_auto_commit=False,
             isolation_level="read_committed" if committed_only else "read_uncommitted",
             auto_offset_reset="earliest",
@@ -638,9 +718,7 @@ def inbound(raw: Any) -> InboundRecord:  # noqa: ANN401 - aiokafka is untyped
 
 async def broker_answers(settings: Settings, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:
     """Whether a broker at ``settings.bootstrap_servers`` answers a metadata request."""
-    client = AIOKafkaClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    client = AIOKafkaClient(**client_options(settings), request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
     except (KafkaError, OSError, TimeoutError):

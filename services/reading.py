@@ -21,7 +21,7 @@ from schemas.errors import EnvelopeError
 from schemas.keys import TrustStore
 from schemas.records import InboundRecord
 from schemas.signed import OpenedSigned, open_signed
-from services.kafka import inbound, partition_counts, tolerate_unparseable
+from services.kafka import client_options, inbound, partition_counts, tolerate_unparseable
 from services.settings import Settings
 
 __all__ = ["SignedRead", "read_signed"]
@@ -47,7 +47,7 @@ async def read_signed(
     counts = await partition_counts(settings, topics)
     consumer = tolerate_unparseable(
         AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )

@@ -32,7 +32,7 @@ from schemas.records import HEADER_AREA, HEADER_TYPE, InboundRecord, header_map
 from schemas.signed import OpenedSigned, accepted_on, open_signed
 from services.audit_store import SqliteAuditStore
 from services.auditor import inclusion_document, latest_signed
-from services.kafka import inbound, partition_counts, tolerate_unparseable
+from services.kafka import client_options, inbound, partition_counts, tolerate_unparseable
 from services.settings import Settings
 
 __all__ = [
@@ -112,7 +112,7 @@ async def replay_topics(
     counts = await partition_counts(settings, topics)
     consumer = tolerate_unparseable(
         AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )

@@ -47,6 +47,7 @@ from services.audit_log import audit_outbound
 from services.kafka import (
     assigned,
     catch_up,
+    faststream_security,
     inbound,
     producer_options,
     tolerate_unparseable,
@@ -114,7 +115,12 @@ class RouterService:
 
     def _build_broker(self) -> KafkaBroker:
         settings = self._settings
-        broker = KafkaBroker(settings.bootstrap_servers, logger=self._log, log_level=logging.DEBUG)
+        broker = KafkaBroker(
+            settings.bootstrap_servers,
+            security=faststream_security(settings),
+            logger=self._log,
+            log_level=logging.DEBUG,
+        )
 
         subscriber = broker.subscriber(
             *settings.topics.all_events(),

@@ -41,6 +41,36 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]*$",
         description="Prefix on every topic name (tests use one; production uses none).",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description=(
+            "How every Kafka client Liaison makes connects: PLAINTEXT (the local broker),"
+            " SSL (TLS), SASL_SSL (TLS and SCRAM: a production cluster) or SASL_PLAINTEXT."
+        ),
+    )
+    kafka_ca_file: Path | None = Field(
+        default=None,
+        description="TLS: the CA certificate(s) (PEM) brokers' certificates are checked"
+        " against; default: the system's CAs.",
+    )
+    kafka_cert_file: Path | None = Field(
+        default=None, description="TLS: this client's certificate (PEM), for mutual TLS."
+    )
+    kafka_key_file: Path | None = Field(
+        default=None, description="TLS: this client's private key (PEM), for mutual TLS."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        default="SCRAM-SHA-512", description="SASL: the SCRAM mechanism."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL: this client's principal (user name)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL: the principal's password (never logged)."
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="SASL: a file holding the principal's password."
+    )
     replication_factor: int = Field(
         default=1, ge=1, description="Replication factor of topics created by `topics apply`."
     )
@@ -130,6 +160,23 @@ class Settings(BaseSettings):
             msg = f"{DEMO_ROUTER_INSTANCE!r} is the router instance of `liaison demo`"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Self:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not self.kafka_sasl_username:
+            msg = f"LIAISON_KAFKA_SASL_USERNAME is needed with {self.kafka_security_protocol}"
+            raise ValueError(msg)
+        if sasl and (self.kafka_sasl_password is None) == (self.kafka_sasl_password_file is None):
+            msg = (
+                f"{self.kafka_security_protocol} needs one of LIAISON_KAFKA_SASL_PASSWORD and"
+                " LIAISON_KAFKA_SASL_PASSWORD_FILE"
+            )
+            raise ValueError(msg)
+        if (self.kafka_cert_file is None) != (self.kafka_key_file is None):
+            msg = "LIAISON_KAFKA_CERT_FILE and LIAISON_KAFKA_KEY_FILE go together"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Self:
