@@ -129,7 +129,17 @@ from schemas.events import ConcernRaised, InspectorateEvent, Progress, Recommend
 from schemas.inspectorates import Inspectorate
 from schemas.jtai import JtaiConsiderationRequested, JtaiTrigger
 
-__all__ = ["JTAI_NAMESPACE", "Evidence", "JtaiWatch", "consideration_id", "evidence_of"]
+__all__ = [
+    "JTAI_NAMESPACE",
+    "Claimed",
+    "Evidence",
+    "Forgotten",
+    "JtaiWatch",
+    "Released",
+    "WatchChange",
+    "consideration_id",
+    "evidence_of",
+]
 
 JTAI_NAMESPACE: Final = uuid.UUID("5f3c8c75-86de-48f9-ab8a-328aed934c39")
 """Namespace of consideration ids (fixed forever: changing it changes every id)."""
@@ -190,10 +200,43 @@ def consideration_id(area: str, theme: Theme, window_start: dt.datetime) -> uuid
     return uuid.uuid5(JTAI_NAMESPACE, f"{area}|{theme}|{start.isoformat()}")
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A window claimed for an area and theme (a consideration raised or replayed)."""
+
+    area: str
+    theme: Theme
+    start: dt.datetime
+    end: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A claimed window forgotten (it ended before the retention horizon)."""
+
+    window: Claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """A concern forgotten (it occurred before the retention horizon)."""
+
+    id: uuid.UUID
+
+
+WatchChange: TypeAlias = Evidence | Forgotten | Claimed | Released
+"""One change to the watch's state, for a caller that keeps the state elsewhere too (the
+router's compacted state topic): a concern recorded or forgotten, a window claimed or
+released."""
+
+
 @dataclass(slots=True)
 class _Stream:
     """What the watch keeps for one (area, theme)."""
 
+    area: str
+    theme: Theme
+    log: list[WatchChange] | None
     concerns: dict[uuid.UUID, Evidence] = field(default_factory=dict)
     # Claimed windows as (start, end), sorted by start, so `covers` is a bisection:
     # out-of-order arrival (a backfill, say) can claim many windows in one stream.
@@ -201,10 +244,12 @@ class _Stream:
     longest: dt.timedelta = dt.timedelta(0)
     newest: dt.datetime | None = None
 
-    def claim(self, start: dt.datetime, end: dt.datetime) -> None:
+    def claim(self, start: dt.datetime, end: dt.datetime, *, logged: bool = True) -> None:
         if (start, end) not in self.claimed:
             bisect.insort(self.claimed, (start, end))
             self.longest = max(self.longest, end - start)
+            if logged and self.log is not None:
+                self.log.append(Claimed(self.area, self.theme, start, end))
 
     def covers(self, when: dt.datetime) -> bool:
         # Only windows starting in (when - longest, when] can contain `when`.
@@ -218,15 +263,25 @@ class _Stream:
                 return True
         return False
 
-    def record(self, concern: Evidence) -> None:
+    def record(self, concern: Evidence, *, logged: bool = True) -> None:
         self.concerns[concern.id] = concern
         if self.newest is None or concern.occurred_at > self.newest:
             self.newest = concern.occurred_at
+        if logged and self.log is not None:
+            self.log.append(concern)
 
     def forget_before(self, horizon: dt.datetime) -> None:
         for stale in [i for i, c in self.concerns.items() if c.occurred_at < horizon]:
             del self.concerns[stale]
-        self.claimed = [(start, end) for start, end in self.claimed if end > horizon]
+            if self.log is not None:
+                self.log.append(Forgotten(stale))
+        kept = []
+        for start, end in self.claimed:
+            if end > horizon:
+                kept.append((start, end))
+            elif self.log is not None:
+                self.log.append(Released(Claimed(self.area, self.theme, start, end)))
+        self.claimed = kept
 
 
 _LATEST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -239,8 +294,11 @@ def _order(concern: Evidence) -> tuple[dt.datetime, uuid.UUID]:
 class JtaiWatch:
     """Watches verified findings and says when an area and theme should be considered."""
 
-    def __init__(self, window: dt.timedelta, min_inspectorates: int = 2) -> None:
-        """Combine concerns within ``window`` from ``min_inspectorates`` inspectorates."""
+    def __init__(
+        self, window: dt.timedelta, min_inspectorates: int = 2, *, log_changes: bool = False
+    ) -> None:
+        """Combine concerns within ``window`` from ``min_inspectorates`` inspectorates;
+        with ``log_changes``, keep every change of state for ``drain_changes``."""
         if window <= dt.timedelta(0):
             raise ConfigurationError(f"the JTAI window must be positive, not {window}")
         if not _SEVERAL <= min_inspectorates <= len(Inspectorate):
@@ -252,6 +310,8 @@ class JtaiWatch:
         self._window = window
         self._min_inspectorates = min_inspectorates
         self._streams: dict[_Key, _Stream] = {}
+        self._changes: list[WatchChange] = []
+        self._log_changes = log_changes
 
     @property
     def window(self) -> dt.timedelta:
@@ -303,12 +363,39 @@ class JtaiWatch:
         stream.claim(emitted.window_start.astimezone(dt.UTC), emitted.window_end)
         self._forget(stream)
 
+    def restore(self, concern: Evidence) -> None:
+        """Load a concern the watch held before (from a store of its changes); nothing is
+        logged. Call ``settle`` once everything is restored."""
+        self._stream(concern.area, concern.theme).record(concern, logged=False)
+
+    def restore_claim(self, window: Claimed) -> None:
+        """Load a window the watch had claimed before; nothing is logged."""
+        stream = self._stream(window.area, window.theme)
+        stream.claim(window.start.astimezone(dt.UTC), window.end, logged=False)
+
+    def settle(self) -> None:
+        """After ``restore``: forget what is past every stream's horizon (logged)."""
+        for stream in list(self._streams.values()):
+            self._forget(stream)
+
+    def drain_changes(self) -> list[WatchChange]:
+        """Every change since the last call, in order (and forget them)."""
+        changes = list(self._changes)
+        self._changes.clear()  # streams append to this very list
+        return changes
+
     def _stream(self, area: str, theme: Theme) -> _Stream:
-        return self._streams.setdefault((area, theme), _Stream())
+        stream = self._streams.get((area, theme))
+        if stream is None:
+            log = self._changes if self._log_changes else None
+            stream = self._streams[area, theme] = _Stream(area, theme, log)
+        return stream
 
     def _forget(self, stream: _Stream) -> None:
         if stream.newest is not None:
             stream.forget_before(stream.newest - 2 * self._window)
+        if not stream.concerns and not stream.claimed:
+            del self._streams[stream.area, stream.theme]  # an empty stream holds nothing
 
     def _assess(self, stream: _Stream, concern: Evidence) -> JtaiConsiderationRequested | None:
         """The consideration an open ``concern`` raises, if any (steps 3 to 5)."""

@@ -41,13 +41,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 from uuid import UUID
 
-from consumers.jtai import JtaiWatch
+from consumers.copartition import partition_for
+from consumers.jtai import JtaiWatch, WatchChange
+from consumers.router_state import LoadedState, RoutedId
 from consumers.routing import Destination, route
 from consumers.rules import Rule, RuleSet
 from schemas.audit import (
@@ -363,33 +365,100 @@ class Router:
     of any other topic are judged as an events topic's (``plan``).
     """
 
-    def __init__(self, topics: Topics, rules: RuleSet, bus_key: SigningKey, actor: str) -> None:
-        """A router with no memory yet; ``actor`` names it in audit records."""
+    def __init__(
+        self,
+        topics: Topics,
+        rules: RuleSet,
+        bus_key: SigningKey,
+        actor: str,
+        *,
+        partitions: int = 0,
+        log_changes: bool = False,
+    ) -> None:
+        """A router with no memory yet; ``actor`` names it in audit records.
+
+        With ``partitions`` (the partition count of every area-keyed topic), a verified
+        event on a partition other than its area's is refused (``wrong_partition``): the
+        router that owns a partition number must see every event about its areas. With
+        ``log_changes``, every change of state is kept for ``drain_changes``.
+        """
         self._topics = topics
         self._rules = rules
         self._bus_key = bus_key
         self._actor = actor
+        self._partitions = partitions
+        self._log_changes = log_changes
         # id -> (signer, kind): who first used an id, verified, and for what.
         self._routed: dict[UUID, tuple[str, str]] = {}
+        # (routed at, id) in the order remembered: what the dedupe horizon drops first.
+        self._routed_order: deque[tuple[int, UUID]] = deque()
+        self._new_ids: list[RoutedId] = []
         jtai = rules.jtai
-        self._watch = JtaiWatch(dt.timedelta(days=jtai.window_days), jtai.min_inspectorates)
+        self._watch = JtaiWatch(
+            dt.timedelta(days=jtai.window_days), jtai.min_inspectorates, log_changes=log_changes
+        )
 
     @property
     def routed(self) -> int:
         """How many ids (of findings, outcomes and reminders) the router remembers."""
         return len(self._routed)
 
-    def remember(self, opened: Opened | OpenedSigned) -> None:
-        """Rebuild from a record already routed (a verified envelope from the feed).
+    def remember(self, opened: Opened | OpenedSigned, at: dt.datetime | None = None) -> None:
+        """Rebuild from a record already routed (a verified envelope from the feed, which
+        the broker appended ``at``; default: when it was judged).
 
         A finding is remembered by id and replayed into the JTAI watch; an outcome only by
         id (outcomes never count towards a JTAI); any other type teaches nothing.
         """
         event = opened.event
-        if isinstance(event, InspectorateEvent | OutcomeRecorded | OutcomeOverdue):
-            self._routed.setdefault(event.id, (str(event.source), _kind(event)))
+        if (
+            isinstance(event, InspectorateEvent | OutcomeRecorded | OutcomeOverdue)
+            and event.id not in self._routed
+        ):
+            self._note_routed(event.id, str(event.source), _kind(event), at or opened.judged_at)
         if isinstance(event, InspectorateEvent):
             self._watch.replay_finding(event)
+
+    def restore(self, state: LoadedState, now: dt.datetime, horizon: dt.timedelta) -> list[UUID]:
+        """Load the state a router kept before (``consumers.router_state``): the ids routed
+        since ``now - horizon``, the JTAI watch's concerns and claimed windows. Nothing
+        restored is logged as a change; the ids past the dedupe horizon are returned (for
+        the caller to delete from its store), not loaded."""
+        oldest, expired = _ms(now - horizon), []
+        for routed in sorted(state.routed, key=lambda r: r.at_ms):
+            if routed.at_ms < oldest:
+                expired.append(routed.id)
+            elif routed.id not in self._routed:
+                self._routed[routed.id] = (routed.signer, routed.kind)
+                self._routed_order.append((routed.at_ms, routed.id))
+        for concern in state.evidence:
+            self._watch.restore(concern)
+        for window in state.claims:
+            self._watch.restore_claim(window)
+        self._watch.settle()
+        return expired
+
+    def expire(self, now: dt.datetime, horizon: dt.timedelta) -> list[UUID]:
+        """Forget the ids routed before ``now - horizon``, and return them."""
+        oldest, dropped = _ms(now - horizon), []
+        while self._routed_order and self._routed_order[0][0] < oldest:
+            _, stale = self._routed_order.popleft()
+            self._routed.pop(stale, None)
+            dropped.append(stale)
+        return dropped
+
+    def drain_changes(self) -> tuple[list[RoutedId], list[WatchChange]]:
+        """The ids routed and the JTAI watch's changes since the last call (with
+        ``log_changes``), in order; then forgets them."""
+        ids, self._new_ids = self._new_ids, []
+        return ids, self._watch.drain_changes()
+
+    def _note_routed(self, event_id: UUID, signer: str, kind: str, at: dt.datetime) -> None:
+        self._routed[event_id] = (signer, kind)
+        at_ms = _ms(at)
+        self._routed_order.append((at_ms, event_id))
+        if self._log_changes:
+            self._new_ids.append(RoutedId(event_id, signer, kind, at_ms))
 
     def remember_consideration(self, consideration: JtaiConsiderationRequested) -> None:
         """Rebuild from a consideration already emitted (verified, from the JTAI queue)."""
@@ -444,7 +513,7 @@ class Router:
             "inspectorate": event.source.value,
             "area": event.area,
         }
-        conflict = self._conflict(event)
+        conflict = self._conflict(event) or self._misplaced(record, event.area)
         if conflict is not None:
             self._quarantine(record, conflict, now, out, event_ids=(event.id,))
             return
@@ -456,7 +525,7 @@ class Router:
             )
             out.logs.append(LogLine("event_duplicate_ignored", warning=False, fields=context))
             return
-        self._routed[event.id] = (str(event.source), _FINDING)
+        self._note_routed(event.id, str(event.source), _FINDING, now)
         out.outbound.extend(decision.outbound)
         out.audit.append(self._decision_record(decision, now))
         out.logs.append(
@@ -471,6 +540,19 @@ class Router:
             )
         )
         self._watch_finding(event, now, context, out)
+
+    def _misplaced(self, record: InboundRecord, area: str) -> EnvelopeError | None:
+        """The refusal of a verified record on a partition its area does not give."""
+        if not self._partitions:
+            return None
+        expected = partition_for(area.encode(), self._partitions)
+        if record.partition == expected:
+            return None
+        return EnvelopeError(
+            Reason.WRONG_PARTITION,
+            f"an event about this area belongs on partition {expected} (key it by its area"
+            " and use Kafka's default partitioner)",
+        )
 
     def _conflict(self, event: InspectorateEvent | OutcomeEvent) -> EnvelopeError | None:
         """The refusal of an id already used by another signer or for another kind."""
@@ -503,7 +585,11 @@ class Router:
             "source": str(outcome.source),
             "area": outcome.area,
         }
-        conflict = self._conflict(outcome) or self._misdirected(outcome)
+        conflict = (
+            self._conflict(outcome)
+            or self._misdirected(outcome)
+            or self._misplaced(record, outcome.area)
+        )
         if conflict is not None:
             self._quarantine(record, conflict, now, out, event_ids=ids)
             return
@@ -513,7 +599,7 @@ class Router:
             )
             out.logs.append(LogLine("outcome_duplicate_ignored", warning=False, fields=context))
             return
-        self._routed[outcome.id] = (str(outcome.source), _kind(outcome))
+        self._note_routed(outcome.id, str(outcome.source), _kind(outcome), now)
         out.outbound.extend(decision.outbound)
         out.audit.append(
             EventRouted(
@@ -635,6 +721,10 @@ class Router:
             at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source,
             area=event.area, destinations=(*taken, RouteTaken(topic=self._topics.feed)),
         )  # fmt: skip
+
+
+def _ms(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)
 
 
 def _context(record: InboundRecord) -> dict[str, object]:

@@ -146,6 +146,9 @@ class Reason(StrEnum):
     """A verified envelope of a type this topic does not carry."""
     ID_CONFLICT = "id_conflict"
     """Another inspectorate's verified event already has this event id."""
+    WRONG_PARTITION = "wrong_partition"
+    """A verified event on a partition its area's key does not give (every area-keyed
+    topic is placed by Kafka's default partitioner, so one router judges an area)."""
     UNPARSEABLE = "unparseable"
     """The Kafka client could not parse the record (e.g. a header name that is not UTF-8)."""
     INTERNAL_ERROR = "internal_error"

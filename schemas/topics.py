@@ -4,11 +4,13 @@ This is the one place topic names are spelled. ``Topics(prefix)`` gives the same
 with a prefix, so tests (and parallel demos) can share one broker without clashing; the
 contract names are those with the empty prefix.
 
-Every topic is kept forever (none is compacted) except ``liaison.quarantine``: it holds
+Every topic is kept forever (none is compacted) except two. ``liaison.quarantine`` holds
 the raw bytes of refused records, personal data included, so it keeps them for a bounded
 retention (``Topics(quarantine_retention_ms=...)``, by default
 ``QUARANTINE_RETENTION_DAYS``; the deployment's setting is
-``LIAISON_QUARANTINE_RETENTION_DAYS``), long enough to redrive.
+``LIAISON_QUARANTINE_RETENTION_DAYS``), long enough to redrive. ``liaison.router.state``
+is the router's own memory (``consumers.router_state``), compacted: the latest value of
+each key is the state.
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ _ENVELOPES: Final = MappingProxyType({**_KEEP_FOREVER, **_APPEND_TIME})
 # is what a change's back-dating and a revocation's effect are judged against.
 _KEY_CHANGES: Final = MappingProxyType(
     {**_KEEP_FOREVER, **_APPEND_TIME, "cleanup.policy": "delete"}
+)
+
+
+# The router's state (consumers.router_state): the latest value of each key is all that
+# matters, so the log is compacted; the active segment rolls hourly so compaction keeps up,
+# and tombstones (ids past the dedupe horizon, forgotten JTAI concerns) stay a day so a
+# router loading meanwhile still sees the deletion.
+_COMPACTED_STATE: Final = MappingProxyType(
+    {
+        "cleanup.policy": "compact",
+        "segment.ms": str(60 * 60 * 1000),
+        "min.cleanable.dirty.ratio": "0.1",
+        "delete.retention.ms": str(DAY_MS),
+    }
 )
 
 
@@ -122,6 +138,11 @@ class Topics:
         return f"{self.prefix}liaison.audit.checkpoints"
 
     @property
+    def router_state(self) -> str:
+        """The router's own state per partition number (compacted; only routers write)."""
+        return f"{self.prefix}liaison.router.state"
+
+    @property
     def keys(self) -> str:
         """Signed key changes under the pinned trust root (kept whole, never compacted)."""
         return f"{self.prefix}liaison.keys"
@@ -188,6 +209,13 @@ class Topics:
             TopicSpec(self.unrouted, 1, "verified events no rule matched", _ENVELOPES),
             TopicSpec(self.audit, 1, "the audit log", audit_log),
             TopicSpec(self.audit_checkpoints, 1, "signed audit checkpoints", one_partition_forever),
+            TopicSpec(
+                self.router_state,
+                EVENT_PARTITIONS,
+                "the router's state per partition number: ids routed within the dedupe"
+                " horizon, open JTAI windows, input offsets (compacted, MAC'd, router only)",
+                _COMPACTED_STATE,
+            ),
             TopicSpec(
                 self.keys,
                 1,

@@ -1,21 +1,37 @@
-"""The router as a faststream service, exactly once through Kafka transactions.
+"""The router as a faststream service: exactly once through Kafka transactions, scaled
+out by partition number, with state that does not grow with history.
 
 faststream owns the service: the consumer group, its life cycle and the AsyncAPI
-description. It does not do Kafka transactions, so the seam is here and small: each
-batch faststream hands over is processed by ``_route_batch``, which produces every
-outbound record *and* the batch's consumer offsets in one aiokafka transaction. Readers
-use ``read_committed``, so a batch is seen whole or not at all; a router killed mid-batch
-is fenced on restart (same transactional id) and its open transaction aborted.
+description. It does not do Kafka transactions, so the seam is here and small.
 
-The router consumes every ``liaison.events.<inspectorate>`` topic and ``liaison.outcomes``
-in one group. The whole decision per batch is ``consumers.router.Router.step`` (pure).
-The state the router keeps, the verified ids it has routed with their signers (so a
-re-published event or outcome is routed once, and another signer's reuse of an id is
-refused) and the JTAI watch, is rebuilt at start from what it committed before (findings
-and outcomes on ``liaison.feed.areas``, considerations on ``liaison.jtai``), and again
-after any failed transaction, so it always matches the log. Overdue reminders go only to
-programme queues, which are not read back: one re-published after a restart is routed
-again, with the same id (derived from the finding and programme), which readers drop.
+Scale-out. Every area-keyed topic has the same partitions and every record is keyed by
+its area (``consumers.copartition``), so partition *p* of every events topic and of
+``liaison.outcomes`` holds all of some areas' records. A co-partitioning assignor gives
+each partition number to one router of the group (as Kafka Streams does with its
+tasks), so one router judges every event about an area: one JTAI watch and one memory of
+routed ids per area, however many routers run. A verified event on a partition its area
+does not give is refused (``wrong_partition``).
+
+One task per partition number owned. Each has its own transactional producer, id
+``<prefix>liaison.router.p<p>``, and its own state. On every assignment a task is made
+in this order: the producer is started (``init_transactions`` fences whoever used that id
+before, a zombie router included, and aborts its open transaction), then the task's
+state is loaded from ``liaison.router.state`` partition *p* (read committed), then the
+consumer is moved to the input offsets that state records. Every batch of *p* is then
+committed in one transaction with everything it decided: the routed records, the audit
+records, the changes of state and the new input offsets (plus the group's offsets, for
+lag monitoring). So a commit always builds on the latest committed state, and a router
+that lost *p* can never commit for it again: its producer epoch is fenced (it learns so
+with ``ProducerFenced`` and drops the task until it is assigned *p* again). Fencing is
+by partition set, enforced by the transaction coordinator, because aiokafka's
+``send_offsets_to_transaction`` cannot carry the group generation (KIP-447).
+
+State (``consumers.router_state``): ids routed within the dedupe horizon
+(``LIAISON_ROUTER_DEDUPE_DAYS``), the JTAI watch's retained concerns and claimed windows,
+the input offsets. The topic is compacted, so loading reads what is live, not the feed.
+A partition with no state yet (the first start after an upgrade) is rebuilt once from
+the feed and the JTAI queue, then written. Overdue reminders go only to programme queues:
+one re-published after a restart is routed again, with the same id, which readers drop.
 """
 
 from __future__ import annotations
@@ -25,39 +41,70 @@ import datetime as dt
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
+from consumers.copartition import assign_numbers
 from consumers.router import Router
+from consumers.router_state import (
+    HEADER_MAC,
+    RoutedGroups,
+    StateRecord,
+    encode_offsets,
+    encode_watch_change,
+    load_state,
+)
 from consumers.rules import RuleSet
-from schemas.errors import EnvelopeError
+from schemas.errors import BrokerError, ConfigurationError, EnvelopeError, LiaisonError
 from schemas.jtai import JtaiConsiderationRequested
 from schemas.keys import SigningKey, TrustStore
 from schemas.records import InboundRecord, OutboundRecord
 from schemas.signed import FEED_TYPES, JTAI_TOPIC_TYPES, open_signed
 from services.audit_log import audit_outbound
 from services.kafka import (
+    Outage,
     assigned,
     catch_up,
     faststream_security,
     inbound,
+    partition_counts,
     producer_options,
     tolerate_unparseable,
 )
 from services.settings import Settings
 from services.trust import TrustFollower
 
-__all__ = ["RouterService", "router_group_id", "router_transactional_id"]
+__all__ = [
+    "ASSIGNOR_NAME",
+    "RouterService",
+    "co_partition_assignor",
+    "router_group_id",
+    "router_transactional_id",
+]
 
 _BATCH = 500  # records per transaction: fewer commits, bounded redelivery after a crash
+_RECLAIM_AFTER_S: Final = 30.0
+"""A number lost to a fatal producer error but still assigned this long later (so no
+other router took it: the group would have rebalanced by now) is taken back."""
+ASSIGNOR_NAME: Final = "liaison-copartition"
 
 
 def router_group_id(settings: Settings) -> str:
@@ -65,9 +112,53 @@ def router_group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}liaison.router"
 
 
-def router_transactional_id(settings: Settings) -> str:
-    """Stable per router instance, so a restarted router fences its killed predecessor."""
-    return f"{settings.topic_prefix}liaison.router.{settings.router_instance}"
+def router_transactional_id(settings: Settings, number: int) -> str:
+    """The transactional id of the task for partition ``number``: whichever router owns
+    that number uses it, so taking the number over fences the router that had it."""
+    return f"{settings.topic_prefix}liaison.router.p{number}"
+
+
+def co_partition_assignor(instance: str) -> type[AbstractPartitionAssignor]:
+    """An assignor giving partition *p* of every subscribed topic to one member
+    (``consumers.copartition.assign_numbers``); ``instance`` travels in the member's
+    metadata so a restarted router gets back the numbers it had."""
+
+    class CoPartitionAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
+        name = ASSIGNOR_NAME
+        version = 0
+
+        @classmethod
+        def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
+            return ConsumerProtocolMemberMetadata(cls.version, sorted(topics), instance.encode())
+
+        @classmethod
+        def assign(
+            cls, cluster: ClusterMetadata, members: Mapping[str, ConsumerProtocolMemberMetadata]
+        ) -> dict[str, ConsumerProtocolMemberAssignment]:
+            partitions: dict[str, set[int]] = {}
+            for meta in members.values():
+                for topic in meta.subscription:
+                    partitions[topic] = set(cluster.partitions_for_topic(topic) or ())
+            numbers = {n for found in partitions.values() for n in found}
+            names = {m: meta.user_data.decode("utf-8", "replace") for m, meta in members.items()}
+            owned = assign_numbers(numbers, names)
+            return {
+                member: ConsumerProtocolMemberAssignment(
+                    cls.version,
+                    sorted(
+                        (topic, [n for n in owned[member] if n in partitions.get(topic, ())])
+                        for topic in meta.subscription
+                    ),
+                    b"",
+                )
+                for member, meta in members.items()
+            }
+
+        @classmethod
+        def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
+            del assignment
+
+    return CoPartitionAssignor
 
 
 async def _raw_batch(message: tuple[Any, ...]) -> KafkaMessage:
@@ -92,26 +183,78 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def state_secret(bus_key: SigningKey) -> bytes:
+    """The MAC key of the router's state records: derived from the bus key, which only
+    routers hold."""
+    raw = bus_key.private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"liaison router state v1")
+    return hkdf.derive(raw)
+
+
+@dataclass(slots=True)
+class _Task:
+    """One partition number this router owns: its producer, decisions and position."""
+
+    number: int
+    producer: AIOKafkaProducer
+    router: Router
+    offsets: dict[str, int]
+    """The next offset of each input topic's partition ``number``, as committed."""
+    groups: RoutedGroups
+    """The records of the state topic that hold the ids routed."""
+    stale: bool = False
+    """A transaction failed: the state in memory may be ahead of the log."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: RouterService) -> None:
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._service.revoke({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._service.assign({tp.partition for tp in assigned})
+
+
 class RouterService:
-    """Trust follower, the pure ``Router`` (state and decisions) and the transactional
-    subscriber: the I/O around ``Router.step``."""
+    """Trust follower, one task per owned partition number (producer and pure ``Router``)
+    and the subscriber: the I/O around ``Router.step``."""
 
     def __init__(self, settings: Settings, rules: RuleSet, bus_key: SigningKey) -> None:
         self._settings = settings
         self._rules = rules
         self._bus_key = bus_key
+        self._secret = state_secret(bus_key)
         self._trust = TrustFollower(settings)
         self._actor = f"router:{settings.router_instance}"
-        self._router = self._new_router()
-        self._stale = True
+        self._horizon = dt.timedelta(days=settings.router_dedupe_days)
+        self._inputs = (*settings.topics.all_events(), settings.topics.outcomes)
+        self._partitions = 0
+        self._tasks: dict[int, _Task] = {}
+        self._fenced: dict[int, float] = {}  # number -> when it was lost, on the loop's clock
+        self.loads: dict[int, tuple[int, bool]] = {}
+        """For each partition number loaded: state records read, and whether the state was
+        rebuilt from the feed (no state yet) rather than loaded."""
+        self._lock = asyncio.Lock()
         self._log = structlog.get_logger("liaison.router")
-        self._producer: AIOKafkaProducer | None = None
+        self._outage = Outage(settings, "router")
         self.failed = asyncio.Event()
-        """Set when the router can no longer go on (fenced by another instance)."""
+        """Set when the router can no longer go on (kept for callers; nothing sets it now
+        that losing a partition number to another router is part of normal work)."""
         self.broker = self._build_broker()
 
     def _new_router(self) -> Router:
-        return Router(self._settings.topics, self._rules, self._bus_key, self._actor)
+        return Router(
+            self._settings.topics,
+            self._rules,
+            self._bus_key,
+            self._actor,
+            partitions=self._partitions,
+            log_changes=True,
+        )
 
     def _build_broker(self) -> KafkaBroker:
         settings = self._settings
@@ -121,16 +264,16 @@ class RouterService:
             logger=self._log,
             log_level=logging.DEBUG,
         )
-
         subscriber = broker.subscriber(
-            *settings.topics.all_events(),
-            settings.topics.outcomes,
+            *self._inputs,
             batch=True,
             max_records=_BATCH,
             group_id=router_group_id(settings),
             # Static membership: a restarted router takes its place at once, with no wait
             # for the group to notice that the old process is gone.
-            group_instance_id=router_transactional_id(settings),
+            group_instance_id=f"{settings.topic_prefix}liaison.router.{settings.router_instance}",
+            partition_assignment_strategy=(co_partition_assignor(settings.router_instance),),
+            listener=_Rebalance(self),
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             ack_policy=AckPolicy.MANUAL,  # offsets are committed inside each transaction
@@ -149,32 +292,113 @@ class RouterService:
 
         return broker
 
-    # -- state ------------------------------------------------------------------------------
+    @property
+    def owned(self) -> frozenset[int]:
+        """The partition numbers this router owns now."""
+        return frozenset(self._tasks)
 
-    async def _rebuild(self) -> None:
-        """Routed ids and the JTAI watch, from what earlier transactions committed.
+    # -- assignment -------------------------------------------------------------------------
 
-        Only verified envelopes of the types a topic carries count: a record on the feed
-        or the JTAI queue that does not verify (anyone with write access could have put it
-        there) teaches the router nothing, so it can neither hide a real event as a
-        "duplicate" nor fake a claim. The feed gives findings (ids and the JTAI watch) and
-        outcomes (ids only); the JTAI queue, which also carries routed findings and the
-        JTAI programme's decisions, gives its considerations only.
-        """
+    async def revoke(self, numbers: set[int]) -> None:
+        """Partitions taken away (every rebalance takes all): stop their tasks, after the
+        batch in hand is committed."""
+        async with self._lock:
+            for number in sorted(numbers):
+                await self._drop(number)
+
+    async def assign(self, numbers: set[int]) -> None:
+        """Partitions given: for each number, fence, load its state, move the consumer."""
+        async with self._lock:
+            for number in sorted(set(self._tasks) - numbers):
+                await self._drop(number)
+            self._fenced.clear()
+            for number in sorted(numbers):
+                await self._drop(number)  # a new generation: always start again, fenced
+                try:
+                    await self._open(number)
+                except (KafkaError, LiaisonError) as exc:
+                    # Left unowned until the next assignment; the group rebalances when
+                    # this member fails its heartbeat or another joins.
+                    self._log.error("router_partition_not_loaded", partition=number, error=str(exc))
+            self._log.info("router_assigned", partitions=sorted(self._tasks))
+
+    async def _drop(self, number: int) -> None:
+        task = self._tasks.pop(number, None)
+        if task is not None:
+            try:
+                await task.producer.stop()
+            except KafkaError as exc:  # pragma: no cover - stopping a producer seldom fails
+                self._log.warning("router_producer_stop_failed", error=str(exc))
+
+    async def _open(self, number: int) -> None:
+        settings = self._settings
+        producer = AIOKafkaProducer(
+            **producer_options(settings),
+            transactional_id=router_transactional_id(settings, number),
+        )
+        try:
+            await producer.start()  # init_transactions: fences the last owner of this number
+            task = await self._load(number, producer)
+        except BaseException:
+            await producer.stop()
+            raise
+        self._tasks[number] = task
+        self._seek(task)
+        # A rebuilt, pruned or fragmented state is written at once, not at the first event.
+        task.stale = False
+        if not await self._commit(task, (), task.offsets):
+            task.stale = True
+
+    async def _load(self, number: int, producer: AIOKafkaProducer) -> _Task:
+        """The task's state from ``liaison.router.state`` (or, the first time, the log)."""
+        topics = self._settings.topics
+        records: list[StateRecord] = []
+        async with assigned(self._settings, topics.router_state, partition=number) as consumer:
+            async for batch in catch_up(consumer):
+                records.extend(
+                    StateRecord(
+                        number, raw.key or b"", raw.value, dict(raw.headers).get(HEADER_MAC)
+                    )
+                    for raw in batch
+                )
+                await asyncio.sleep(0)
+        loaded = load_state(self._secret, number, records)
+        if loaded.refused:
+            self._log.warning(
+                "router_state_records_refused", partition=number, count=loaded.refused
+            )
+        router = self._new_router()
+        groups = RoutedGroups(self._secret, number)
+        if loaded.offsets is None:
+            offsets = await self._rebuild(router, number)
+            task = _Task(number, producer, router, offsets, groups, stale=True)
+        else:
+            router.restore(loaded, _now(), self._horizon)
+            groups.load(loaded.groups)
+            task = _Task(number, producer, router, dict(loaded.offsets), groups)
+        self.loads[number] = (len(records), loaded.offsets is None)
+        self._log.info(
+            "router_state_loaded",
+            partition=number,
+            routed=router.routed,
+            state_records=len(records),
+            rebuilt=loaded.offsets is None,
+        )
+        return task
+
+    async def _rebuild(self, router: Router, number: int) -> dict[str, int]:
+        """No state yet for ``number``: what earlier routers committed (findings and outcomes
+        on the feed, considerations on the JTAI queue, partition ``number``), and where the
+        group had read to. Only verified envelopes of the types a topic carries count."""
         settings = self._settings
         topics = settings.topics
         trust, now = self._trust.store, _now()
-        router = self._new_router()
         unverifiable: defaultdict[str, int] = defaultdict(int)
-        # catch_up, streaming, not services.reading.read_signed (which holds a topic in
-        # memory): catch_up compares every partition's position with its end on each pass,
-        # so a partition whose tail yields no record (transaction markers, batches a killed
-        # router left aborted) cannot hold the start-up back.
         for topic, accept, which in (
             (topics.jtai, JTAI_TOPIC_TYPES, "jtai"),
             (topics.feed, FEED_TYPES, "feed"),
         ):
-            async with assigned(settings, topic) as consumer:
+            async with assigned(settings, topic, partition=number) as consumer:
                 async for batch in catch_up(consumer):
                     for raw in batch:
                         try:
@@ -183,78 +407,182 @@ class RouterService:
                             unverifiable[f"{which}:{exc.reason}"] += 1
                             continue
                         if topic == topics.feed:
-                            router.remember(opened)
+                            at = dt.datetime.fromtimestamp(raw.timestamp / 1000, dt.UTC)
+                            router.remember(opened, at)
                         elif isinstance(opened.event, JtaiConsiderationRequested):
                             router.remember_consideration(opened.event)
+                    await asyncio.sleep(0)
         if unverifiable:
             self._log.warning("router_state_records_unverifiable", **unverifiable)
-        self._router, self._stale = router, False
-        self._log.info("router_state_loaded", routed=router.routed)
+        router.expire(now, self._horizon)
+        consumer = self._consumer()
+        offsets: dict[str, int] = {}
+        for topic in self._inputs:
+            committed = await consumer.committed(TopicPartition(topic, number))
+            offsets[topic] = committed if committed is not None and committed >= 0 else 0
+        return offsets
 
-    # -- one batch, one transaction -----------------------------------------------------------
+    def _consumer(self) -> AIOKafkaConsumer:
+        consumer = self._subscriber.consumer
+        if consumer is None:  # pragma: no cover - assignment happens only once consuming
+            raise BrokerError("the router's consumer is not running")
+        return consumer
+
+    def _seek(self, task: _Task) -> None:
+        consumer = self._consumer()
+        for topic in self._inputs:
+            consumer.seek(TopicPartition(topic, task.number), task.offsets.get(topic, 0))
+
+    # -- one batch, one transaction per partition number -----------------------------------
 
     async def _route_batch(self, records: Sequence[Any], consumer: AIOKafkaConsumer) -> None:
-        if self._stale:
-            await self._rebuild()
-        first: dict[TopicPartition, int] = {}
-        offsets: dict[TopicPartition, int] = {}
+        del consumer
+        by_number: defaultdict[int, list[Any]] = defaultdict(list)
         for raw in records:
-            tp = TopicPartition(raw.topic, raw.partition)
-            first.setdefault(tp, raw.offset)
-            offsets[tp] = raw.offset + 1
-        batch = [inbound(raw) for raw in records]
+            by_number[raw.partition].append(raw)
+        async with self._lock:
+            for number, raws in sorted(by_number.items()):
+                task = self._tasks.get(number)
+                if task is None:
+                    # Not ours: its owner reads these from its own state's offsets. Unless
+                    # the group still gives it to us long after we lost it (a fatal error
+                    # that was no takeover): then take it back, fenced as on an assignment.
+                    await self._reclaim(number)
+                    continue
+                if task.stale:
+                    await self._recover(task)
+                    continue  # moved back to the committed offsets: these come again
+                await self._route(task, raws)
+
+    async def _route(self, task: _Task, raws: Sequence[Any]) -> None:
+        fresh = [raw for raw in raws if raw.offset >= task.offsets.get(raw.topic, 0)]
+        if not fresh:
+            return
+        offsets = dict(task.offsets)
+        for raw in fresh:
+            offsets[raw.topic] = max(offsets.get(raw.topic, 0), raw.offset + 1)
+        batch = [inbound(raw) for raw in fresh]
         if _unknown_keyids(batch, self._trust.store):
             # A key change is appended before the key is used, but the background follower
             # may not have read it yet: read liaison.keys to its end before judging.
             await self._trust.catch_up()
-        outcome = self._router.step(batch, self._trust.store, _now())
+        now = _now()
+        outcome = task.router.step(batch, self._trust.store, now)
+        task.router.expire(now, self._horizon)
         outbound = [
             *outcome.outbound,
             *(audit_outbound(self._settings, a, self._bus_key) for a in outcome.audit),
         ]
-        if not await self._commit(outbound, offsets):
-            # Nothing of this batch happened: read it again, from a state rebuilt from the log.
-            self._stale = True
-            for tp, offset in first.items():
-                consumer.seek(tp, offset)
+        if not await self._commit(task, outbound, offsets):
             return
         for line in outcome.logs:
             (self._log.warning if line.warning else self._log.info)(line.event, **line.fields)
 
     async def _commit(
-        self, outbound: Sequence[OutboundRecord], offsets: dict[TopicPartition, int]
+        self, task: _Task, outbound: Sequence[OutboundRecord], offsets: dict[str, int]
     ) -> bool:
-        producer = self._producer
-        assert producer is not None  # noqa: S101 - started before the subscriber
+        """Produce ``outbound``, the task's changes of state and its new offsets in one
+        transaction; on failure the task is stale (or, fenced, dropped)."""
+        number, secret = task.number, self._secret
+        ids, changes = task.router.drain_changes()
+        oldest = int((_now() - self._horizon).timestamp() * 1000)
+        state = [
+            *task.groups.add(ids),
+            *(encode_watch_change(secret, number, change) for change in changes),
+            *task.groups.expire(oldest),
+            *task.groups.consolidate(),
+            encode_offsets(secret, number, offsets),
+        ]
+        topic = self._settings.topics.router_state
+        producer = task.producer
         try:
             async with producer.transaction():
                 for out in outbound:
                     await producer.send(
                         out.topic, out.value, key=out.key, headers=list(out.headers)
                     )
-                await producer.send_offsets_to_transaction(offsets, router_group_id(self._settings))
-        except ProducerFenced:
-            self._log.error(
-                "router_fenced", detail="another router took over this transactional id"
+                for record in state:
+                    headers = [(HEADER_MAC, record.mac)] if record.mac is not None else []
+                    await producer.send(
+                        topic, record.value, key=record.key, partition=number, headers=headers
+                    )
+                await producer.send_offsets_to_transaction(
+                    {TopicPartition(t, number): o for t, o in offsets.items()},
+                    router_group_id(self._settings),
+                )
+        except (ProducerFenced, IllegalOperation) as exc:
+            # IllegalOperation: aiokafka's transaction manager met a fatal error (fenced, or
+            # refused) while the batch was being sent, and the producer can never commit.
+            self._log.warning(
+                "router_partition_fenced",
+                partition=number,
+                error=type(exc).__name__,
+                detail="another router took this partition over (or Kafka refused this"
+                " producer): dropped until reassigned",
             )
-            self.failed.set()
-            raise
-        except KafkaError as exc:
-            self._log.error("transaction_failed", error=str(exc), records=len(outbound))
+            await self._drop(number)
+            self._fenced[number] = asyncio.get_running_loop().time()
             return False
+        except KafkaError as exc:
+            task.stale = True
+            try:
+                self._outage.failed(exc)  # one line when the broker goes, one when it is back
+            except KafkaError:
+                self._log.error("transaction_refused", partition=number, error=str(exc))
+            self._log.debug("transaction_failed", partition=number, error=str(exc))
+            return False
+        self._outage.recovered()
+        task.offsets = offsets
         return True
+
+    async def _reclaim(self, number: int) -> None:
+        lost = self._fenced.get(number)
+        now = asyncio.get_running_loop().time()
+        if lost is None or now - lost < _RECLAIM_AFTER_S:
+            return
+        assigned_now = {tp.partition for tp in self._consumer().assignment()}
+        if number not in assigned_now:
+            return
+        self._fenced.pop(number)
+        try:
+            await self._open(number)
+        except (KafkaError, LiaisonError) as exc:
+            self._fenced[number] = now
+            self._log.warning("router_partition_recovering", partition=number, error=str(exc))
+            return
+        self._log.info("router_partition_reclaimed", partition=number)
+
+    async def _recover(self, task: _Task) -> None:
+        """After a failed transaction: start the task again (fence, load, seek), as on an
+        assignment; if the broker is still away, try again at the next batch."""
+        number = task.number
+        await self._drop(number)
+        try:
+            await self._open(number)
+        except (KafkaError, LiaisonError) as exc:
+            # The broker is still away (logged once, by the outage): again next batch.
+            self._log.debug("router_partition_recovering", partition=number, error=str(exc))
+            self._tasks[number] = task  # still ours: stale, tried again next batch
+            self._seek(task)
+            return
+        self._log.info("router_partition_recovered", partition=number)
 
     # -- life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load trust and state, fence any predecessor, then start consuming."""
+        """Load trust, check co-partitioning, then join the group (tasks load on assignment)."""
         await self._trust.start()
-        self._producer = AIOKafkaProducer(
-            **producer_options(self._settings),
-            transactional_id=router_transactional_id(self._settings),
-        )
-        await self._producer.start()  # init_transactions: fences and aborts a killed router
-        await self._rebuild()
+        topics = self._settings.topics
+        shaped = (*self._inputs, topics.feed, topics.jtai, topics.router_state)
+        counts = await partition_counts(self._settings, shaped)
+        if len(set(counts.values())) != 1:
+            listed = ", ".join(f"{t} {n}" for t, n in sorted(counts.items()))
+            msg = (
+                "the router needs every area-keyed topic to have the same number of"
+                f" partitions (co-partitioned by area): {listed}"
+            )
+            raise ConfigurationError(msg)
+        self._partitions = next(iter(counts.values()))
         await self.broker.start()
         # faststream builds the consumer as it starts: only now can its fetch be made to
         # judge a record aiokafka cannot parse, instead of failing on it for ever.
@@ -264,10 +592,11 @@ class RouterService:
         self._log.info("router_started", bootstrap_servers=self._settings.bootstrap_servers)
 
     async def stop(self) -> None:
-        """Stop consuming (finishing the batch in hand), then the producer and key follower."""
+        """Stop consuming (finishing the batch in hand), then the producers and key follower."""
         await self.broker.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        async with self._lock:
+            for number in list(self._tasks):
+                await self._drop(number)
         await self._trust.stop()
         self._log.info("router_stopped")
 

@@ -103,8 +103,13 @@ async def test_two_inspectorates_make_one_consideration_a_third_and_a_restart_no
         "neglect",
         "several_inspectorates",
     )
-    assert set(event.contributing_event_ids) == {first.id, second.id}
-    assert [i.value for i in event.contributing_inspectorates] == ["cqc", "ofsted"]
+    # The first two to arrive make it (which two depends on the order the router reads
+    # three topics in: consumers/jtai.py, "What arrival order can change"); the third is
+    # covered by its window and the fourth, after the restart, too.
+    contributors = set(event.contributing_event_ids)
+    assert len(contributors) == 2
+    assert contributors <= {first.id, second.id, third.id}
+    assert len(event.contributing_inspectorates) == 2
     assert "neglect" in event.rationale
     assert header_map(emitted.headers)[HEADER_EVENT_ID] == str(event.id).encode()
 

@@ -1,0 +1,301 @@
+"""The router's state as records of liaison.router.state: what is written loads back to
+the same state, a router restored from it decides as the one that wrote it, forged or
+moved records teach nothing, and ids past the dedupe horizon are forgotten."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumers.copartition import partition_for
+from consumers.jtai import Claimed, Evidence, Forgotten
+from consumers.router import BatchOutcome, Router
+from consumers.router_state import (
+    LoadedState,
+    RoutedGroups,
+    RoutedId,
+    StateRecord,
+    encode_offsets,
+    encode_routed,
+    encode_watch_change,
+    load_state,
+)
+from schemas.audit import ConsiderationEmitted, DuplicateIgnored, EventQuarantined
+from schemas.events import Theme
+from schemas.inspectorates import Inspectorate
+from schemas.jtai import JtaiTrigger
+from schemas.records import InboundRecord
+from schemas.topics import Topics
+from services.rules_file import load_rules
+from tests.factories import NOW, concern, key_for, sealed_inbound, trust_of
+
+SECRET = b"k" * 32
+TOPICS = Topics("t.")
+RULES = load_rules(Path(__file__).resolve().parents[2] / "deploy" / "rules.toml")
+KEYS = {i: key_for(i.value) for i in Inspectorate}
+BUS = key_for("liaison")
+TRUST = trust_of(*KEYS.values(), BUS)
+HORIZON = dt.timedelta(days=400)
+
+
+def evidence(**overrides: object) -> Evidence:
+    fields: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "source": Inspectorate.CQC,
+        "occurred_at": NOW - dt.timedelta(days=3, microseconds=17),
+        "area": "E08000035",
+        "theme": Theme.NEGLECT,
+        "alone": None,
+        "review": False,
+    }
+    fields.update(overrides)
+    return Evidence(**fields)  # type: ignore[arg-type]
+
+
+def test_every_kind_of_record_loads_back_as_written() -> None:
+    routed = RoutedId(uuid.uuid4(), "ofsted", "finding", 1_700_000_000_123)
+    kept = evidence(alone=JtaiTrigger.SEVERITY_4)
+    window = Claimed("E08000035", Theme.NEGLECT, NOW - dt.timedelta(microseconds=5), NOW)
+    records = [
+        encode_routed(SECRET, 2, [routed]),
+        encode_watch_change(SECRET, 2, kept),
+        encode_watch_change(SECRET, 2, window),
+        encode_offsets(SECRET, 2, {"t.liaison.events.ofsted": 7}),
+    ]
+    loaded = load_state(SECRET, 2, records)
+    assert loaded == LoadedState(
+        offsets={"t.liaison.events.ofsted": 7},
+        routed=[routed],
+        groups={records[0].key: [routed]},
+        evidence=[kept],
+        claims=[window],
+        refused=0,
+    )
+
+
+def test_the_latest_value_wins_and_a_tombstone_deletes() -> None:
+    kept = evidence()
+    window = Claimed("E08000035", Theme.NEGLECT, NOW, NOW + dt.timedelta(days=1))
+    records = [
+        encode_offsets(SECRET, 0, {"a": 1}),
+        encode_watch_change(SECRET, 0, kept),
+        encode_watch_change(SECRET, 0, window),
+        encode_offsets(SECRET, 0, {"a": 9}),
+        encode_watch_change(SECRET, 0, Forgotten(kept.id)),
+        encode_watch_change(SECRET, 0, dataclasses.replace(window, area="E08000035")),
+        StateRecord(0, b"r/" + uuid.uuid4().hex.encode(), None),
+    ]
+    loaded = load_state(SECRET, 0, records)
+    assert loaded.offsets == {"a": 9}
+    assert loaded.evidence == []
+    assert loaded.claims == [window]
+
+
+def test_forged_moved_or_unsigned_records_teach_nothing() -> None:
+    routed = RoutedId(uuid.uuid4(), "ofsted", "finding", 1)
+    good = encode_routed(SECRET, 1, [routed])
+    forged = encode_routed(b"x" * 32, 1, [RoutedId(uuid.uuid4(), "cqc", "finding", 1)])
+    moved = dataclasses.replace(good, partition=2)  # a real record copied to partition 2
+    rekeyed = dataclasses.replace(good, key=b"r/" + uuid.uuid4().hex.encode())
+    tampered = dataclasses.replace(good, value=good.value.replace(b"ofsted", b"cqc"))  # type: ignore[union-attr]
+    unsigned = dataclasses.replace(good, mac=None)
+    assert load_state(SECRET, 2, [moved]).routed == []
+    loaded = load_state(SECRET, 1, [good, forged, rekeyed, tampered, unsigned])
+    assert loaded.routed == [routed]  # a forged later value does not replace the good one
+    assert loaded.refused == 4
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(max_size=40), st.none() | st.binary(max_size=200), st.binary(max_size=40)
+        ),
+        max_size=20,
+    )
+)
+def test_any_bytes_never_raise(raw: list[tuple[bytes, bytes | None, bytes]]) -> None:
+    records = [StateRecord(0, key, value, mac) for key, value, mac in raw]
+    loaded = load_state(SECRET, 0, records)
+    assert loaded.routed == []
+    assert loaded.evidence == []
+    assert loaded.claims == []
+
+
+def test_a_well_signed_value_that_does_not_decode_is_refused_not_raised() -> None:
+    bad = [
+        StateRecord(0, b"r/zz", b"{}"),
+        StateRecord(0, b"e/" + uuid.uuid4().hex.encode(), b'{"s":"nobody"}'),
+        StateRecord(0, b"c/a/neglect", b'{"e":1}'),
+        StateRecord(0, b"o", b'{"o":{"t":"1"}}'),
+        StateRecord(0, b"zz", b"[]"),
+        StateRecord(0, b"\xff", b"{}"),
+    ]
+    from consumers.router_state import mac  # noqa: PLC0415 - the one helper this test needs
+
+    signed = [dataclasses.replace(r, mac=mac(SECRET, 0, r.key, r.value or b"")) for r in bad]
+    loaded = load_state(SECRET, 0, signed)
+    assert loaded.refused == len(bad)
+    assert loaded.offsets is None
+
+
+# -- a router restored from its records decides as the one that wrote them ---------------
+
+
+def _to_records(router: Router, partition: int) -> list[StateRecord]:
+    ids, changes = router.drain_changes()
+    return [
+        *encode_routed_chunks(ids, partition),
+        *(encode_watch_change(SECRET, partition, c) for c in changes),
+    ]
+
+
+def encode_routed_chunks(ids: list[RoutedId], partition: int) -> list[StateRecord]:
+    return RoutedGroups(SECRET, partition).add(ids)
+
+
+def _router(partitions: int = 0) -> Router:
+    return Router(TOPICS, RULES, BUS, "router:0", partitions=partitions, log_changes=True)
+
+
+def _decisions(outcome: BatchOutcome) -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for record in outcome.audit:
+        if isinstance(record, ConsiderationEmitted):
+            out.append(("consideration", (record.consideration_id, record.event_ids)))
+        elif isinstance(record, DuplicateIgnored):
+            out.append(("duplicate", record.event_ids))
+        elif isinstance(record, EventQuarantined):
+            out.append(("quarantined", record.reason))
+        else:
+            out.append((type(record).__name__, record.event_ids))
+    return out
+
+
+concerns_st = st.lists(
+    st.tuples(
+        st.sampled_from(list(Inspectorate)),
+        st.integers(min_value=0, max_value=400),  # days before NOW
+        st.sampled_from([Theme.NEGLECT, Theme.FRONT_DOOR]),
+        st.integers(min_value=1, max_value=4),
+        st.booleans(),  # a copy of an earlier event (a duplicate) instead of a new one
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(concerns_st, st.integers(min_value=0, max_value=14))
+def test_a_restored_router_decides_as_the_one_that_wrote_the_state(
+    spec: list[tuple[Inspectorate, int, Theme, int, bool]], split: int
+) -> None:
+    records: list[InboundRecord] = []
+    for source, days, theme, severity, copy in spec:
+        if copy and records:
+            records.append(records[len(records) // 2])
+            continue
+        event = concern(
+            source=source.value,
+            programme={"ofsted": "ilacs", "cqc": "clas", "hmicfrs": "ncpi"}.get(
+                source.value, "youth_justice" if source is Inspectorate.HMI_PROBATION else "custody"
+            ),
+            occurred_at=NOW - dt.timedelta(days=days),
+            area="E08000035",
+            theme=theme.value,
+            severity=severity,
+        )
+        records.append(sealed_inbound(event, KEYS[source]))
+    split = min(split, len(records))
+    writer, state = _router(), []
+    for record in records[:split]:
+        writer.step([record], TRUST, NOW)
+        state.extend(_to_records(writer, 0))
+    restored = _router()
+    restored.restore(load_state(SECRET, 0, state), NOW, HORIZON)
+    for record in records[split:]:
+        assert _decisions(restored.step([record], TRUST, NOW)) == _decisions(
+            writer.step([record], TRUST, NOW)
+        )
+
+
+def test_an_event_on_a_partition_its_area_does_not_give_is_refused() -> None:
+    event = concern(area="E08000035")
+    right = partition_for(b"E08000035", 3)
+    record = sealed_inbound(event, KEYS[Inspectorate.OFSTED])
+    wrong = dataclasses.replace(record, partition=(right + 1) % 3)
+    router = _router(partitions=3)
+    (refused,) = list(router.step([wrong], TRUST, NOW).audit)
+    assert isinstance(refused, EventQuarantined)
+    assert refused.reason == "wrong_partition"
+    routed = router.step([dataclasses.replace(record, partition=right)], TRUST, NOW)
+    assert not any(isinstance(a, EventQuarantined) for a in routed.audit)
+
+
+def test_ids_past_the_dedupe_horizon_are_forgotten_and_returned_for_deletion() -> None:
+    old = RoutedId(uuid.uuid4(), "ofsted", "finding", int((NOW - HORIZON).timestamp() * 1000) - 1)
+    young = RoutedId(uuid.uuid4(), "ofsted", "finding", int(NOW.timestamp() * 1000))
+    router = _router()
+    expired = router.restore(LoadedState(routed=[old, young]), NOW, HORIZON)
+    assert expired == [old.id]
+    assert router.routed == 1
+    assert router.expire(NOW + dt.timedelta(days=1), HORIZON) == []
+    assert router.expire(NOW + HORIZON + dt.timedelta(days=1), HORIZON) == [young.id]
+    assert router.routed == 0
+
+
+# -- groups of routed ids: few records to load, however the ids arrived --------------------
+
+
+def _ids(n: int, at_ms: int) -> list[RoutedId]:
+    return [RoutedId(uuid.uuid4(), "ofsted", "finding", at_ms) for _ in range(n)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(0, 250), st.integers(0, 1000)),
+            st.tuples(st.just("expire"), st.integers(0, 1000), st.just(0)),
+            st.tuples(st.just("consolidate"), st.just(0), st.just(0)),
+        ),
+        max_size=120,
+    )
+)
+def test_the_groups_written_load_back_to_every_id_not_expired(
+    operations: list[tuple[str, int, int]],
+) -> None:
+    groups, written, live = RoutedGroups(SECRET, 0), [], {}
+    for op, a, b in operations:
+        if op == "add":
+            ids = _ids(a, b)
+            written.extend(groups.add(ids))
+            live.update({r.id: r for r in ids})
+        elif op == "expire":
+            written.extend(groups.expire(a))
+        else:
+            written.extend(groups.consolidate())
+    loaded = load_state(SECRET, 0, written)
+    kept = {r.id for r in loaded.routed}
+    assert kept <= set(live)
+    assert len(loaded.routed) == len(kept)  # each id in one group only
+    assert len(loaded.groups) == len(groups)
+    # An id is deleted only with a group whose newest id is past the horizon given.
+    for missing in set(live) - kept:
+        assert any(op == "expire" and a > live[missing].at_ms for op, a, _ in operations)
+
+
+def test_a_trickle_of_single_ids_is_merged_into_few_records() -> None:
+    groups, written = RoutedGroups(SECRET, 0), []
+    for i in range(1000):
+        written.extend(groups.add(_ids(1, i)))
+        written.extend(groups.consolidate())
+    loaded = load_state(SECRET, 0, written)
+    assert len(loaded.routed) == 1000
+    assert len(loaded.groups) < 80
+    big = RoutedGroups(SECRET, 0).add(_ids(9000, 5))
+    assert [len(load_state(SECRET, 0, [r]).routed) for r in big] == [4000, 4000, 1000]
