@@ -9,7 +9,19 @@ from typing import NoReturn
 
 import services.cli.dashboard  # noqa: F401 - registers `liaison serve dashboard`
 from schemas.errors import LiaisonError
-from services.cli import analysts, audit, contract, feed, inbox, jtai, keys, ops, serve
+from services.cli import (
+    acls,
+    analysts,
+    audit,
+    cluster,
+    contract,
+    feed,
+    inbox,
+    jtai,
+    keys,
+    ops,
+    serve,
+)
 from services.cli._common import app, err
 
 __all__ = ["app", "main"]
@@ -27,6 +39,8 @@ app.add_typer(analysts.analysts_app, name="analysts")
 app.add_typer(inbox.inbox_app, name="inbox")
 app.add_typer(inbox.unrouted_app, name="unrouted")
 app.add_typer(jtai.jtai_app, name="jtai")
+app.add_typer(cluster.cluster_app, name="cluster")
+app.add_typer(acls.acls_app, name="acls")
 
 
 def main() -> None:
