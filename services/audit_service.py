@@ -36,12 +36,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
 import structlog
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from schemas.audit import (
     EARLIEST_AT,
@@ -54,16 +55,25 @@ from schemas.audit import (
 )
 from schemas.checkpoint import Checkpoint, sign_checkpoint
 from schemas.envelope import LOG_APPEND_TIME
-from schemas.errors import ConfigurationError, SchemaError
+from schemas.errors import BrokerError, ConfigurationError, SchemaError
 from schemas.keys import AUDIT, SigningKey, TrustStore
 from schemas.merkle import CompactRange, CompactRangeState, ProofError, leaf_hash
 from schemas.records import InboundRecord, OutboundRecord
 from services.audit_store import AuditStoreError, SqliteAuditStore, StoredLeaf, utc_text
-from services.kafka import assigned, inbound, kafka_sink
+from services.kafka import (
+    Outage,
+    assigned,
+    backoff,
+    inbound,
+    kafka_sink,
+    prompt_sink,
+)
 from services.settings import Settings
 from services.trust import TrustFollower
 
 __all__ = [
+    "CHECKPOINT_EVERY",
+    "CHECKPOINT_TIMEOUT_S",
     "RECONSIDERED",
     "AuditService",
     "appended_at",
@@ -175,12 +185,21 @@ def leaf_row(seq: int, record: InboundRecord, judged: SealedRecord | InvalidReco
 
 
 async def publish_checkpoint(
-    settings: Settings, store: SqliteAuditStore, key: SigningKey, now: dt.datetime
+    settings: Settings,
+    store: SqliteAuditStore,
+    key: SigningKey,
+    now: dt.datetime,
+    *,
+    request_timeout_s: float | None = None,
 ) -> str | None:
     """Sign and publish a checkpoint of the store's tree now; None if nothing changed.
 
     ``key`` must be the audit service's own (owner ``audit``): the router's key signs JTAI
-    considerations, and one key must not vouch for both.
+    considerations, and one key must not vouch for both. The checkpoint is stored only once
+    the broker has it, so after a failure (``BrokerError``) the same checkpoint is published
+    again: the same bytes (Ed25519 signatures are deterministic), kept once in the store.
+    ``request_timeout_s`` bounds each wait for a broker that does not answer
+    (``services.kafka.prompt_sink``; aiokafka's default is 40 s).
     """
     _check_audit_key(key)
     compact = _decode_state(store.range_state())
@@ -189,12 +208,16 @@ async def publish_checkpoint(
         return None
     origin = audit_origin(settings)
     note = sign_checkpoint(Checkpoint(origin, compact.size, compact.root()), key, origin)
-    async with kafka_sink(settings) as sink:
-        await sink.send(
-            OutboundRecord(
-                settings.topics.audit_checkpoints, str(compact.size).encode(), note.encode()
-            )
-        )
+    record = OutboundRecord(
+        settings.topics.audit_checkpoints, str(compact.size).encode(), note.encode()
+    )
+    opened = (
+        kafka_sink(settings)
+        if request_timeout_s is None
+        else prompt_sink(settings, request_timeout_s)
+    )
+    async with opened as sink:
+        await sink.send(record)
     store.add_checkpoint(compact.size, compact.root(), utc_text(now), note)
     _log.info("checkpoint_published", size=compact.size, root=compact.root().hex())
     return note
@@ -208,8 +231,23 @@ def _check_audit_key(key: SigningKey) -> None:
         raise ConfigurationError(msg)
 
 
+CHECKPOINT_EVERY: Final = dt.timedelta(seconds=30)
+"""How often the service publishes a checkpoint (when the tree has grown)."""
+CHECKPOINT_TIMEOUT_S: Final = 10.0
+"""How long the service's checkpoint waits for a broker that does not answer (to connect,
+then to acknowledge) before it counts as unreachable."""
+
+
 class AuditService:
-    """Appends ``liaison.audit`` to the store and publishes checkpoints."""
+    """Appends ``liaison.audit`` to the store and publishes checkpoints.
+
+    A broker outage stops neither. The consumer reconnects by itself; a checkpoint that
+    cannot be published (the broker refused the connection, or did not answer within
+    ``CHECKPOINT_TIMEOUT_S``) is tried again with backoff (``services.kafka.Outage``: one
+    log line when the broker is found unreachable, one when it is back); any other Kafka
+    failure ends the session and a new one starts, after the same backoff, from the
+    store's next offset, so no leaf is lost or repeated.
+    """
 
     def __init__(
         self,
@@ -217,13 +255,17 @@ class AuditService:
         store: SqliteAuditStore,
         key: SigningKey,
         *,
-        checkpoint_every: dt.timedelta = dt.timedelta(seconds=30),
+        checkpoint_every: dt.timedelta = CHECKPOINT_EVERY,
+        delays: Callable[[], Iterator[float]] = lambda: backoff(1.0, 10.0),
     ) -> None:
+        """``delays``: the waits between tries while the broker cannot be reached."""
         _check_audit_key(key)
         self._settings = settings
         self._store = store
         self._key = key
         self._every = checkpoint_every
+        self._delays = delays
+        self._due = 0.0  # loop time of the next checkpoint
         self._trust = TrustFollower(settings)
         self._task: asyncio.Task[None] | None = None
         self.appended = 0
@@ -297,7 +339,8 @@ class AuditService:
             return grown
 
     async def _run(self) -> None:
-        settings = self._settings
+        """Append and checkpoint until cancelled, riding out broker outages: the store
+        says where to resume, so a session cut short loses and repeats no leaf."""
         compact = _decode_state(self._store.range_state())
         if compact.size != self._store.size():
             msg = (
@@ -305,8 +348,22 @@ class AuditService:
                 f" but it holds {self._store.size()}"
             )
             raise SchemaError(msg)
-        last_checkpoint = dt.datetime.now(dt.UTC)
+        outage = Outage(self._settings, "audit", delays=self._delays)
+        self._due = asyncio.get_running_loop().time() + self._every.total_seconds()
+        while True:
+            try:
+                await self._session(outage)
+            except (KafkaError, BrokerError) as exc:
+                await outage.pause(exc)  # raised again unless retriable
+
+    async def _session(self, outage: Outage) -> None:
+        """Read the audit topic from where the store stopped, store each batch and publish
+        a checkpoint when one is due; returns only by raising."""
+        settings = self._settings
+        loop = asyncio.get_running_loop()
+        compact = _decode_state(self._store.range_state())
         async with assigned(settings, settings.topics.audit) as consumer:
+            outage.recovered()
             tp = TopicPartition(settings.topics.audit, 0)
             consumer.seek(tp, self._store.next_offset())
             while True:
@@ -319,10 +376,33 @@ class AuditService:
                         _log.warning("audit_record_unparseable", offset=record.offset)
                 records = [record for record in records if record.parsed]
                 compact = await self._store_batch(records, compact)
-                now = dt.datetime.now(dt.UTC)
-                if now - last_checkpoint >= self._every:
-                    await publish_checkpoint(settings, self._store, self._key, now)
-                    last_checkpoint = now
+                if loop.time() >= self._due:
+                    self._due = loop.time() + await self._checkpoint(outage)
+
+    async def _checkpoint(self, outage: Outage) -> float:
+        """Publish a checkpoint; seconds until the next one (sooner, with backoff, when the
+        broker could not be reached: leaves are stored meanwhile, the consumer reconnects
+        by itself)."""
+        publishing = asyncio.ensure_future(
+            publish_checkpoint(
+                self._settings,
+                self._store,
+                self._key,
+                dt.datetime.now(dt.UTC),
+                request_timeout_s=CHECKPOINT_TIMEOUT_S,
+            )
+        )
+        try:
+            await asyncio.shield(publishing)
+        except asyncio.CancelledError:
+            # Stopping: the checkpoint in hand ends first (within its timeout), so no
+            # producer is left half-started and the store is not closed under it.
+            await asyncio.gather(publishing, return_exceptions=True)
+            raise
+        except BrokerError as exc:
+            return outage.failed(exc)  # raised again unless retriable
+        outage.recovered()
+        return self._every.total_seconds()
 
     async def start(self) -> None:
         """Load the trust store, then start appending in the background."""

@@ -38,6 +38,9 @@ rebalance meanwhile is left to its new owner (from the last committed offset).
 
 Logs: one line per change of state (``delivery_delivered``, ``delivery_retrying`` with
 the try and the wait, ``delivery_refused``), with ids and codes, never envelope content.
+A transaction that fails because the broker is away is tried again with backoff, with one
+``broker_unreachable`` line for the outage and one ``broker_reachable`` when a commit
+succeeds again (``services.kafka.Outage``).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ from schemas.signed import (
 )
 from services.audit_log import audit_outbound
 from services.kafka import (
+    Outage,
     client_options,
     inbound,
     producer_options,
@@ -118,7 +122,6 @@ _POLL_MS: Final = 500
 _KEEPALIVE_S: Final = 0.25
 """Longest single poll while waiting between tries (also how soon a stop is noticed)."""
 _TRANSACTION_TIMEOUT_MS: Final = 30_000
-_AFTER_FAILED_COMMIT_S: Final = 1.0
 
 _log = structlog.get_logger("liaison.deliver")
 
@@ -231,6 +234,9 @@ class _Deliverer:
         self._producer: AIOKafkaProducer | None = None
         self._http: httpx2.AsyncClient | None = None
         self._log = _log.bind(programme=programme.value)
+        self._outage = Outage(settings, f"deliver:{_delivering(programme, self._receiver)}")
+        self._retry_in = 0.0
+        """Seconds to wait before reading a record again after its transaction failed."""
         self._next: dict[TopicPartition, int] = {}
         """Per partition, the offset after the last record this process committed."""
 
@@ -313,7 +319,7 @@ class _Deliverer:
                         continue
                     if done is _Done.AGAIN and tp in consumer.assignment():
                         consumer.seek(tp, raw.offset)
-                        await self._wait(_AFTER_FAILED_COMMIT_S)
+                        await self._wait(self._retry_in)
                     break
 
     async def _handle(self, tp: TopicPartition, raw: Any) -> _Done:  # noqa: ANN401 - aiokafka
@@ -498,8 +504,10 @@ class _Deliverer:
             error.retriable = False
             raise error from exc
         except KafkaError as exc:
-            self._log.error("transaction_failed", error=type(exc).__name__, offset=offset - 1)
+            # Logged once per outage; the record is read again after the backoff.
+            self._retry_in = self._outage.failed(exc)  # raised again unless retriable
             return False
+        self._outage.recovered()
         self._next[tp] = offset
         return True
 

@@ -25,7 +25,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    ProducerFenced,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
@@ -38,6 +48,7 @@ from services.settings import Settings
 __all__ = [
     "KafkaSink",
     "KafkaTransactionalSink",
+    "Outage",
     "Position",
     "TopicReport",
     "UnparseableRecord",
@@ -54,8 +65,10 @@ __all__ = [
     "faststream_security",
     "group_members",
     "inbound",
+    "kafka_refusal",
     "kafka_sink",
     "partition_counts",
+    "prompt_sink",
     "publisher_transactional_id",
     "read_from",
     "start_when_reachable",
@@ -89,6 +102,83 @@ def backoff(first: float = _WAIT_FIRST_S, cap: float = _WAIT_CAP_S) -> Iterator[
         delay = min(delay * 2, cap)
 
 
+# -- Kafka refusing a principal: one plain sentence ------------------------------------------
+
+_AUTHORIZATION: Final = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+_AUTHENTICATION: Final = (SaslAuthenticationFailed, AuthenticationFailedError)
+
+
+_UNNAMED: Final = "this client's principal"
+
+
+def _principal(settings: Settings | None) -> str:
+    """Who Kafka sees: the SASL user, the client certificate's subject, or ANONYMOUS."""
+    if settings is None:
+        return _UNNAMED
+    if settings.kafka_security_protocol.startswith("SASL_") and settings.kafka_sasl_username:
+        return f"principal {settings.kafka_sasl_username}"
+    if settings.kafka_security_protocol == "SSL" and settings.kafka_cert_file is not None:
+        return f"the principal of certificate {settings.kafka_cert_file.name}"
+    return "principal ANONYMOUS"
+
+
+def _named(exc: KafkaError, fallback: str) -> str:
+    """The resource(s) an aiokafka refusal names (a topic, a set of them, an id), else
+    ``fallback``."""
+    named = exc.args[0] if exc.args else None
+    if isinstance(named, str) and named:
+        return named
+    if isinstance(named, set | frozenset | list | tuple) and named:
+        return ", ".join(sorted(str(item) for item in named))
+    return fallback
+
+
+def kafka_refusal(
+    exc: BaseException | None,
+    settings: Settings | None = None,
+    *,
+    verb: str = "use",
+    resource: str = "",
+    doing: str = "",
+) -> BrokerError | None:
+    """The one ``BrokerError`` saying plainly that Kafka refused this client (not
+    authorised, or SASL authentication failed), or ``None`` when ``exc`` is no refusal.
+
+    ``verb`` and ``resource`` say what was refused when aiokafka's error does not name it
+    (``write`` ``liaison.events.cqc``); ``doing`` names a cluster-wide operation::
+
+        Kafka refused principal ofsted: not authorised to write liaison.events.cqc
+        (TOPIC_AUTHORIZATION_FAILED)
+    """
+    if isinstance(exc, BrokerError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if not isinstance(exc, (*_AUTHORIZATION, *_AUTHENTICATION)):
+        return None
+    code = getattr(exc, "message", type(exc).__name__)
+    who = _principal(settings)
+    if isinstance(exc, _AUTHENTICATION):
+        reason = "SASL authentication failed"
+        hint = "; check LIAISON_KAFKA_SASL_USERNAME and its password"
+        error = BrokerError(f"Kafka refused {who}: {reason} ({code}){hint}")
+    else:
+        if isinstance(exc, TopicAuthorizationFailedError):
+            what = f"{verb} {_named(exc, resource or 'a topic')}"
+        elif isinstance(exc, TransactionalIdAuthorizationFailed):
+            what = f"use transactional id {_named(exc, resource or '(this one)')}"
+        elif isinstance(exc, GroupAuthorizationFailedError):
+            what = f"use consumer group {_named(exc, resource or '(this one)')}"
+        else:
+            what = f"{doing or verb} (a right on the cluster itself)"
+        error = BrokerError(f"Kafka refused {who}: not authorised to {what} ({code})")
+    error.retriable = False  # the ACLs decide: trying again cannot help
+    return error
+
+
 async def with_retries(
     operation: Callable[[], Awaitable[T]],
     what: str,
@@ -109,7 +199,8 @@ async def with_retries(
             return await operation()
         except KafkaError as exc:
             if not exc.retriable:
-                error = BrokerError(f"{what}: {exc}")
+                refused = kafka_refusal(exc, doing=what)
+                error = BrokerError(f"{what}: {refused or exc}")
                 error.retriable = False  # refused (not authorised, say): trying again won't help
                 raise error from exc
             pause = next(pauses)
@@ -124,8 +215,9 @@ class KafkaSink:
     (keys, quarantine, redrive, audit records of components): events go through a
     ``Publisher`` on a ``transactional_sink``, with their audit records."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, settings: Settings | None = None) -> None:
         self._producer = producer
+        self._settings = settings
 
     async def send(self, record: OutboundRecord) -> Delivery:
         """Produce one record and wait for the broker's acknowledgement."""
@@ -134,7 +226,8 @@ class KafkaSink:
                 record.topic, record.value, key=record.key, headers=list(record.headers)
             )
         except KafkaError as exc:
-            raise BrokerError(f"could not publish to {record.topic}: {exc}") from exc
+            refused = kafka_refusal(exc, self._settings, verb="write", resource=record.topic)
+            raise refused or BrokerError(f"could not publish to {record.topic}: {exc}") from exc
         return metadata
 
 
@@ -228,7 +321,7 @@ async def kafka_sink(settings: Settings) -> AsyncIterator[KafkaSink]:
     """An idempotent producer for the lifetime of the block."""
     producer = await _started(AIOKafkaProducer(**producer_options(settings)), settings)
     try:
-        yield KafkaSink(producer)
+        yield KafkaSink(producer, settings)
     finally:
         await producer.stop()
 
@@ -268,9 +361,12 @@ class _KafkaTransaction:
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
+        self.topics: set[str] = set()
+        """Every topic sent to (named if Kafka refuses the transaction)."""
 
     async def send(self, record: OutboundRecord) -> Awaitable[Delivery]:
         """Queue ``record``; the future gives its partition and offset once the broker has it."""
+        self.topics.add(record.topic)
         future: asyncio.Future[Delivery] = await self._producer.send(
             record.topic, record.value, key=record.key, headers=list(record.headers)
         )
@@ -280,18 +376,23 @@ class _KafkaTransaction:
 class KafkaTransactionalSink:
     """A ``TransactionalSink`` on one transactional aiokafka producer."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, settings: Settings | None = None) -> None:
         self._producer = producer
+        self._settings = settings
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A transaction: committed when the block ends, aborted when it raises. A Kafka
-        error (in a send, or in the commit) is raised as one ``BrokerError``."""
+        error (in a send, or in the commit) is raised as one ``BrokerError``; a refusal
+        (not authorised) says so plainly (``kafka_refusal``)."""
+        sent = _KafkaTransaction(self._producer)
         try:
             async with self._producer.transaction():
-                yield _KafkaTransaction(self._producer)
+                yield sent
         except KafkaError as exc:
-            raise BrokerError(
+            topics = ", ".join(sorted(sent.topics))
+            refused = kafka_refusal(exc, self._settings, verb="write", resource=topics)
+            raise refused or BrokerError(
                 f"could not publish (the transaction did not complete): {exc}"
             ) from exc
 
@@ -309,7 +410,7 @@ async def transactional_sink(
     )
     await _started(producer, settings)
     try:
-        yield KafkaTransactionalSink(producer)
+        yield KafkaTransactionalSink(producer, settings)
     finally:
         await producer.stop()
 
@@ -339,6 +440,13 @@ async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
         raise _unreachable(settings, exc) from exc
     try:
         yield admin
+    except BrokerError as exc:
+        if _UNNAMED not in str(exc) or kafka_refusal(exc) is None:
+            raise
+        # ``with_retries`` cannot name the principal; here it is known.
+        refused = BrokerError(str(exc).replace(_UNNAMED, _principal(settings)))
+        refused.retriable = False
+        raise refused from exc.__cause__
     finally:
         await admin.close()
 
@@ -492,9 +600,18 @@ async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[st
         counts = await _partition_counts(admin, topics)
     missing = [topic for topic in topics if topic not in counts]
     if missing:
-        raise BrokerError(
-            f"topic(s) {', '.join(missing)} do not exist (run `liaison topics apply`)"
+        if settings.kafka_security_protocol == "PLAINTEXT":
+            raise BrokerError(
+                f"topic(s) {', '.join(missing)} do not exist (run `liaison topics apply`)"
+            )
+        # Kafka shows a principal only the topics it may describe: a refusal looks alike.
+        error = BrokerError(
+            f"topic(s) {', '.join(missing)} do not exist, or Kafka refused"
+            f" {_principal(settings)}: not authorised to read them (see `liaison acls list`;"
+            " `liaison topics apply` creates missing topics)"
         )
+        error.retriable = False
+        raise error
     return counts
 
 
@@ -525,6 +642,9 @@ async def committed_offsets(settings: Settings, group_id: str) -> Position:
 
 
 def _unreachable(settings: Settings, exc: KafkaError) -> BrokerError:
+    refused = kafka_refusal(exc, settings, verb="connect", doing="connect")
+    if refused is not None:
+        return refused
     return BrokerError(
         f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
         " (is the broker running? `liaison broker start`)"
@@ -664,16 +784,27 @@ async def read_from(
 
 @asynccontextmanager
 async def assigned(
-    settings: Settings, topic: str | Sequence[str], *, committed_only: bool = True
+    settings: Settings,
+    topic: str | Sequence[str],
+    *,
+    committed_only: bool = True,
+    partition: int | None = None,
 ) -> AsyncIterator[AIOKafkaConsumer]:
     """A group-less consumer assigned every partition of ``topic`` (or of each topic
-    given), read committed unless ``committed_only`` is false (see ``services.trust`` for
-    why liaison.keys is not)."""
+    given; only ``partition`` of each when given), read committed unless
+    ``committed_only`` is false (see ``services.trust`` for why liaison.keys is not)."""
     topics = [topic] if isinstance(topic, str) else list(topic)
     counts = await partition_counts(settings, topics)
     consumer = await _started(_reader(settings, committed_only=committed_only), settings)
     try:
-        consumer.assign([TopicPartition(t, p) for t in topics for p in range(counts[t])])
+        consumer.assign(
+            [
+                TopicPartition(t, p)
+                for t in topics
+                for p in range(counts[t])
+                if partition is None or p == partition
+            ]
+        )
         yield consumer
     finally:
         await consumer.stop()
@@ -778,3 +909,111 @@ async def stop_quietly(stop: Callable[[], Awaitable[None]]) -> None:
     """Undo a start that failed half-way: the start's own error is the one to report."""
     with contextlib.suppress(KafkaError, LiaisonError):
         await stop()
+
+
+# -- riding out an outage (services) -------------------------------------------------------
+
+_PROMPT_REQUEST_TIMEOUT_S: Final = 10.0
+
+
+@asynccontextmanager
+async def prompt_sink(
+    settings: Settings, request_timeout_s: float = _PROMPT_REQUEST_TIMEOUT_S
+) -> AsyncIterator[KafkaSink]:
+    """A ``kafka_sink`` whose every request gives up after ``request_timeout_s``.
+
+    aiokafka waits 40 s by default for a broker that accepts connections but does not
+    answer (stopped, overloaded), both to connect and to deliver; a service that backs off
+    and tries again (``Outage``) learns of such a broker sooner this way.
+    """
+    producer = AIOKafkaProducer(
+        **producer_options(settings), request_timeout_ms=int(request_timeout_s * 1000)
+    )
+    try:
+        await _started(producer, settings)
+    except BaseException:
+        # Cancelled while starting (the service is stopping): ``_started`` stops the
+        # producer only on a Kafka error, and an unstopped one leaks its connection.
+        await producer.stop()
+        raise
+    try:
+        yield KafkaSink(producer)
+    finally:
+        await producer.stop()
+
+
+def _refused(exc: BaseException) -> bool:
+    """Refused (not authorised, not authenticated) or fenced (another instance took over)."""
+    cause = exc.__cause__ if isinstance(exc, BrokerError) else exc
+    if isinstance(cause, ProducerFenced) or kafka_refusal(exc) is not None:
+        return True
+    return isinstance(exc, BrokerError) and str(exc).startswith("Kafka refused")
+
+
+class Outage:
+    """A long-running service's view of the broker while it works: one log line when an
+    operation finds the broker unreachable (``broker_unreachable``), one when an operation
+    succeeds again (``broker_reachable``), and the backoff between tries meanwhile.
+
+    The service catches Kafka errors at its own loop, calls ``failed`` (or ``pause``)
+    and tries the same step again; it calls ``recovered`` after each step that reached the
+    broker. A refusal (not authorised, not authenticated) or a fence is raised again:
+    waiting cannot help.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        *,
+        delays: Callable[[], Iterator[float]] = backoff,
+    ) -> None:
+        self._settings = settings
+        self._service = service
+        self._new_delays = delays
+        self._delays: Iterator[float] | None = None
+
+    @property
+    def down(self) -> bool:
+        """Whether the last step failed (and none has succeeded since)."""
+        return self._delays is not None
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failed step; the seconds to wait before trying it again. ``exc`` is
+        raised again unless it is a retriable Kafka or broker error (or a timeout)."""
+        # A service waits through anything Kafka says while it is away or coming back
+        # (aiokafka marks its own timeout, and some errors of a broker restarting, not
+        # retriable): only a refusal (not authorised, not authenticated) ends it, since
+        # the ACLs decide and waiting cannot help; a fence (another instance of the service
+        # took over); and anything that is no Kafka error.
+        if not isinstance(exc, KafkaError | BrokerError) or _refused(exc):
+            raise exc
+        if self._delays is None:
+            self._delays = self._new_delays()
+            _log.warning(
+                "broker_unreachable",
+                service=self._service,
+                bootstrap_servers=self._settings.bootstrap_servers,
+                reason=type(exc).__name__,
+                detail="retrying with backoff",
+            )
+        return next(self._delays)
+
+    async def pause(self, exc: BaseException, stop: asyncio.Event | None = None) -> None:
+        """``failed``, then wait its delay (less if ``stop`` is set meanwhile)."""
+        delay = self.failed(exc)
+        if stop is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
+    def recovered(self) -> None:
+        """Note a step that reached the broker (logged only after a failure)."""
+        if self._delays is not None:
+            self._delays = None
+            _log.info(
+                "broker_reachable",
+                service=self._service,
+                bootstrap_servers=self._settings.bootstrap_servers,
+            )

@@ -29,7 +29,7 @@ from schemas.quarantine import MAX_DETAIL_CHARS, quarantined
 from schemas.records import InboundRecord, OutboundRecord
 from schemas.trust_root import KeyRecordRefused, TrustRoot, TrustState
 from services.audit_log import audit_outbound
-from services.kafka import assigned, committed_offsets, inbound, producer_options
+from services.kafka import Outage, assigned, committed_offsets, inbound, producer_options
 from services.settings import Settings
 from services.trust import judge_inbound, load_root
 
@@ -132,6 +132,7 @@ class KeyWarden:
         before it were reported by an earlier warden)."""
         tp = TopicPartition(self._settings.topics.keys, 0)
         state = TrustState()
+        outage = Outage(self._settings, "key-warden")
         while True:
             batch = await consumer.getmany(tp, timeout_ms=1000, max_records=_BATCH)
             records = [inbound(raw) for raw in batch.get(tp, [])]
@@ -141,7 +142,7 @@ class KeyWarden:
             end = records[-1].offset + 1
             if end <= done:  # replayed only to rebuild the state
                 state = after
-            elif await self._commit(producer, outbound, {tp: end}):
+            elif await self._commit(producer, outbound, {tp: end}, outage):
                 state, done = after, end
                 self.reported += len(outbound) // 2
             else:  # nothing of it happened: read it again, from the state before it
@@ -170,7 +171,10 @@ class KeyWarden:
         producer: AIOKafkaProducer,
         outbound: Sequence[OutboundRecord],
         offsets: dict[TopicPartition, int],
+        outage: Outage,
     ) -> bool:
+        """The reports and the offsets in one transaction; ``False`` (after a backoff,
+        logged once per outage) if it failed and nothing of it happened."""
         try:
             async with producer.transaction():
                 for out in outbound:
@@ -184,8 +188,9 @@ class KeyWarden:
             _log.error("key_warden_fenced", detail="another warden took over")
             raise
         except KafkaError as exc:
-            _log.error("key_warden_transaction_failed", error=str(exc))
+            await outage.pause(exc)  # raised again unless retriable
             return False
+        outage.recovered()
         for out in outbound:
             if out.topic == self._settings.topics.quarantine:
                 _log.warning("key_record_quarantined", key=out.key.decode() if out.key else "")

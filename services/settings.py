@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     )
     local_broker_port: int = Field(default=DEFAULT_LOCAL_PORT, ge=1024, le=65534)
     local_broker_heap_mb: int = Field(default=512, ge=128)
+    cluster_base_port: int = Field(
+        default=39300,
+        ge=1024,
+        le=65526,
+        description=(
+            "`liaison cluster`: node n (1 to 3) takes clients (SASL_SSL) on base+n-1, the"
+            " other nodes (mutual TLS) on base+3+n-1, the controllers on base+6+n-1."
+        ),
+    )
+    cluster_heap_mb: int = Field(
+        default=384, ge=128, description="`liaison cluster`: each node's JVM heap (MiB)."
+    )
     deploy_dir: Path = Field(
         default=_REPO_ROOT / "deploy",
         description="Configuration files: local broker pom and config, routing rules.",
@@ -143,6 +155,16 @@ class Settings(BaseSettings):
         default="0",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="This router's name among several: its Kafka transactional id.",
+    )
+    router_dedupe_days: int = Field(
+        default=400,
+        ge=1,
+        le=3650,
+        description=(
+            "How long the router remembers an id it routed (its dedupe horizon, in days):"
+            " a copy of an event within it is ignored as a duplicate; an id older is"
+            " forgotten, so the router's state stays bounded."
+        ),
     )
     quarantine_retention_days: int = Field(
         default=QUARANTINE_RETENTION_DAYS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from consumers.delivery import MAX_TRIES
 from schemas.errors import LiaisonError
 from schemas.inspectorates import Inspectorate, Programme
 from schemas.keys import BUS, SigningKey
-from services.audit_service import AuditService, open_store
+from services.audit_service import CHECKPOINT_EVERY, AuditService, open_store
 from services.cli._common import (
     _audit_key,
     _fail,
@@ -38,6 +39,8 @@ from services.keystore import KeyStore, signing_key_for
 from services.router_service import RouterService
 from services.rules_file import load_rules
 from services.trust import load_trust
+
+_MAX_CHECKPOINT_EVERY_S = 86_400
 
 serve_app = typer.Typer(help="Long-running Liaison services.", no_args_is_help=True)
 
@@ -99,29 +102,47 @@ def serve_router() -> None:
 
 
 @serve_app.command("audit")
-def serve_audit() -> None:
-    """Append every audit record to the Merkle tree store and publish signed checkpoints."""
-    settings = _settings(service=True)
+def serve_audit(
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            "--checkpoint-every", help="Seconds between checkpoints (when the tree has grown)."
+        ),
+    ] = CHECKPOINT_EVERY.total_seconds(),
+) -> None:
+    """Append every audit record to the Merkle tree store and publish signed checkpoints.
 
-    async def bus_key() -> SigningKey:
-        return _audit_key(settings, await load_trust(settings))
+    Started while the broker is down, it waits for it; a broker lost while it runs is
+    waited for too (one log line when it is found unreachable, one when it is back).
+    """
+    settings = _settings(service=True)
+    if not (math.isfinite(checkpoint_every) and 0 < checkpoint_every <= _MAX_CHECKPOINT_EVERY_S):
+        _fail(f"--checkpoint-every must be more than 0 and at most {_MAX_CHECKPOINT_EVERY_S} s")
+    every = dt.timedelta(seconds=checkpoint_every)
 
     async def serve() -> int:
         stop = _stop_on_signals()
-        # Started while the broker is down, it waits for it (one log line each way).
-        key = await start_when_reachable(settings, bus_key, stop)
-        if key is None:
-            return 0  # stopped while waiting for the broker
         with open_store(settings) as store:
-            service = AuditService(settings, store, key)
-            # Beside it, the key warden quarantines and audits refused key records, once.
-            warden = KeyWarden(settings, key)
-            await service.start()
-            try:
-                await warden.start()
-            except BaseException:
-                await service.stop()
-                raise
+
+            async def start() -> tuple[AuditService, KeyWarden]:
+                key = _audit_key(settings, await load_trust(settings))
+                service = AuditService(settings, store, key, checkpoint_every=every)
+                # Beside it, the key warden quarantines and audits refused key records, once.
+                warden = KeyWarden(settings, key)
+                try:
+                    await service.start()
+                    await warden.start()
+                except BaseException:
+                    await stop_quietly(warden.stop)
+                    await stop_quietly(service.stop)
+                    raise
+                return service, warden
+
+            # Started while the broker is down, it waits for it (one log line each way).
+            started = await start_when_reachable(settings, start, stop)
+            if started is None:
+                return 0  # stopped while waiting for the broker
+            service, warden = started
             assert service.task is not None  # noqa: S101 - started just now
             assert warden.task is not None  # noqa: S101 - started just now
             stopping = asyncio.create_task(stop.wait())
