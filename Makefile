@@ -7,12 +7,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install browser broker topics demo test bench check lint typecheck stop lock clean
+.PHONY: help install browser broker cluster topics demo test bench chaos check lint typecheck stop lock clean
 
 help:
 	@echo "make demo   - set up, start the local Kafka broker, run the quick-start scenario"
 	@echo "make test   - set up, start the broker, run every test, ruff and mypy --strict"
 	@echo "make bench  - measure Liaison's parts and the router on this machine"
+	@echo "make chaos  - the long seeded fault run on a secured three-broker cluster (RELIABILITY.md)"
 	@echo "make stop   - stop the local broker"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -32,6 +33,10 @@ browser:
 broker: install
 	$(BIN)/liaison broker start
 
+# A secured three-node cluster (TLS, SASL/SCRAM, ACLs) on loopback, for development.
+cluster: install
+	$(BIN)/liaison cluster start
+
 topics: broker
 	$(BIN)/liaison topics apply
 
@@ -49,13 +54,18 @@ test: browser broker
 bench: broker
 	$(BIN)/python -m tests.benchmarks.bench
 
+# The long fault schedule: its own cluster, publishers, routers, the audit service, faults,
+# then the checker. Results go in RELIABILITY.md.
+chaos: install
+	$(BIN)/python -m tests.chaos --seed 7 --duration 600 --events 5000
+
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 stop:
-	@if [ -x $(BIN)/liaison ]; then $(BIN)/liaison broker stop; fi
+	@if [ -x $(BIN)/liaison ]; then $(BIN)/liaison broker stop; $(BIN)/liaison cluster stop; fi
 
 # Refresh constraints.txt from a clean venv resolved against pyproject.toml.
 lock:
