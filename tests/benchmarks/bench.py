@@ -27,10 +27,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from consumers.jtai import JtaiWatch
 from consumers.routing import route
 from schemas.envelope import open_envelope, seal
+from schemas.errors import SchemaError
 from schemas.inspectorates import PROGRAMMES, Inspectorate
 from schemas.keys import BUS, TrustStore
 from schemas.merkle import CompactRange, leaf_hash
 from schemas.records import event_headers, event_record
+from schemas.reference import check_area, local_authorities
 from services.kafka import apply_topics, end_offsets, read_from
 from services.keys_admin import ensure_keys
 from services.log import configure_logging
@@ -138,12 +140,87 @@ async def end_to_end(count: int) -> None:
               f"  ({count} events in {routed:.1f} s)")  # fmt: skip
 
 
+def _live(code: str) -> bool:
+    """Whether ``code`` is an authority for the whole of the last five years."""
+    try:
+        check_area(code, NOW.date())
+        check_area(code, (NOW - dt.timedelta(days=5 * 366)).date())
+    except (SchemaError, ValueError):
+        return False
+    return True
+
+
+async def startup(feed_events: int) -> None:
+    """Router start-up with ``feed_events`` verified events already in the feed (written
+    there as a router before this version would have, over five years of findings across
+    150 areas): the first start rebuilds the state once from the feed and writes it; each
+    restart after that reads only the state topic."""
+    with TemporaryDirectory() as home:
+        settings = Settings().model_copy(
+            update={"topic_prefix": f"bench.{uuid.uuid4().hex[:8]}.", "home": Path(home)}
+        )
+        await apply_topics(settings, settings.topics.specs())
+        keys = await ensure_keys(
+            settings, (*(i.value for i in Inspectorate), BUS), dt.datetime.now(dt.UTC)
+        )
+        areas = sorted(code for code in local_authorities() if _live(code))[:150]
+        themes = ["neglect", "front_door", "domestic_abuse", "missing_children", "other"]
+        sources = list(Inspectorate)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True, linger_ms=20
+        )
+        await producer.start()
+        try:
+            for chunk in range(0, feed_events, 10_000):
+                sends = []
+                for i in range(chunk, min(chunk + 10_000, feed_events)):
+                    source = sources[i % len(sources)]
+                    event = concern(
+                        source=source,
+                        programme=PROGRAMMES[source][0],
+                        area=areas[i % len(areas)],
+                        theme=themes[(i // len(areas)) % len(themes)],
+                        occurred_at=NOW - dt.timedelta(minutes=(i * 7919) % (5 * 365 * 1440)),
+                    )
+                    envelope = seal(event, keys[source.value], NOW).envelope
+                    sends.append(
+                        await producer.send(
+                            settings.topics.feed,
+                            envelope,
+                            key=event.area.encode(),
+                            headers=list(event_headers(event)),
+                        )
+                    )
+                await asyncio.gather(*sends)
+        finally:
+            await producer.stop()
+        for run in ("first start (rebuilds from the feed)", "restart", "restart"):
+            router = RouterService(settings, RULES, keys[BUS])
+            began = time.perf_counter()
+            await router.start()
+            while len(router.loads) < 3 or len(router.owned) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            took = time.perf_counter() - began
+            read = sum(count for count, _ in router.loads.values())
+            await router.stop()
+            label = f"router {run}, {feed_events:,} in the feed"
+            print(f"{label:<58} {took:>6.1f} s  ({read:,} state records read)")  # noqa: T201
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.delete_topics([spec.name for spec in settings.topics.specs()])
+        finally:
+            await admin.close()
+
+
 def main() -> None:
     configure_logging("WARNING")  # per-event logs would cost more than what is measured
     print(f"Liaison benchmark: Python {platform.python_version()}, {os.cpu_count()} cores,"  # noqa: T201
           f" {platform.machine()}")  # fmt: skip
     pure()
     asyncio.run(end_to_end(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
+    for feed_events in (10_000, 200_000):
+        asyncio.run(startup(feed_events))
 
 
 if __name__ == "__main__":
