@@ -34,6 +34,7 @@ CONTRACT = {
     "liaison.audit",
     "liaison.audit.checkpoints",
     "liaison.keys",
+    "liaison.router.state",
 }
 
 
@@ -82,8 +83,20 @@ def test_the_keys_topic_keeps_every_signed_change_stamped_by_the_broker() -> Non
     }
 
 
-def test_no_topic_is_compacted() -> None:
-    assert all(s.config.get("cleanup.policy") != "compact" for s in Topics().specs())
+def test_only_the_routers_own_state_is_compacted() -> None:
+    # Compaction lets anyone able to write a topic erase a record by reusing its key: only
+    # the router's state (MAC'd, written by the router's principal alone) may have it.
+    compacted = [
+        s.name for s in Topics().specs() if "compact" in s.config.get("cleanup.policy", "")
+    ]
+    assert compacted == ["liaison.router.state"]
+
+
+def test_every_area_keyed_topic_has_the_same_partitions() -> None:
+    topics = Topics()
+    keyed = [*topics.all_events(), topics.outcomes, topics.feed, topics.jtai, topics.router_state]
+    specs = {spec.name: spec for spec in topics.specs()}
+    assert len({specs[name].partitions for name in keyed}) == 1
 
 
 def test_the_audit_log_is_stamped_by_the_broker_its_checkpoints_need_not_be() -> None:
