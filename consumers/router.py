@@ -525,7 +525,8 @@ class Router:
             )
             out.logs.append(LogLine("event_duplicate_ignored", warning=False, fields=context))
             return
-        self._note_routed(event.id, str(event.source), _FINDING, now)
+        # Everything this record produces is built before the router remembers the id, so
+        # a failure on the way (quarantined as internal_error) leaves it redrivable.
         out.outbound.extend(decision.outbound)
         out.audit.append(self._decision_record(decision, now))
         out.logs.append(
@@ -540,6 +541,7 @@ class Router:
             )
         )
         self._watch_finding(event, now, context, out)
+        self._note_routed(event.id, str(event.source), _FINDING, now)
 
     def _misplaced(self, record: InboundRecord, area: str) -> EnvelopeError | None:
         """The refusal of a verified record on a partition its area does not give."""

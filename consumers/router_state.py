@@ -16,16 +16,21 @@ key                       value (compact JSON)
 ``r/<id hex>``            a group of ids routed: ``{"t": newest, "i": [[id, signer,``
                           ``kind, routed at ms], ...]}``; null: all past the horizon
 ``e/<id hex>``            a JTAI concern (``consumers.jtai.Evidence``); null: forgotten
-``c/<area>/<theme>/<us>`` ``{"e": window end, us}``: a window claimed; null: released
+``c/<area>/<theme>/<s>/<e>`` ``{"e": e}``: a window [s, e) claimed (us); null: released
 ========================  =============================================================
 
 Anyone able to write to the topic could try to teach the router a false memory (an id
 "already routed", to hide a real event as a duplicate). Every value therefore carries an
-HMAC-SHA256 (header ``liaison_mac``) under a key only routers hold (derived from the bus
-signing key), over the partition, the key and the value; a record whose MAC does not
-verify is ignored and counted. A null value (a tombstone) cannot carry a MAC: deleting is
-what ACLs stop (only the router's principal may write the topic), and a deletion can make
-the router forget, never believe, something (see RELIABILITY.md).
+HMAC-SHA256 (header ``liaison_mac``) under a key derived from the bus signing key and the
+state topic's name (so a record of another deployment's prefix does not verify here),
+over the partition, the key and the value; a record whose MAC does not verify is ignored
+and counted. What a MAC cannot stop is deletion or rollback by a writer of the topic: a
+tombstone carries no value to MAC, and an older valid value of a key still verifies. A
+writer could so make the router forget an id (a copy of that event is routed again, with
+the same id, which readers drop), a JTAI concern (a consideration may be missed) or a
+claimed window (one may be repeated, with the same id). Write access to this topic is
+therefore the router's own authority: ``deploy/acls.toml`` grants it to the router's
+principal alone.
 """
 
 from __future__ import annotations
@@ -132,7 +137,7 @@ def _group_body(group: Sequence[RoutedId]) -> dict[str, object]:
 SMALL_GROUP: Final = 100
 """A group of fewer ids than this is merged with others once there are ``MERGE_AT``."""
 MERGE_AT: Final = 64
-MERGE_MAX_GROUPS: Final = 10_000
+MERGE_MAX_GROUPS: Final = 1000
 """Small groups merged in one transaction at most (the work per batch stays bounded)."""
 CHUNK: Final = 4000
 """Ids in one merged record at most (about 250 kB, well inside Kafka's 1 MB)."""
@@ -210,7 +215,7 @@ class RoutedGroups:
 
 
 def _claim_key(window: Claimed) -> bytes:
-    return f"c/{window.area}/{window.theme.value}/{_us(window.start)}".encode()
+    return f"c/{window.area}/{window.theme.value}/{_us(window.start)}/{_us(window.end)}".encode()
 
 
 def encode_watch_change(secret: bytes, partition: int, change: WatchChange) -> StateRecord:
@@ -306,7 +311,9 @@ def _decode_into(state: LoadedState, key: bytes, value: bytes) -> None:
             )
         )
     elif name.startswith("c/"):
-        _, area, theme, start = name.split("/")
-        state.claims.append(Claimed(area, Theme(theme), _when(int(start)), _when(int(body["e"]))))
+        _, area, theme, start, end = name.split("/")
+        if int(body["e"]) != int(end):
+            raise ValueError("a claim's end differs from its key's")
+        state.claims.append(Claimed(area, Theme(theme), _when(int(start)), _when(int(end))))
     else:
         raise ValueError("unknown key")

@@ -183,14 +183,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def state_secret(bus_key: SigningKey) -> bytes:
-    """The MAC key of the router's state records: derived from the bus key, which only
-    routers hold."""
+def state_secret(bus_key: SigningKey, topic: str) -> bytes:
+    """The MAC key of the router's state records on ``topic``: derived from the bus key
+    and the topic's name (prefix included)."""
     raw = bus_key.private.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"liaison router state v1")
-    return hkdf.derive(raw)
+    info = b"liaison router state v1\x00" + topic.encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(raw)
 
 
 @dataclass(slots=True)
@@ -227,14 +227,18 @@ class RouterService:
         self._settings = settings
         self._rules = rules
         self._bus_key = bus_key
-        self._secret = state_secret(bus_key)
+        self._secret = state_secret(bus_key, settings.topics.router_state)
         self._trust = TrustFollower(settings)
         self._actor = f"router:{settings.router_instance}"
         self._horizon = dt.timedelta(days=settings.router_dedupe_days)
         self._inputs = (*settings.topics.all_events(), settings.topics.outcomes)
         self._partitions = 0
         self._tasks: dict[int, _Task] = {}
-        self._fenced: dict[int, float] = {}  # number -> when it was lost, on the loop's clock
+        # number -> when to try opening it again (the loop's clock) and the wait after that:
+        # lost to a fatal producer error, or not loaded when assigned.
+        self._retry_at: dict[int, tuple[float, float]] = {}
+        self._epoch = 0  # assignments and revocations so far
+        self._fetch_epoch = 0  # self._epoch when the batch in hand began to be fetched
         self.loads: dict[int, tuple[int, bool]] = {}
         """For each partition number loaded: state records read, and whether the state was
         rebuilt from the feed (no state yet) rather than loaded."""
@@ -303,23 +307,27 @@ class RouterService:
         """Partitions taken away (every rebalance takes all): stop their tasks, after the
         batch in hand is committed."""
         async with self._lock:
+            self._epoch += 1
             for number in sorted(numbers):
                 await self._drop(number)
 
     async def assign(self, numbers: set[int]) -> None:
         """Partitions given: for each number, fence, load its state, move the consumer."""
         async with self._lock:
+            self._epoch += 1
             for number in sorted(set(self._tasks) - numbers):
                 await self._drop(number)
-            self._fenced.clear()
+            self._retry_at.clear()
             for number in sorted(numbers):
                 await self._drop(number)  # a new generation: always start again, fenced
                 try:
                     await self._open(number)
                 except (KafkaError, LiaisonError) as exc:
-                    # Left unowned until the next assignment; the group rebalances when
-                    # this member fails its heartbeat or another joins.
-                    self._log.error("router_partition_not_loaded", partition=number, error=str(exc))
+                    # Tried again when its records arrive (after a short wait, doubling).
+                    self._retry_at[number] = (asyncio.get_running_loop().time(), 1.0)
+                    self._log.warning(
+                        "router_partition_not_loaded", partition=number, error=str(exc)
+                    )
             self._log.info("router_assigned", partitions=sorted(self._tasks))
 
     async def _drop(self, number: int) -> None:
@@ -437,22 +445,48 @@ class RouterService:
 
     async def _route_batch(self, records: Sequence[Any], consumer: AIOKafkaConsumer) -> None:
         del consumer
+        fetched_in = self._fetch_epoch  # before any await: when this batch was fetched
         by_number: defaultdict[int, list[Any]] = defaultdict(list)
         for raw in records:
             by_number[raw.partition].append(raw)
         async with self._lock:
+            if fetched_in != self._epoch:
+                # Fetched across an assignment, which moved the consumer to each task's
+                # committed offsets: read these again from there (the fetch may have
+                # moved the position past them since).
+                for number in by_number:
+                    task = self._tasks.get(number)
+                    if task is not None:
+                        self._seek(task)
+                return
             for number, raws in sorted(by_number.items()):
-                task = self._tasks.get(number)
-                if task is None:
-                    # Not ours: its owner reads these from its own state's offsets. Unless
-                    # the group still gives it to us long after we lost it (a fatal error
-                    # that was no takeover): then take it back, fenced as on an assignment.
-                    await self._reclaim(number)
-                    continue
-                if task.stale:
-                    await self._recover(task)
-                    continue  # moved back to the committed offsets: these come again
-                await self._route(task, raws)
+                try:
+                    await self._route_number(number, raws)
+                except Exception as exc:  # noqa: BLE001 - one number never takes the batch down
+                    # A bug or a broker error outside a transaction (reading liaison.keys,
+                    # say): nothing of it was committed, so the task reads it again from
+                    # its committed offsets; never skip records the state does not cover.
+                    self._log.error(
+                        "router_batch_failed", partition=number, error=type(exc).__name__
+                    )
+                    task = self._tasks.get(number)
+                    if task is not None:
+                        task.stale = True
+                        self._seek(task)
+
+    async def _route_number(self, number: int, raws: Sequence[Any]) -> None:
+        task = self._tasks.get(number)
+        if task is None:
+            # Not ours: its owner reads these from its own state's offsets. Unless the
+            # group still gives it to us after we lost it (a fatal error that was no
+            # takeover, or a load that failed): then open it again, fenced as on an
+            # assignment (it moves the consumer to the state's offsets).
+            await self._reclaim(number)
+            return
+        if task.stale:
+            await self._recover(task)
+            return  # moved back to the committed offsets: these come again
+        await self._route(task, raws)
 
     async def _route(self, task: _Task, raws: Sequence[Any]) -> None:
         fresh = [raw for raw in raws if raw.offset >= task.offsets.get(raw.topic, 0)]
@@ -521,14 +555,20 @@ class RouterService:
                 " producer): dropped until reassigned",
             )
             await self._drop(number)
-            self._fenced[number] = asyncio.get_running_loop().time()
+            self._retry_at[number] = (
+                asyncio.get_running_loop().time() + _RECLAIM_AFTER_S,
+                _RECLAIM_AFTER_S,
+            )
             return False
         except KafkaError as exc:
             task.stale = True
+            self._seek(task)  # read the batch again, from the committed offsets
             try:
                 self._outage.failed(exc)  # one line when the broker goes, one when it is back
             except KafkaError:
+                # Refused (not authorised: the ACLs lack a grant, say): waiting cannot help.
                 self._log.error("transaction_refused", partition=number, error=str(exc))
+                self.failed.set()
             self._log.debug("transaction_failed", partition=number, error=str(exc))
             return False
         self._outage.recovered()
@@ -536,20 +576,21 @@ class RouterService:
         return True
 
     async def _reclaim(self, number: int) -> None:
-        lost = self._fenced.get(number)
+        retry = self._retry_at.get(number)
         now = asyncio.get_running_loop().time()
-        if lost is None or now - lost < _RECLAIM_AFTER_S:
+        if retry is None or now < retry[0]:
             return
         assigned_now = {tp.partition for tp in self._consumer().assignment()}
         if number not in assigned_now:
             return
-        self._fenced.pop(number)
         try:
             await self._open(number)
         except (KafkaError, LiaisonError) as exc:
-            self._fenced[number] = now
-            self._log.warning("router_partition_recovering", partition=number, error=str(exc))
+            wait = min(retry[1] * 2, _RECLAIM_AFTER_S)
+            self._retry_at[number] = (now + wait, wait)
+            self._log.debug("router_partition_recovering", partition=number, error=str(exc))
             return
+        del self._retry_at[number]
         self._log.info("router_partition_reclaimed", partition=number)
 
     async def _recover(self, task: _Task) -> None:
@@ -589,7 +630,24 @@ class RouterService:
         consumer = self._subscriber.consumer
         if consumer is not None:
             tolerate_unparseable(consumer)
+            self._note_fetches(consumer)
         self._log.info("router_started", bootstrap_servers=self._settings.bootstrap_servers)
+
+    def _note_fetches(self, consumer: AIOKafkaConsumer) -> None:
+        """Note, as each fetch begins, the assignments so far: a batch fetched before an
+        assignment is one the assignment's seeks have overtaken."""
+        fetch = consumer.getmany
+
+        async def getmany(
+            *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+        ) -> dict[TopicPartition, list[Any]]:
+            self._fetch_epoch = self._epoch
+            got: dict[TopicPartition, list[Any]] = await fetch(
+                *partitions, timeout_ms=timeout_ms, max_records=max_records
+            )
+            return got
+
+        consumer.getmany = getmany
 
     async def stop(self) -> None:
         """Stop consuming (finishing the batch in hand), then the producers and key follower."""
@@ -605,10 +663,12 @@ _KEYID_IN_ENVELOPE: Final = re.compile(rb'"keyid"\s*:\s*"([0-9a-f]{64})"')
 
 
 def _unknown_keyids(records: Sequence[InboundRecord], trust: TrustStore) -> bool:
-    """Whether any record names a key id the trust store does not hold (a cheap scan: the
-    router's own judgement still parses each envelope strictly)."""
+    """Whether any record names a key id the trust store does not hold (a cheap scan of
+    where a DSSE envelope's signatures are, after its payload: the router's own judgement
+    still parses each envelope strictly)."""
     for record in records:
-        for match in _KEYID_IN_ENVELOPE.finditer(record.value[:4096]):
+        start = max(record.value.rfind(b'"signatures"'), 0)
+        for match in _KEYID_IN_ENVELOPE.finditer(record.value[start : start + 4096]):
             if trust.get(match.group(1).decode()) is None:
                 return True
     return False

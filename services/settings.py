@@ -154,7 +154,10 @@ class Settings(BaseSettings):
     router_instance: str = Field(
         default="0",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="This router's name among several: its Kafka transactional id.",
+        description=(
+            "This router's name among several (each its own): its static group membership,"
+            " so a restarted router takes back the partitions it had."
+        ),
     )
     router_dedupe_days: int = Field(
         default=400,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -229,3 +230,35 @@ async def test_a_deployment_without_state_rebuilds_it_once_from_the_feed(
         assert not any(r for _, r in again.loads.values())  # written back: loaded now
     finally:
         await again.stop()
+
+
+async def test_a_batch_that_fails_outside_a_transaction_is_read_again_not_skipped(
+    kafka: Settings, signing: dict[str, SigningKey]
+) -> None:
+    topics = kafka.topics
+    start = await end_offsets(kafka, [topics.feed])
+    router = router_for(kafka, signing)
+    route = router._route
+    failures: list[int] = []
+
+    async def failing_once(task: Any, raws: Sequence[Any]) -> None:
+        if not failures:
+            failures.append(len(raws))
+            raise RuntimeError("a bug, or the broker away while reading liaison.keys")
+        await route(task, raws)
+
+    router._route = failing_once  # type: ignore[method-assign]
+    await router.start()
+    try:
+        await until_owned([router], {0, 1, 2})
+        await asyncio.sleep(1)  # settled: no assignment will move the consumer back
+        events = [neglect("ofsted", "ilacs", AREAS[2], 3 + i) for i in range(5)]
+        await publish(kafka, signing, *events)
+        await read_from(kafka, start, until=fed(kafka, 5), timeout_s=60)
+        await asyncio.sleep(2)
+    finally:
+        await router.stop()
+    assert failures  # it did fail once
+    records = await read_from(kafka, start, until=lambda _: False, timeout_s=3)
+    ids = on_feed(records, topics.feed)
+    assert sorted(ids) == sorted(str(e.id).encode() for e in events)  # each once, none lost

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.copartition import partition_for
-from consumers.jtai import Claimed, Evidence, Forgotten
+from consumers.jtai import Claimed, Evidence, Forgotten, Released
 from consumers.router import BatchOutcome, Router
 from consumers.router_state import (
     LoadedState,
@@ -299,3 +299,15 @@ def test_a_trickle_of_single_ids_is_merged_into_few_records() -> None:
     assert len(loaded.groups) < 80
     big = RoutedGroups(SECRET, 0).add(_ids(9000, 5))
     assert [len(load_state(SECRET, 0, [r]).routed) for r in big] == [4000, 4000, 1000]
+
+
+def test_two_windows_with_one_start_are_two_keys() -> None:
+    # The window setting changed between two claims: releasing one keeps the other.
+    short = Claimed("E08000035", Theme.NEGLECT, NOW, NOW + dt.timedelta(days=90))
+    long = dataclasses.replace(short, end=NOW + dt.timedelta(days=180))
+    records = [
+        encode_watch_change(SECRET, 0, short),
+        encode_watch_change(SECRET, 0, long),
+        encode_watch_change(SECRET, 0, Released(short)),
+    ]
+    assert load_state(SECRET, 0, records).claims == [long]
