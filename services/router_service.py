@@ -263,8 +263,12 @@ class RouterService:
     def _build_broker(self) -> KafkaBroker:
         settings = self._settings
         broker = KafkaBroker(
-            settings.bootstrap_servers,
+            # A list: faststream would take "a:9093,b:9093" for one host name.
+            [server.strip() for server in settings.bootstrap_servers.split(",") if server.strip()],
             security=faststream_security(settings),
+            # Topics are made by `topics apply`, as the operator; the router's principal may
+            # not create them (and start() checks they exist).
+            allow_auto_create_topics=False,
             logger=self._log,
             log_level=logging.DEBUG,
         )

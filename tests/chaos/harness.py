@@ -83,6 +83,7 @@ from services.kafka import (
     apply_topics,
     delete_topics,
     group_members,
+    partition_counts,
     transactional_sink,
 )
 from services.kafka_acls import apply_acls
@@ -114,6 +115,8 @@ PAIR_AREA: Final = "E08000026"
 _BATCH: Final = 25
 _RESTART_AFTER_S: Final = 1.0
 _STOP_TIMEOUT_S: Final = 30.0
+_VISIBLE_TIMEOUT_S: Final = 60.0
+_VISIBLE_STREAK: Final = 6
 ROUTER: Final = "router"
 AUDIT: Final = "audit"
 KEYADMIN: Final = "keyadmin"
@@ -524,15 +527,7 @@ class _Processes:
     """The routers and the audit service of one run."""
 
     def __init__(self, config: RunConfig, crashes: list[str]) -> None:
-        router = config.as_principal(ROUTER)
-        # Workaround (finding of the first cluster run): the router's faststream
-        # KafkaBroker is given ``settings.bootstrap_servers`` as one string, which
-        # faststream wraps in a list, so aiokafka takes "a:1,b:2,c:3" as one host name and
-        # never connects. Until services/router_service.py splits it, routers bootstrap
-        # from the first node alone (``broker:0``); once connected they learn every node
-        # from the metadata, so a fault of that node later is ridden out all the same.
-        first = router.bootstrap_servers.split(",")[0]
-        self._router_settings = router.model_copy(update={"bootstrap_servers": first})
+        self._router_settings = config.as_principal(ROUTER)
         self._run_dir = config.run_dir
         self.crashes = crashes
         self.routers: dict[int, _Service] = {}
@@ -674,6 +669,37 @@ async def _prepare(config: RunConfig) -> None:
     if config.principal is not None:
         acls = load_acls(admin.deploy_dir / "acls.toml")
         await apply_acls(admin, acls.bindings(admin.topic_prefix))
+        topics = admin.topics
+        reads = {
+            KEYADMIN: [topics.keys],
+            ROUTER: [topics.events(i) for i in Inspectorate],
+            AUDIT: [topics.audit, topics.keys],
+        }
+        for principal, wanted in reads.items():
+            await _until_visible(config.as_principal(principal), wanted)
+
+
+async def _until_visible(settings: Settings, topics: Sequence[str]) -> None:
+    """Wait until ``settings``' principal sees ``topics`` several times running (each
+    request may go to another node).
+
+    A finding of the first runs: just after ``topics apply`` and ``acls apply`` return
+    (``apply_acls`` waits until one node describes the new ACLs), a request to another
+    node could still be answered "do not exist, or not authorised" for a second or so;
+    the first process to start then stopped the run. Production applies topics and ACLs
+    once, long before any process starts; a run starts them at once."""
+    deadline = time.monotonic() + _VISIBLE_TIMEOUT_S
+    streak = 0
+    while streak < _VISIBLE_STREAK:
+        try:
+            await partition_counts(settings, topics)
+        except LiaisonError:
+            if time.monotonic() > deadline:
+                raise
+            streak = 0
+        else:
+            streak += 1
+        await asyncio.sleep(0.2)
 
 
 async def remove_run(config: RunConfig) -> None:
