@@ -536,14 +536,16 @@ class RouterService:
         try:
             async with producer.transaction():
                 for out in outbound:
-                    await producer.send(
+                    sent = await producer.send(
                         out.topic, out.value, key=out.key, headers=list(out.headers)
                     )
+                    sent.add_done_callback(_retrieved)
                 for record in state:
                     headers = [(HEADER_MAC, record.mac)] if record.mac is not None else []
-                    await producer.send(
+                    sent = await producer.send(
                         topic, record.value, key=record.key, partition=number, headers=headers
                     )
+                    sent.add_done_callback(_retrieved)
                 await producer.send_offsets_to_transaction(
                     {TopicPartition(t, number): o for t, o in offsets.items()},
                     router_group_id(self._settings),
@@ -661,6 +663,14 @@ class RouterService:
                 await self._drop(number)
         await self._trust.stop()
         self._log.info("router_stopped")
+
+
+def _retrieved(sent: asyncio.Future[Any]) -> None:
+    """Take a delivery's outcome: the transaction's own commit (or its failure) is what
+    the router acts on, and a delivery failed by a fence would otherwise be logged as an
+    exception never retrieved."""
+    if not sent.cancelled():
+        sent.exception()
 
 
 _KEYID_IN_ENVELOPE: Final = re.compile(rb'"keyid"\s*:\s*"([0-9a-f]{64})"')
