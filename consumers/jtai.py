@@ -287,6 +287,17 @@ class _Stream:
 _LATEST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
+def _change_key(change: WatchChange) -> object:
+    """What a change is to: one concern (by id) or one window."""
+    if isinstance(change, Evidence | Forgotten):
+        return ("concern", change.id)
+    return ("window", change if isinstance(change, Claimed) else change.window)
+
+
+def _removal(change: WatchChange) -> bool:
+    return isinstance(change, Forgotten | Released)
+
+
 def _order(concern: Evidence) -> tuple[dt.datetime, uuid.UUID]:
     return concern.occurred_at, concern.id
 
@@ -379,10 +390,24 @@ class JtaiWatch:
             self._forget(stream)
 
     def drain_changes(self) -> list[WatchChange]:
-        """Every change since the last call, in order (and forget them)."""
+        """The changes since the last call (and forget them), one per concern or window:
+        its last. A concern recorded and then forgotten, or a window claimed and then
+        released, since the last call is left out, as if it had never been (nothing before
+        this call knew of it)."""
         changes = list(self._changes)
         self._changes.clear()  # streams append to this very list
-        return changes
+        first: dict[object, WatchChange] = {}
+        last: dict[object, WatchChange] = {}
+        for change in changes:
+            key = _change_key(change)
+            first.setdefault(key, change)
+            last.pop(key, None)  # re-inserted: the dict keeps the order of last changes
+            last[key] = change
+        return [
+            change
+            for key, change in last.items()
+            if not (_removal(change) and not _removal(first[key]))
+        ]
 
     def _stream(self, area: str, theme: Theme) -> _Stream:
         stream = self._streams.get((area, theme))

@@ -52,6 +52,7 @@ __all__ = [
     "Position",
     "TopicReport",
     "UnparseableRecord",
+    "admin_client",
     "apply_topics",
     "assigned",
     "backoff",
@@ -418,7 +419,7 @@ async def transactional_sink(
 async def group_members(settings: Settings, group_id: str) -> int:
     """How many members consumer group ``group_id`` has now (0 when it has none or none
     exists). A member that was killed may still count until its session times out."""
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         responses = await with_retries(
             lambda: admin.describe_consumer_groups([group_id]), "describing a consumer group"
         )
@@ -431,7 +432,9 @@ async def group_members(settings: Settings, group_id: str) -> int:
 
 
 @asynccontextmanager
-async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+async def admin_client(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client for the block; one ``BrokerError`` (a refusal said as one)
+    if Kafka cannot be reached."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()
@@ -481,7 +484,7 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) ->
 async def describe_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[TopicReport]:
     """Each contract topic and whether (and with how many partitions) it exists."""
     specs = list(specs)
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         counts = await _partition_counts(admin, [s.name for s in specs])
     return [TopicReport(s, s.name in counts, counts.get(s.name)) for s in specs]
 
@@ -539,7 +542,7 @@ async def apply_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[T
     keys between partitions); a difference is reported by ``topics list``.
     """
     specs = list(specs)
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         counts = await _partition_counts(admin, [s.name for s in specs])
         missing = [s for s in specs if s.name not in counts]
         if missing:
@@ -596,7 +599,7 @@ def _errors(response: Any) -> list[tuple[str, int, str]]:  # noqa: ANN401 - aiok
 
 async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
     """How many partitions each of ``topics`` has; a missing topic is an error."""
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         counts = await _partition_counts(admin, topics)
     missing = [topic for topic in topics if topic not in counts]
     if missing:
@@ -617,7 +620,7 @@ async def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[st
 
 async def delete_topics(settings: Settings, names: Sequence[str]) -> None:
     """Delete ``names`` (those that exist)."""
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         existing = set(await with_retries(admin.list_topics, "could not list topics"))
         wanted = [name for name in names if name in existing]
         if wanted:
@@ -633,7 +636,7 @@ async def committed_offsets(settings: Settings, group_id: str) -> Position:
 
     Right after a broker starts, its group coordinator is not ready yet; that is retried.
     """
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         committed = await with_retries(
             lambda: admin.list_consumer_group_offsets(group_id),
             f"could not read the offsets of consumer group {group_id}",

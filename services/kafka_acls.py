@@ -15,13 +15,12 @@ a moment later, so ``apply_acls`` reads the ACLs back until they match (or a dea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError, SecurityDisabled, for_code
+from aiokafka.errors import SecurityDisabled, for_code
 from aiokafka.protocol.admin import (
     CreateAclsRequest_v1,
     DeleteAclsRequest_v1,
@@ -39,7 +38,7 @@ from services.acls import (
     ResourceType,
     diff,
 )
-from services.kafka import client_options, kafka_refusal, with_retries
+from services.kafka import admin_client, kafka_refusal, with_retries
 from services.settings import Settings
 
 __all__ = ["AclChanges", "acl_drift", "apply_acls", "describe_acls"]
@@ -156,23 +155,6 @@ def _check(settings: Settings, code: int, message: str | None, doing: str) -> No
     raise BrokerError(f"could not {doing}: {error.message} {message or ''}".rstrip())
 
 
-@asynccontextmanager
-async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        await admin.close()
-        refused = kafka_refusal(exc, settings, doing="connect")
-        raise refused or BrokerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
-        ) from exc
-    try:
-        yield admin
-    finally:
-        await admin.close()
-
-
 async def _send(admin: AIOKafkaAdminClient, request: Request[Any], what: str) -> Any:  # noqa: ANN401 - aiokafka is untyped
     """Send ``request`` to any broker (it forwards ACL changes to the controller); aiokafka
     has no public ACL API, so this uses the admin client's own request method."""
@@ -201,7 +183,7 @@ async def _describe(settings: Settings, admin: AIOKafkaAdminClient) -> frozenset
 
 async def describe_acls(settings: Settings) -> frozenset[AclBinding]:
     """Every ACL binding the cluster holds."""
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         return await _describe(settings, admin)
 
 
@@ -213,7 +195,7 @@ async def acl_drift(settings: Settings, desired: Iterable[AclBinding]) -> AclDif
 async def apply_acls(settings: Settings, desired: Iterable[AclBinding]) -> AclChanges:
     """Make the ACLs on Liaison's resources exactly ``desired``; return what changed."""
     desired = frozenset(desired)
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         before = diff(desired, await _describe(settings, admin), settings.topic_prefix)
         if before.missing:
             response = await _send(admin, _Create(before.missing), "could not create ACLs")

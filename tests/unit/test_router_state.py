@@ -311,3 +311,20 @@ def test_two_windows_with_one_start_are_two_keys() -> None:
         encode_watch_change(SECRET, 0, Released(short)),
     ]
     assert load_state(SECRET, 0, records).claims == [long]
+
+
+def test_what_is_recorded_and_forgotten_between_two_drains_is_never_written() -> None:
+    from consumers.jtai import JtaiWatch  # noqa: PLC0415 - only this test needs the watch
+
+    watch = JtaiWatch(dt.timedelta(days=10), log_changes=True)
+    old = concern(occurred_at=NOW - dt.timedelta(days=100), source="cqc", programme="clas")
+    watch.replay_finding(old)
+    assert [type(c) for c in watch.drain_changes()] == [Evidence]  # written: it was kept
+    new = concern(occurred_at=NOW)
+    stale = concern(occurred_at=NOW - dt.timedelta(days=50), source="hmicfrs", programme="ncpi")
+    watch.replay_finding(new)  # forgets the old one (written before: a tombstone)
+    watch.replay_finding(stale)  # recorded and forgotten at once: never written
+    drained = watch.drain_changes()
+    assert Forgotten(old.id) in drained
+    assert all(getattr(c, "id", None) != stale.id for c in drained)
+    assert [c.id for c in drained if isinstance(c, Evidence)] == [new.id]
