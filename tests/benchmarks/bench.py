@@ -140,21 +140,23 @@ async def end_to_end(count: int) -> None:
               f"  ({count} events in {routed:.1f} s)")  # fmt: skip
 
 
-def _live(code: str) -> bool:
-    """Whether ``code`` is an authority for the whole of the last five years."""
+def _live(code: str, span: dt.timedelta) -> bool:
+    """Whether ``code`` is an authority for the whole of ``span`` back from now."""
     try:
         check_area(code, NOW.date())
-        check_area(code, (NOW - dt.timedelta(days=5 * 366)).date())
+        check_area(code, (NOW - span - dt.timedelta(days=1)).date())
     except (SchemaError, ValueError):
         return False
     return True
 
 
-async def startup(feed_events: int) -> None:
-    """Router start-up with ``feed_events`` verified events already in the feed (written
-    there as a router before this version would have, over five years of findings across
-    150 areas): the first start rebuilds the state once from the feed and writes it; each
-    restart after that reads only the state topic."""
+async def startup(feed_events: int, minutes_apart: float, history: str) -> None:
+    """Router start-up with ``feed_events`` verified concerns already in the feed (written
+    there as a router before this version would have), one every ``minutes_apart``
+    minutes of event time back from now, across 140 areas and five themes: the first start
+    rebuilds the state once from the feed and writes it; each restart after that reads
+    only the state topic (ids routed within the dedupe horizon, the JTAI windows still
+    open, offsets)."""
     with TemporaryDirectory() as home:
         settings = Settings().model_copy(
             update={"topic_prefix": f"bench.{uuid.uuid4().hex[:8]}.", "home": Path(home)}
@@ -163,7 +165,8 @@ async def startup(feed_events: int) -> None:
         keys = await ensure_keys(
             settings, (*(i.value for i in Inspectorate), BUS), dt.datetime.now(dt.UTC)
         )
-        areas = sorted(code for code in local_authorities() if _live(code))[:150]
+        span = dt.timedelta(minutes=feed_events * minutes_apart)
+        areas = sorted(code for code in local_authorities() if _live(code, span))[:140]
         themes = ["neglect", "front_door", "domestic_abuse", "missing_children", "other"]
         sources = list(Inspectorate)
         producer = AIOKafkaProducer(
@@ -180,7 +183,7 @@ async def startup(feed_events: int) -> None:
                         programme=PROGRAMMES[source][0],
                         area=areas[i % len(areas)],
                         theme=themes[(i // len(areas)) % len(themes)],
-                        occurred_at=NOW - dt.timedelta(minutes=(i * 7919) % (5 * 365 * 1440)),
+                        occurred_at=NOW - dt.timedelta(minutes=i * minutes_apart),
                     )
                     envelope = seal(event, keys[source.value], NOW).envelope
                     sends.append(
@@ -203,8 +206,8 @@ async def startup(feed_events: int) -> None:
             took = time.perf_counter() - began
             read = sum(count for count, _ in router.loads.values())
             await router.stop()
-            label = f"router {run}, {feed_events:,} in the feed"
-            print(f"{label:<58} {took:>6.1f} s  ({read:,} state records read)")  # noqa: T201
+            label = f"router {run}, {feed_events:,} in the feed ({history})"
+            print(f"{label:<76} {took:>6.1f} s  ({read:,} state records read)")  # noqa: T201
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         await admin.start()
         try:
@@ -219,8 +222,13 @@ def main() -> None:
           f" {platform.machine()}")  # fmt: skip
     pure()
     asyncio.run(end_to_end(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
-    for feed_events in (10_000, 200_000):
-        asyncio.run(startup(feed_events))
+    # The same pace of findings (one every 40 minutes, about 13,000 a year), a longer
+    # history: start-up must not grow with history.
+    for feed_events, history in ((10_000, "9 months"), (200_000, "15 years")):
+        asyncio.run(startup(feed_events, 40.0, history))
+    # Twenty times the pace over five years: the JTAI windows still open hold 20 times
+    # the concerns, and the state grows with them (bounded by the windows, not history).
+    asyncio.run(startup(200_000, 5 * 365 * 1440 / 200_000, "5 years, 20 times the pace"))
 
 
 if __name__ == "__main__":
