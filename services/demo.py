@@ -248,8 +248,8 @@ async def _route_with_own_router(
 def _not_fenced(router: RouterService) -> None:
     if router.failed.is_set():
         raise BrokerError(
-            "the demo's router was fenced: another `liaison demo` started on this broker"
-            " meanwhile; run one demo at a time"
+            "the demo's router could not go on: Kafka refused its transaction (see the"
+            " log line transaction_refused)"
         )
 
 

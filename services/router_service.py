@@ -246,8 +246,9 @@ class RouterService:
         self._log = structlog.get_logger("liaison.router")
         self._outage = Outage(settings, "router")
         self.failed = asyncio.Event()
-        """Set when the router can no longer go on (kept for callers; nothing sets it now
-        that losing a partition number to another router is part of normal work)."""
+        """Set when the router can no longer go on: Kafka refused its transaction (not
+        authorised). Losing a partition number to another router is normal work and does
+        not set it."""
         self.broker = self._build_broker()
 
     def _new_router(self) -> Router:
