@@ -339,6 +339,16 @@ class JtaiWatch:
         """How many concerns the watch holds now, over every area and theme."""
         return sum(len(stream.concerns) for stream in self._streams.values())
 
+    def held(self) -> tuple[frozenset[uuid.UUID], frozenset[Claimed]]:
+        """The ids of the concerns and the windows claimed the watch holds now."""
+        concerns = frozenset(i for stream in self._streams.values() for i in stream.concerns)
+        windows = frozenset(
+            Claimed(stream.area, stream.theme, start, end)
+            for stream in self._streams.values()
+            for start, end in stream.claimed
+        )
+        return concerns, windows
+
     def observe(self, finding: InspectorateEvent) -> JtaiConsiderationRequested | None:
         """Record a verified finding that counts; return the consideration it triggers, if
         any (``None`` for a finding that does not count, which changes nothing)."""

@@ -48,7 +48,7 @@ from typing import Final, TypeAlias
 from uuid import UUID
 
 from consumers.copartition import partition_for
-from consumers.jtai import JtaiWatch, WatchChange
+from consumers.jtai import Claimed, JtaiWatch, WatchChange
 from consumers.router_state import LoadedState, RoutedId
 from consumers.routing import Destination, route
 from consumers.rules import Rule, RuleSet
@@ -347,6 +347,10 @@ class _Verdicts:
 _FINDING: Final = "finding"
 
 
+def _routed_at(routed: RoutedId) -> int:
+    return routed.at_ms
+
+
 def _kind(event: InspectorateEvent | OutcomeEvent) -> str:
     """What an id names: any finding (one kind: a finding's type may not change its id's
     meaning), or an outcome's or a reminder's type."""
@@ -389,9 +393,9 @@ class Router:
         self._partitions = partitions
         self._log_changes = log_changes
         # id -> (signer, kind): who first used an id, verified, and for what.
-        self._routed: dict[UUID, tuple[str, str]] = {}
+        self._routed: dict[str, tuple[str, str]] = {}
         # (routed at, id) in the order remembered: what the dedupe horizon drops first.
-        self._routed_order: deque[tuple[int, UUID]] = deque()
+        self._routed_order: deque[tuple[int, str]] = deque()
         self._new_ids: list[RoutedId] = []
         jtai = rules.jtai
         self._watch = JtaiWatch(
@@ -403,6 +407,10 @@ class Router:
         """How many ids (of findings, outcomes and reminders) the router remembers."""
         return len(self._routed)
 
+    def jtai_held(self) -> tuple[frozenset[UUID], frozenset[Claimed]]:
+        """The JTAI watch's concerns (ids) and claimed windows now."""
+        return self._watch.held()
+
     def remember(self, opened: Opened | OpenedSigned, at: dt.datetime | None = None) -> None:
         """Rebuild from a record already routed (a verified envelope from the feed, which
         the broker appended ``at``; default: when it was judged).
@@ -413,19 +421,19 @@ class Router:
         event = opened.event
         if (
             isinstance(event, InspectorateEvent | OutcomeRecorded | OutcomeOverdue)
-            and event.id not in self._routed
+            and event.id.hex not in self._routed
         ):
             self._note_routed(event.id, str(event.source), _kind(event), at or opened.judged_at)
         if isinstance(event, InspectorateEvent):
             self._watch.replay_finding(event)
 
-    def restore(self, state: LoadedState, now: dt.datetime, horizon: dt.timedelta) -> list[UUID]:
+    def restore(self, state: LoadedState, now: dt.datetime, horizon: dt.timedelta) -> list[str]:
         """Load the state a router kept before (``consumers.router_state``): the ids routed
         since ``now - horizon``, the JTAI watch's concerns and claimed windows. Nothing
-        restored is logged as a change; the ids past the dedupe horizon are returned (for
-        the caller to delete from its store), not loaded."""
+        restored is logged as a change; the ids (hex) past the dedupe horizon are returned
+        (for the caller to delete from its store), not loaded."""
         oldest, expired = _ms(now - horizon), []
-        for routed in sorted(state.routed, key=lambda r: r.at_ms):
+        for routed in sorted(state.routed, key=_routed_at):
             if routed.at_ms < oldest:
                 expired.append(routed.id)
             elif routed.id not in self._routed:
@@ -438,8 +446,8 @@ class Router:
         self._watch.settle()
         return expired
 
-    def expire(self, now: dt.datetime, horizon: dt.timedelta) -> list[UUID]:
-        """Forget the ids routed before ``now - horizon``, and return them."""
+    def expire(self, now: dt.datetime, horizon: dt.timedelta) -> list[str]:
+        """Forget the ids routed before ``now - horizon``, and return them (hex)."""
         oldest, dropped = _ms(now - horizon), []
         while self._routed_order and self._routed_order[0][0] < oldest:
             _, stale = self._routed_order.popleft()
@@ -454,11 +462,12 @@ class Router:
         return ids, self._watch.drain_changes()
 
     def _note_routed(self, event_id: UUID, signer: str, kind: str, at: dt.datetime) -> None:
-        self._routed[event_id] = (signer, kind)
+        key = event_id.hex
+        self._routed[key] = (signer, kind)
         at_ms = _ms(at)
-        self._routed_order.append((at_ms, event_id))
+        self._routed_order.append((at_ms, key))
         if self._log_changes:
-            self._new_ids.append(RoutedId(event_id, signer, kind, at_ms))
+            self._new_ids.append(RoutedId(key, signer, kind, at_ms))
 
     def remember_consideration(self, consideration: JtaiConsiderationRequested) -> None:
         """Rebuild from a consideration already emitted (verified, from the JTAI queue)."""
@@ -517,7 +526,7 @@ class Router:
         if conflict is not None:
             self._quarantine(record, conflict, now, out, event_ids=(event.id,))
             return
-        if event.id in self._routed:
+        if event.id.hex in self._routed:
             out.audit.append(
                 DuplicateIgnored(
                     at=now, actor=self._actor, event_ids=(event.id,), inspectorate=event.source
@@ -558,7 +567,7 @@ class Router:
 
     def _conflict(self, event: InspectorateEvent | OutcomeEvent) -> EnvelopeError | None:
         """The refusal of an id already used by another signer or for another kind."""
-        earlier = self._routed.get(event.id)
+        earlier = self._routed.get(event.id.hex)
         if earlier is None or earlier == (str(event.source), _kind(event)):
             return None
         detail = (
@@ -595,7 +604,7 @@ class Router:
         if conflict is not None:
             self._quarantine(record, conflict, now, out, event_ids=ids)
             return
-        if outcome.id in self._routed:
+        if outcome.id.hex in self._routed:
             out.audit.append(
                 DuplicateIgnored(at=now, actor=self._actor, event_ids=ids, inspectorate=named)
             )
@@ -623,7 +632,7 @@ class Router:
         naming itself."""
         if outcome.id == outcome.finding_id:
             return EnvelopeError(Reason.ID_CONFLICT, "the outcome's id is its finding's id")
-        known = self._routed.get(outcome.finding_id)
+        known = self._routed.get(outcome.finding_id.hex)
         if known is None or known == (str(outcome.finding_source), _FINDING):
             return None
         return EnvelopeError(

@@ -7,7 +7,8 @@ the same Kafka transaction as the records it routed and the audit records. So th
 and the log never disagree, and loading it reads only what is live (a bounded amount),
 never the whole feed.
 
-One record per item, keyed so that compaction keeps the latest of each:
+Records keyed so that compaction keeps the latest of each (ids and concerns in groups,
+so that loading reads few large records however they arrived):
 
 ========================  =============================================================
 key                       value (compact JSON)
@@ -15,7 +16,11 @@ key                       value (compact JSON)
 ``o``                     ``{"o": {topic: next offset}}``: input read up to here
 ``r/<id hex>``            a group of ids routed: ``{"t": newest, "i": [[id, signer,``
                           ``kind, routed at ms], ...]}``; null: all past the horizon
-``e/<id hex>``            a JTAI concern (``consumers.jtai.Evidence``); null: forgotten
+``g/<id hex>``            a group of JTAI concerns (``consumers.jtai.Evidence``) recorded:
+                          ``{"c": [[id, source, occurred at (us), area, theme, alone,``
+                          ``review], ...]}``; null: every one forgotten
+``e/<id hex>``            one JTAI concern, as the first state records held it (still
+                          read; now written only as a tombstone, when it is forgotten)
 ``c/<area>/<theme>/<s>/<e>`` ``{"e": e}``: a window [s, e) claimed (us); null: released
 ========================  =============================================================
 
@@ -39,12 +44,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
-from consumers.jtai import Claimed, Evidence, Forgotten, WatchChange
+from consumers.jtai import Claimed, Evidence, Released
 from schemas.events import Theme
 from schemas.inspectorates import Inspectorate
 from schemas.jtai import JtaiTrigger
@@ -52,13 +58,14 @@ from schemas.jtai import JtaiTrigger
 __all__ = [
     "HEADER_MAC",
     "OFFSETS_KEY",
+    "ConcernGroups",
     "LoadedState",
     "RoutedGroups",
     "RoutedId",
     "StateRecord",
     "encode_offsets",
     "encode_routed",
-    "encode_watch_change",
+    "encode_window_change",
     "load_state",
     "mac",
 ]
@@ -68,11 +75,11 @@ _DOMAIN: Final = b"liaison.router.state.v1\x00"
 OFFSETS_KEY: Final = b"o"
 
 
-@dataclass(frozen=True, slots=True)
-class RoutedId:
-    """An id the router routed: who signed it, what kind of event, when (ms, UTC)."""
+class RoutedId(NamedTuple):
+    """An id the router routed (32 lowercase hex digits, as the router's memory keys it):
+    who signed it, what kind of event, when (ms, UTC). A tuple: a restart loads thousands."""
 
-    id: uuid.UUID
+    id: str
     signer: str
     kind: str
     at_ms: int
@@ -124,13 +131,13 @@ def encode_routed(secret: bytes, partition: int, group: Sequence[RoutedId]) -> S
 
 
 def _group_key(group: Sequence[RoutedId], *, merged: bool = False) -> bytes:
-    return b"r/" + (b"m" if merged else b"") + group[0].id.hex.encode()
+    return b"r/" + (b"m" if merged else b"") + group[0].id.encode()
 
 
 def _group_body(group: Sequence[RoutedId]) -> dict[str, object]:
     return {
         "t": max(r.at_ms for r in group),
-        "i": [[r.id.hex, r.signer, r.kind, r.at_ms] for r in group],
+        "i": [list(r) for r in group],
     }
 
 
@@ -214,24 +221,140 @@ class RoutedGroups:
             self._small.pop(key, None)
 
 
+class ConcernGroups:
+    """Which group records hold the JTAI watch's concerns, so that loading reads few large
+    records: the concerns recorded in one transaction are one group (``g/<first id>``); a
+    group is deleted once every one of its concerns is forgotten; groups left small or
+    mostly forgotten are merged.
+
+    A group may so still hold concerns the watch has forgotten. Loading restores them too,
+    and the watch's ``settle`` forgets them again: what the watch forgets is a function of
+    what it holds (per area and theme, every concern older than the newest held minus two
+    windows), so a watch restored from the groups holds exactly what the writer held.
+    """
+
+    def __init__(self, secret: bytes, partition: int) -> None:
+        """Groups of ``partition``, MAC'd with ``secret``."""
+        self._secret = secret
+        self._partition = partition
+        self._live: dict[bytes, dict[uuid.UUID, Evidence]] = {}
+        """Group key -> the concerns of the group not yet forgotten."""
+        self._written: dict[bytes, int] = {}
+        """Group key -> how many concerns its record holds (forgotten ones included)."""
+        self._group_of: dict[uuid.UUID, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    @property
+    def held(self) -> int:
+        """Concerns the group records hold, forgotten ones included."""
+        return sum(self._written.values())
+
+    def load(self, groups: Mapping[bytes, Sequence[Evidence]]) -> None:
+        """The groups the state topic holds (call ``forget`` with what the watch's
+        ``settle`` forgets)."""
+        for key, group in groups.items():
+            self._remember(key, group)
+
+    def record(self, concerns: Sequence[Evidence]) -> list[StateRecord]:
+        """The records for the concerns recorded in one transaction: one per ``CHUNK``."""
+        records = []
+        for start in range(0, len(concerns), CHUNK):
+            chunk = concerns[start : start + CHUNK]
+            record = self._encode(b"g/" + chunk[0].id.hex.encode(), chunk)
+            self._remember(record.key, chunk)
+            records.append(record)
+        return records
+
+    def forget(self, ids: Iterable[uuid.UUID]) -> list[StateRecord]:
+        """Tombstones of the groups whose every concern is now forgotten."""
+        emptied: list[bytes] = []
+        for concern_id in ids:
+            key = self._group_of.pop(concern_id, None)
+            if key is None:
+                continue
+            live = self._live[key]
+            del live[concern_id]
+            if not live:
+                emptied.append(key)
+        for key in emptied:
+            del self._live[key]
+            del self._written[key]
+        return [StateRecord(self._partition, key, None) for key in emptied]
+
+    def consolidate(self) -> list[StateRecord]:
+        """Merge the groups left small (fewer than ``SMALL_GROUP`` concerns not forgotten)
+        or mostly forgotten, once there are ``MERGE_AT`` of them or they hold ``CHUNK``
+        forgotten concerns: the merged records first, then tombstones of the groups merged.
+        At most ``MERGE_MAX_GROUPS`` groups and ``4 * CHUNK`` concerns are rewritten at once,
+        so the work per transaction stays bounded."""
+        candidates = [
+            key
+            for key, live in self._live.items()
+            if len(live) < SMALL_GROUP or 2 * len(live) < self._written[key]
+        ]
+        dead = sum(self._written[key] - len(self._live[key]) for key in candidates)
+        if len(candidates) < MERGE_AT and dead < CHUNK:
+            return []
+        keys: list[bytes] = []
+        kept: list[Evidence] = []
+        for key in candidates[:MERGE_MAX_GROUPS]:
+            if kept and len(kept) + len(self._live[key]) > 4 * CHUNK:
+                break
+            keys.append(key)
+            kept.extend(self._live[key].values())
+        kept.sort(key=lambda c: (c.occurred_at, c.id))
+        for key in keys:
+            del self._live[key]
+            del self._written[key]
+        written = []
+        for start in range(0, len(kept), CHUNK):
+            chunk = kept[start : start + CHUNK]
+            record = self._encode(b"g/m" + chunk[0].id.hex.encode(), chunk)
+            self._remember(record.key, chunk)
+            written.append(record)
+        fresh = {record.key for record in written}
+        return [
+            *written,
+            *(StateRecord(self._partition, key, None) for key in keys if key not in fresh),
+        ]
+
+    def _encode(self, key: bytes, concerns: Sequence[Evidence]) -> StateRecord:
+        body = {
+            "c": [
+                [
+                    c.id.hex,
+                    c.source.value,
+                    _us(c.occurred_at),
+                    c.area,
+                    c.theme.value,
+                    c.alone.value if c.alone is not None else None,
+                    c.review,
+                ]
+                for c in concerns
+            ]
+        }
+        return _sealed(self._secret, self._partition, key, body)
+
+    def _remember(self, key: bytes, group: Sequence[Evidence]) -> None:
+        for concern in group:
+            old = self._group_of.get(concern.id)
+            if old is not None and old != key and old in self._live:
+                # Recorded again (or merged): the older group no longer holds it live.
+                self._live[old].pop(concern.id, None)
+        self._live[key] = {concern.id: concern for concern in group}
+        self._written[key] = len(group)
+        for concern in group:
+            self._group_of[concern.id] = key
+
+
 def _claim_key(window: Claimed) -> bytes:
     return f"c/{window.area}/{window.theme.value}/{_us(window.start)}/{_us(window.end)}".encode()
 
 
-def encode_watch_change(secret: bytes, partition: int, change: WatchChange) -> StateRecord:
-    """A change of the JTAI watch: a concern kept or forgotten, a window claimed or released."""
-    if isinstance(change, Evidence):
-        body = {
-            "s": change.source.value,
-            "o": change.occurred_at.astimezone(dt.UTC).isoformat(),
-            "a": change.area,
-            "t": change.theme.value,
-            "x": change.alone.value if change.alone is not None else None,
-            "r": change.review,
-        }
-        return _sealed(secret, partition, b"e/" + change.id.hex.encode(), body)
-    if isinstance(change, Forgotten):
-        return StateRecord(partition, b"e/" + change.id.hex.encode(), None)
+def encode_window_change(secret: bytes, partition: int, change: Claimed | Released) -> StateRecord:
+    """A JTAI window claimed (its record) or released (a tombstone)."""
     if isinstance(change, Claimed):
         return _sealed(secret, partition, _claim_key(change), {"e": _us(change.end)})
     return StateRecord(partition, _claim_key(change.window), None)
@@ -246,6 +369,8 @@ class LoadedState:
     groups: dict[bytes, list[RoutedId]] = field(default_factory=dict)
     """The same ids, by the group record that holds them."""
     evidence: list[Evidence] = field(default_factory=list)
+    concern_groups: dict[bytes, list[Evidence]] = field(default_factory=dict)
+    """The same concerns, by the record that holds them."""
     claims: list[Claimed] = field(default_factory=list)
     refused: int = 0
     """Records ignored: a MAC that does not verify, or a value that does not decode."""
@@ -274,10 +399,53 @@ def load_state(secret: bytes, partition: int, records: Iterable[StateRecord]) ->
             continue
         try:
             _decode_into(state, key, value)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             refused += 1
     state.refused = refused
     return state
+
+
+_SOURCES: Final = {i.value: i for i in Inspectorate}
+_THEMES: Final = {t.value: t for t in Theme}
+_TRIGGERS: Final = {t.value: t for t in JtaiTrigger}
+
+
+def _concern(fields: object) -> Evidence:
+    """One concern of a group record: ``[id, source, occurred at (us), area, theme,
+    alone, review]``."""
+    if not isinstance(fields, list) or len(fields) != 7:  # noqa: PLR2004 - the seven above
+        raise ValueError("a concern's fields")
+    hex_id, source, occurred_us, area, theme, alone, review = fields
+    if type(occurred_us) is not int or type(area) is not str or type(review) is not bool:
+        raise TypeError("a concern's fields")
+    return Evidence(
+        id=uuid.UUID(hex=str(hex_id)),
+        source=_SOURCES[source],
+        occurred_at=_when(occurred_us),
+        area=area,
+        theme=_THEMES[theme],
+        alone=None if alone is None else _TRIGGERS[alone],
+        review=review,
+    )
+
+
+_HEX_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def _routed(fields: object) -> RoutedId:
+    """One id of a group record: ``[id (hex), signer, kind, routed at (ms)]``."""
+    if not isinstance(fields, list) or len(fields) != len(RoutedId._fields):
+        raise ValueError("a routed id's fields")
+    routed = RoutedId._make(fields)
+    if (
+        type(routed.id) is not str
+        or not _HEX_ID.fullmatch(routed.id)
+        or type(routed.signer) is not str
+        or type(routed.kind) is not str
+        or type(routed.at_ms) is not int
+    ):
+        raise TypeError("a routed id's fields")
+    return routed
 
 
 def _decode_into(state: LoadedState, key: bytes, value: bytes) -> None:
@@ -289,27 +457,33 @@ def _decode_into(state: LoadedState, key: bytes, value: bytes) -> None:
             raise ValueError("offsets")
         state.offsets = dict(offsets)
     elif name.startswith("r/"):
-        group = [
-            RoutedId(uuid.UUID(hex=str(hex_id)), str(signer), str(kind), int(at))
-            for hex_id, signer, kind, at in body["i"]
-        ]
+        group = [_routed(fields) for fields in body["i"]]
         if not group:
             raise ValueError("an empty group")
         state.groups[key] = group
         state.routed.extend(group)
+    elif name.startswith("g/"):
+        concerns = [_concern(fields) for fields in body["c"]]
+        if not concerns:
+            raise ValueError("an empty group")
+        state.concern_groups[key] = concerns
+        state.evidence.extend(concerns)
     elif name.startswith("e/"):
         alone = body["x"]
-        state.evidence.append(
-            Evidence(
-                id=uuid.UUID(hex=name[2:]),
-                source=Inspectorate(body["s"]),
-                occurred_at=dt.datetime.fromisoformat(body["o"]),
-                area=str(body["a"]),
-                theme=Theme(body["t"]),
-                alone=JtaiTrigger(alone) if alone is not None else None,
-                review=bool(body["r"]),
-            )
+        occurred_at = dt.datetime.fromisoformat(body["o"])
+        if occurred_at.tzinfo is None:
+            raise ValueError("a concern's time without its offset")
+        concern = Evidence(
+            id=uuid.UUID(hex=name[2:]),
+            source=Inspectorate(body["s"]),
+            occurred_at=occurred_at,
+            area=str(body["a"]),
+            theme=Theme(body["t"]),
+            alone=JtaiTrigger(alone) if alone is not None else None,
+            review=bool(body["r"]),
         )
+        state.concern_groups[key] = [concern]
+        state.evidence.append(concern)
     elif name.startswith("c/"):
         _, area, theme, start, end = name.split("/")
         if int(body["e"]) != int(end):

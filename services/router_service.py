@@ -63,13 +63,15 @@ from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
 from consumers.copartition import assign_numbers
+from consumers.jtai import Evidence, Forgotten
 from consumers.router import Router
 from consumers.router_state import (
     HEADER_MAC,
+    ConcernGroups,
     RoutedGroups,
     StateRecord,
     encode_offsets,
-    encode_watch_change,
+    encode_window_change,
     load_state,
 )
 from consumers.rules import RuleSet
@@ -204,6 +206,8 @@ class _Task:
     """The next offset of each input topic's partition ``number``, as committed."""
     groups: RoutedGroups
     """The records of the state topic that hold the ids routed."""
+    concerns: ConcernGroups
+    """The records of the state topic that hold the JTAI watch's concerns."""
     stale: bool = False
     """A transaction failed: the state in memory may be ahead of the log."""
 
@@ -365,6 +369,7 @@ class RouterService:
     async def _load(self, number: int, producer: AIOKafkaProducer) -> _Task:
         """The task's state from ``liaison.router.state`` (or, the first time, the log)."""
         topics = self._settings.topics
+        began = asyncio.get_running_loop().time()
         records: list[StateRecord] = []
         async with assigned(self._settings, topics.router_state, partition=number) as consumer:
             async for batch in catch_up(consumer):
@@ -382,13 +387,17 @@ class RouterService:
             )
         router = self._new_router()
         groups = RoutedGroups(self._secret, number)
+        concerns = ConcernGroups(self._secret, number)
         if loaded.offsets is None:
             offsets = await self._rebuild(router, number)
-            task = _Task(number, producer, router, offsets, groups, stale=True)
+            task = _Task(number, producer, router, offsets, groups, concerns, stale=True)
         else:
-            router.restore(loaded, _now(), self._horizon)
+            # The groups first: what the restored watch forgets at once (concerns a group
+            # still holds but the writer had forgotten) reaches them at the next commit.
             groups.load(loaded.groups)
-            task = _Task(number, producer, router, dict(loaded.offsets), groups)
+            concerns.load(loaded.concern_groups)
+            router.restore(loaded, _now(), self._horizon)
+            task = _Task(number, producer, router, dict(loaded.offsets), groups, concerns)
         self.loads[number] = (len(records), loaded.offsets is None)
         self._log.info(
             "router_state_loaded",
@@ -396,6 +405,7 @@ class RouterService:
             routed=router.routed,
             state_records=len(records),
             rebuilt=loaded.offsets is None,
+            seconds=round(asyncio.get_running_loop().time() - began, 3),
         )
         return task
 
@@ -525,11 +535,20 @@ class RouterService:
         number, secret = task.number, self._secret
         ids, changes = task.router.drain_changes()
         oldest = int((_now() - self._horizon).timestamp() * 1000)
+        recorded = [change for change in changes if isinstance(change, Evidence)]
+        forgotten = [change.id for change in changes if isinstance(change, Forgotten)]
         state = [
-            *task.groups.add(ids),
-            *(encode_watch_change(secret, number, change) for change in changes),
+            *task.groups.add([routed for routed in ids if routed.at_ms >= oldest]),
+            *task.concerns.record(recorded),
+            *task.concerns.forget(forgotten),
+            *(
+                encode_window_change(secret, number, change)
+                for change in changes
+                if not isinstance(change, Evidence | Forgotten)
+            ),
             *task.groups.expire(oldest),
             *task.groups.consolidate(),
+            *task.concerns.consolidate(),
             encode_offsets(secret, number, offsets),
         ]
         topic = self._settings.topics.router_state

@@ -18,6 +18,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -150,18 +151,28 @@ def _live(code: str, span: dt.timedelta) -> bool:
     return True
 
 
-async def startup(feed_events: int, minutes_apart: float, history: str) -> None:
+async def startup(feed_events: int, minutes_apart: float, history: str) -> float:
     """Router start-up with ``feed_events`` verified concerns already in the feed (written
     there as a router before this version would have), one every ``minutes_apart``
     minutes of event time back from now, across 140 areas and five themes: the first start
     rebuilds the state once from the feed and writes it; each restart after that reads
     only the state topic (ids routed within the dedupe horizon, the JTAI windows still
-    open, offsets)."""
+    open, offsets). Returns the median restart, in seconds."""
     with TemporaryDirectory() as home:
         settings = Settings().model_copy(
             update={"topic_prefix": f"bench.{uuid.uuid4().hex[:8]}.", "home": Path(home)}
         )
-        await apply_topics(settings, settings.topics.specs())
+        # The feed as history left it: each record appended (and so routed) minutes after
+        # its event occurred, not all today. The contract's feed takes the broker's append
+        # time; this benchmark's own copy takes the producer's, to write that history now.
+        feed = settings.topics.feed
+        history_specs = [
+            replace(spec, config={**spec.config, "message.timestamp.type": "CreateTime"})
+            if spec.name == feed
+            else spec
+            for spec in settings.topics.specs()
+        ]
+        await apply_topics(settings, history_specs)
         keys = await ensure_keys(
             settings, (*(i.value for i in Inspectorate), BUS), dt.datetime.now(dt.UTC)
         )
@@ -178,26 +189,30 @@ async def startup(feed_events: int, minutes_apart: float, history: str) -> None:
                 sends = []
                 for i in range(chunk, min(chunk + 10_000, feed_events)):
                     source = sources[i % len(sources)]
+                    occurred = NOW - dt.timedelta(minutes=i * minutes_apart)
                     event = concern(
                         source=source,
                         programme=PROGRAMMES[source][0],
                         area=areas[i % len(areas)],
                         theme=themes[(i // len(areas)) % len(themes)],
-                        occurred_at=NOW - dt.timedelta(minutes=i * minutes_apart),
+                        occurred_at=occurred,
                     )
                     envelope = seal(event, keys[source.value], NOW).envelope
+                    routed_at = occurred + dt.timedelta(minutes=5)
                     sends.append(
                         await producer.send(
-                            settings.topics.feed,
+                            feed,
                             envelope,
                             key=event.area.encode(),
                             headers=list(event_headers(event)),
+                            timestamp_ms=int(routed_at.timestamp() * 1000),
                         )
                     )
                 await asyncio.gather(*sends)
         finally:
             await producer.stop()
-        for run in ("first start (rebuilds from the feed)", "restart", "restart"):
+        restarts: list[float] = []
+        for run in ("first start (rebuilds from the feed)", *["restart"] * 5):
             router = RouterService(settings, RULES, keys[BUS])
             began = time.perf_counter()
             await router.start()
@@ -206,14 +221,17 @@ async def startup(feed_events: int, minutes_apart: float, history: str) -> None:
             took = time.perf_counter() - began
             read = sum(count for count, _ in router.loads.values())
             await router.stop()
+            if run == "restart":
+                restarts.append(took)
             label = f"router {run}, {feed_events:,} in the feed ({history})"
-            print(f"{label:<76} {took:>6.1f} s  ({read:,} state records read)")  # noqa: T201
+            print(f"{label:<76} {took:>6.2f} s  ({read:,} state records read)")  # noqa: T201
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         await admin.start()
         try:
             await admin.delete_topics([spec.name for spec in settings.topics.specs()])
         finally:
             await admin.close()
+        return statistics.median(restarts)
 
 
 def main() -> None:
@@ -224,8 +242,10 @@ def main() -> None:
     asyncio.run(end_to_end(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
     # The same pace of findings (one every 40 minutes, about 13,000 a year), a longer
     # history: start-up must not grow with history.
-    for feed_events, history in ((10_000, "9 months"), (200_000, "15 years")):
-        asyncio.run(startup(feed_events, 40.0, history))
+    few = asyncio.run(startup(10_000, 40.0, "9 months"))
+    many = asyncio.run(startup(200_000, 40.0, "15 years"))
+    print(f"router restart, median: {few:.2f} s with 10,000 in the feed, {many:.2f} s with"  # noqa: T201
+          f" 200,000 ({many / few:.2f} times; target: within 10 s, and within 20%)")  # fmt: skip
     # Twenty times the pace over five years: the JTAI windows still open hold 20 times
     # the concerns, and the state grows with them (bounded by the windows, not history).
     asyncio.run(startup(200_000, 5 * 365 * 1440 / 200_000, "5 years, 20 times the pace"))

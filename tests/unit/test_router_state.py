@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import uuid
 from pathlib import Path
 
@@ -16,15 +17,18 @@ from consumers.copartition import partition_for
 from consumers.jtai import Claimed, Evidence, Forgotten, Released
 from consumers.router import BatchOutcome, Router
 from consumers.router_state import (
+    ConcernGroups,
     LoadedState,
     RoutedGroups,
     RoutedId,
     StateRecord,
     encode_offsets,
     encode_routed,
-    encode_watch_change,
+    encode_window_change,
     load_state,
+    mac,
 )
+from consumers.rules import JtaiSettings
 from schemas.audit import ConsiderationEmitted, DuplicateIgnored, EventQuarantined
 from schemas.events import Theme
 from schemas.inspectorates import Inspectorate
@@ -58,13 +62,14 @@ def evidence(**overrides: object) -> Evidence:
 
 
 def test_every_kind_of_record_loads_back_as_written() -> None:
-    routed = RoutedId(uuid.uuid4(), "ofsted", "finding", 1_700_000_000_123)
+    routed = RoutedId(uuid.uuid4().hex, "ofsted", "finding", 1_700_000_000_123)
     kept = evidence(alone=JtaiTrigger.SEVERITY_4)
     window = Claimed("E08000035", Theme.NEGLECT, NOW - dt.timedelta(microseconds=5), NOW)
+    other = evidence(source=Inspectorate.OFSTED, area="E06000001", review=True)
     records = [
         encode_routed(SECRET, 2, [routed]),
-        encode_watch_change(SECRET, 2, kept),
-        encode_watch_change(SECRET, 2, window),
+        *ConcernGroups(SECRET, 2).record([kept, other]),
+        encode_window_change(SECRET, 2, window),
         encode_offsets(SECRET, 2, {"t.liaison.events.ofsted": 7}),
     ]
     loaded = load_state(SECRET, 2, records)
@@ -72,22 +77,51 @@ def test_every_kind_of_record_loads_back_as_written() -> None:
         offsets={"t.liaison.events.ofsted": 7},
         routed=[routed],
         groups={records[0].key: [routed]},
-        evidence=[kept],
+        evidence=[kept, other],
+        concern_groups={records[1].key: [kept, other]},
         claims=[window],
         refused=0,
     )
+    assert records[1].key == b"g/" + kept.id.hex.encode()
+
+
+def _legacy(partition: int, concern: Evidence) -> StateRecord:
+    """A concern as the first state records held it, one per record (``e/<id>``)."""
+    body = {
+        "s": concern.source.value,
+        "o": concern.occurred_at.isoformat(),
+        "a": concern.area,
+        "t": concern.theme.value,
+        "x": concern.alone.value if concern.alone is not None else None,
+        "r": concern.review,
+    }
+    key = b"e/" + concern.id.hex.encode()
+    value = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return StateRecord(partition, key, value, mac(SECRET, partition, key, value))
+
+
+def test_a_concern_recorded_one_per_record_still_loads_and_is_deleted_when_forgotten() -> None:
+    old = evidence(alone=JtaiTrigger.IMMEDIATE_RISK)
+    record = _legacy(1, old)
+    loaded = load_state(SECRET, 1, [record])
+    assert loaded.evidence == [old]
+    groups = ConcernGroups(SECRET, 1)
+    groups.load(loaded.concern_groups)
+    assert groups.forget([old.id]) == [StateRecord(1, record.key, None)]
+    assert load_state(SECRET, 1, [record, StateRecord(1, record.key, None)]).evidence == []
 
 
 def test_the_latest_value_wins_and_a_tombstone_deletes() -> None:
     kept = evidence()
     window = Claimed("E08000035", Theme.NEGLECT, NOW, NOW + dt.timedelta(days=1))
+    groups = ConcernGroups(SECRET, 0)
     records = [
         encode_offsets(SECRET, 0, {"a": 1}),
-        encode_watch_change(SECRET, 0, kept),
-        encode_watch_change(SECRET, 0, window),
+        *groups.record([kept]),
+        encode_window_change(SECRET, 0, window),
         encode_offsets(SECRET, 0, {"a": 9}),
-        encode_watch_change(SECRET, 0, Forgotten(kept.id)),
-        encode_watch_change(SECRET, 0, dataclasses.replace(window, area="E08000035")),
+        *groups.forget([kept.id]),
+        encode_window_change(SECRET, 0, dataclasses.replace(window, area="E08000035")),
         StateRecord(0, b"r/" + uuid.uuid4().hex.encode(), None),
     ]
     loaded = load_state(SECRET, 0, records)
@@ -97,9 +131,9 @@ def test_the_latest_value_wins_and_a_tombstone_deletes() -> None:
 
 
 def test_forged_moved_or_unsigned_records_teach_nothing() -> None:
-    routed = RoutedId(uuid.uuid4(), "ofsted", "finding", 1)
+    routed = RoutedId(uuid.uuid4().hex, "ofsted", "finding", 1)
     good = encode_routed(SECRET, 1, [routed])
-    forged = encode_routed(b"x" * 32, 1, [RoutedId(uuid.uuid4(), "cqc", "finding", 1)])
+    forged = encode_routed(b"x" * 32, 1, [RoutedId(uuid.uuid4().hex, "cqc", "finding", 1)])
     moved = dataclasses.replace(good, partition=2)  # a real record copied to partition 2
     rekeyed = dataclasses.replace(good, key=b"r/" + uuid.uuid4().hex.encode())
     tampered = dataclasses.replace(good, value=good.value.replace(b"ofsted", b"cqc"))  # type: ignore[union-attr]
@@ -127,39 +161,75 @@ def test_any_bytes_never_raise(raw: list[tuple[bytes, bytes | None, bytes]]) -> 
 
 
 def test_a_well_signed_value_that_does_not_decode_is_refused_not_raised() -> None:
+    huge = str(10**30).encode()
+    one = f'"{uuid.uuid4().hex}","cqc",1,"E08000035","neglect",null,false'
+    naive = b'{"s":"cqc","o":"2026-01-01T00:00:00","a":"E1","t":"neglect","x":null,"r":false}'
     bad = [
         StateRecord(0, b"r/zz", b"{}"),
         StateRecord(0, b"e/" + uuid.uuid4().hex.encode(), b'{"s":"nobody"}'),
+        StateRecord(0, b"e/" + uuid.uuid4().hex.encode(), naive),
+        StateRecord(0, b"g/a", b'{"c":[]}'),
+        StateRecord(0, b"g/b", b'{"c":[[' + one.replace(",1,", ",1e400,").encode() + b"]]}"),
+        StateRecord(
+            0, b"g/d", b'{"c":[[' + one.encode().replace(b",1,", b"," + huge + b",") + b"]]}"
+        ),
+        StateRecord(0, b"g/e", b'{"c":[[' + one.replace('"cqc"', '["cqc"]').encode() + b"]]}"),
+        StateRecord(0, b"g/f", b'{"c":[[' + one.replace("false", "0").encode() + b"]]}"),
+        StateRecord(0, b"g/g", b'{"c":[[' + one.replace("null", '"often"').encode() + b"]]}"),
+        StateRecord(0, b"g/h", b'{"c":[[' + one.replace(",false", "").encode() + b"]]}"),
         StateRecord(0, b"c/a/neglect", b'{"e":1}'),
+        StateRecord(0, b"c/a/neglect/1/" + huge, b'{"e":' + huge + b"}"),
         StateRecord(0, b"o", b'{"o":{"t":"1"}}'),
         StateRecord(0, b"zz", b"[]"),
         StateRecord(0, b"\xff", b"{}"),
     ]
-    from consumers.router_state import mac  # noqa: PLC0415 - the one helper this test needs
+    good = StateRecord(0, b"g/z", b'{"c":[[' + one.encode() + b"]]}")
+    bad.append(good)
 
     signed = [dataclasses.replace(r, mac=mac(SECRET, 0, r.key, r.value or b"")) for r in bad]
     loaded = load_state(SECRET, 0, signed)
-    assert loaded.refused == len(bad)
+    assert loaded.refused == len(bad) - 1
     assert loaded.offsets is None
+    assert len(loaded.evidence) == 1
 
 
 # -- a router restored from its records decides as the one that wrote them ---------------
 
 
-def _to_records(router: Router, partition: int) -> list[StateRecord]:
-    ids, changes = router.drain_changes()
-    return [
-        *encode_routed_chunks(ids, partition),
-        *(encode_watch_change(SECRET, partition, c) for c in changes),
-    ]
+class _Store:
+    """What a router service writes of one partition's state, commit by commit."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.ids = RoutedGroups(SECRET, partition)
+        self.concerns = ConcernGroups(SECRET, partition)
+        self.records: list[StateRecord] = []
+
+    def commit(self, router: Router) -> None:
+        ids, changes = router.drain_changes()
+        self.records.extend(
+            [
+                *self.ids.add(ids),
+                *self.concerns.record([c for c in changes if isinstance(c, Evidence)]),
+                *self.concerns.forget([c.id for c in changes if isinstance(c, Forgotten)]),
+                *(
+                    encode_window_change(SECRET, self.partition, c)
+                    for c in changes
+                    if isinstance(c, Claimed | Released)
+                ),
+                *self.ids.consolidate(),
+                *self.concerns.consolidate(),
+            ]
+        )
 
 
-def encode_routed_chunks(ids: list[RoutedId], partition: int) -> list[StateRecord]:
-    return RoutedGroups(SECRET, partition).add(ids)
+# A 30-day JTAI window over 400 days of concerns: the watch forgets often, so groups of
+# concerns are left holding some it has forgotten (a restored watch must forget them too).
+SHORT_WINDOW = RULES.model_copy(update={"jtai": JtaiSettings(window_days=30)})
 
 
 def _router(partitions: int = 0) -> Router:
-    return Router(TOPICS, RULES, BUS, "router:0", partitions=partitions, log_changes=True)
+    return Router(TOPICS, SHORT_WINDOW, BUS, "router:0", partitions=partitions, log_changes=True)
 
 
 def _decisions(outcome: BatchOutcome) -> list[tuple[str, object]]:
@@ -189,10 +259,10 @@ concerns_st = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(concerns_st, st.integers(min_value=0, max_value=14))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(concerns_st, st.integers(min_value=0, max_value=14), st.integers(1, 4))
 def test_a_restored_router_decides_as_the_one_that_wrote_the_state(
-    spec: list[tuple[Inspectorate, int, Theme, int, bool]], split: int
+    spec: list[tuple[Inspectorate, int, Theme, int, bool]], split: int, batch: int
 ) -> None:
     records: list[InboundRecord] = []
     for source, days, theme, severity, copy in spec:
@@ -211,12 +281,13 @@ def test_a_restored_router_decides_as_the_one_that_wrote_the_state(
         )
         records.append(sealed_inbound(event, KEYS[source]))
     split = min(split, len(records))
-    writer, state = _router(), []
-    for record in records[:split]:
-        writer.step([record], TRUST, NOW)
-        state.extend(_to_records(writer, 0))
+    writer, store = _router(), _Store(0)
+    for start in range(0, split, batch):  # a group of concerns per commit, some forgotten
+        writer.step(records[start : min(start + batch, split)], TRUST, NOW)
+        store.commit(writer)
     restored = _router()
-    restored.restore(load_state(SECRET, 0, state), NOW, HORIZON)
+    restored.restore(load_state(SECRET, 0, store.records), NOW, HORIZON)
+    assert restored.jtai_held() == writer.jtai_held()
     for record in records[split:]:
         assert _decisions(restored.step([record], TRUST, NOW)) == _decisions(
             writer.step([record], TRUST, NOW)
@@ -237,8 +308,10 @@ def test_an_event_on_a_partition_its_area_does_not_give_is_refused() -> None:
 
 
 def test_ids_past_the_dedupe_horizon_are_forgotten_and_returned_for_deletion() -> None:
-    old = RoutedId(uuid.uuid4(), "ofsted", "finding", int((NOW - HORIZON).timestamp() * 1000) - 1)
-    young = RoutedId(uuid.uuid4(), "ofsted", "finding", int(NOW.timestamp() * 1000))
+    old = RoutedId(
+        uuid.uuid4().hex, "ofsted", "finding", int((NOW - HORIZON).timestamp() * 1000) - 1
+    )
+    young = RoutedId(uuid.uuid4().hex, "ofsted", "finding", int(NOW.timestamp() * 1000))
     router = _router()
     expired = router.restore(LoadedState(routed=[old, young]), NOW, HORIZON)
     assert expired == [old.id]
@@ -252,7 +325,7 @@ def test_ids_past_the_dedupe_horizon_are_forgotten_and_returned_for_deletion() -
 
 
 def _ids(n: int, at_ms: int) -> list[RoutedId]:
-    return [RoutedId(uuid.uuid4(), "ofsted", "finding", at_ms) for _ in range(n)]
+    return [RoutedId(uuid.uuid4().hex, "ofsted", "finding", at_ms) for _ in range(n)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -306,9 +379,9 @@ def test_two_windows_with_one_start_are_two_keys() -> None:
     short = Claimed("E08000035", Theme.NEGLECT, NOW, NOW + dt.timedelta(days=90))
     long = dataclasses.replace(short, end=NOW + dt.timedelta(days=180))
     records = [
-        encode_watch_change(SECRET, 0, short),
-        encode_watch_change(SECRET, 0, long),
-        encode_watch_change(SECRET, 0, Released(short)),
+        encode_window_change(SECRET, 0, short),
+        encode_window_change(SECRET, 0, long),
+        encode_window_change(SECRET, 0, Released(short)),
     ]
     assert load_state(SECRET, 0, records).claims == [long]
 
@@ -328,3 +401,88 @@ def test_what_is_recorded_and_forgotten_between_two_drains_is_never_written() ->
     assert Forgotten(old.id) in drained
     assert all(getattr(c, "id", None) != stale.id for c in drained)
     assert [c.id for c in drained if isinstance(c, Evidence)] == [new.id]
+
+
+# -- groups of concerns: few records to load, and what they still hold is bounded ----------
+
+
+def _concerns(n: int) -> list[Evidence]:
+    return [evidence(occurred_at=NOW - dt.timedelta(minutes=i)) for i in range(n)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("record"), st.integers(0, 300)),
+            st.tuples(st.just("forget"), st.floats(0, 1)),
+            st.tuples(st.just("consolidate"), st.just(0)),
+        ),
+        max_size=80,
+    )
+)
+def test_the_concern_groups_written_load_back_to_every_concern_not_forgotten(
+    operations: list[tuple[str, float]],
+) -> None:
+    groups, written = ConcernGroups(SECRET, 0), []
+    recorded: dict[uuid.UUID, Evidence] = {}
+    live: set[uuid.UUID] = set()
+    for op, a in operations:
+        if op == "record":
+            concerns = _concerns(int(a))
+            written.extend(groups.record(concerns))
+            recorded.update({c.id: c for c in concerns})
+            live.update(c.id for c in concerns)
+        elif op == "forget":
+            gone = sorted(live)[: int(len(live) * a)]
+            live.difference_update(gone)
+            written.extend(groups.forget(gone))
+        else:
+            written.extend(groups.consolidate())
+            written.extend(groups.consolidate())  # again: nothing new to merge
+    loaded = load_state(SECRET, 0, written)
+    held = {c.id for c in loaded.evidence}
+    assert live <= held <= set(recorded)  # every live concern, nothing invented
+    assert len(loaded.evidence) == len(held)  # each in one record only
+    assert all(recorded[c.id] == c for c in loaded.evidence)
+    assert len(loaded.concern_groups) == len(groups)
+    assert len(held) == groups.held
+
+
+def test_a_trickle_of_concerns_is_merged_and_what_is_forgotten_does_not_pile_up() -> None:
+    groups, written, live = ConcernGroups(SECRET, 0), [], []
+    for one in _concerns(3000):
+        written.extend(groups.record([one]))
+        live.append(one.id)
+        if len(live) > 500:  # a sliding window: the oldest forgotten as new ones come
+            written.extend(groups.forget([live.pop(0)]))
+        written.extend(groups.consolidate())
+    loaded = load_state(SECRET, 0, written)
+    assert {c.id for c in loaded.evidence} >= set(live)
+    assert len(loaded.concern_groups) < 80
+    assert len(loaded.evidence) < 2 * len(live) + 2 * 4000 // 2
+    big = ConcernGroups(SECRET, 0).record(_concerns(9000))
+    assert [len(load_state(SECRET, 0, [r]).evidence) for r in big] == [4000, 4000, 1000]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=30,
+)
+
+
+@given(
+    st.sampled_from([b"o", b"r/x", b"g/x", b"e/" + b"a" * 32, b"c/E1/neglect/1/2"]),
+    json_values | st.fixed_dictionaries({"c": json_values, "i": json_values, "o": json_values}),
+    st.binary(max_size=60),
+)
+def test_any_well_signed_value_is_loaded_or_refused_never_raised(
+    key: bytes, body: object, noise: bytes
+) -> None:
+    for value in (json.dumps(body).encode(), noise):
+        record = StateRecord(0, key, value, mac(SECRET, 0, key, value))
+        loaded = load_state(SECRET, 0, [record])
+        assert loaded.refused in {0, 1}
+        ConcernGroups(SECRET, 0).load(loaded.concern_groups)
+        RoutedGroups(SECRET, 0).load(loaded.groups)
