@@ -230,14 +230,26 @@ router's compacted state topic): a concern recorded or forgotten, a window claim
 released."""
 
 
+_Place: TypeAlias = tuple[dt.datetime, uuid.UUID]
+"""A concern's place in time: (occurred_at, id), the order contributors are listed in."""
+_FIRST_ID: Final = uuid.UUID(int=0)
+_LAST_ID: Final = uuid.UUID(int=(1 << 128) - 1)
+
+
 @dataclass(slots=True)
 class _Stream:
-    """What the watch keeps for one (area, theme)."""
+    """What the watch keeps for one (area, theme), indexed by time so that each concern
+    costs O(log n) plus the open concerns near it, not a scan of everything retained."""
 
     area: str
     theme: Theme
     log: list[WatchChange] | None
     concerns: dict[uuid.UUID, Evidence] = field(default_factory=dict)
+    # Every retained concern's place, sorted: forgetting takes a prefix.
+    order: list[_Place] = field(default_factory=list)
+    # The open concerns' places (no claimed window covers them), sorted, and per source.
+    open: list[_Place] = field(default_factory=list)
+    open_by_source: dict[Inspectorate, list[_Place]] = field(default_factory=dict)
     # Claimed windows as (start, end), sorted by start, so `covers` is a bisection:
     # out-of-order arrival (a backfill, say) can claim many windows in one stream.
     claimed: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
@@ -248,6 +260,10 @@ class _Stream:
         if (start, end) not in self.claimed:
             bisect.insort(self.claimed, (start, end))
             self.longest = max(self.longest, end - start)
+            # The open concerns in [start, end) are covered from now on.
+            _drop_range(self.open, start, end)
+            for keys in self.open_by_source.values():
+                _drop_range(keys, start, end)
             if logged and self.log is not None:
                 self.log.append(Claimed(self.area, self.theme, start, end))
 
@@ -265,23 +281,58 @@ class _Stream:
 
     def record(self, concern: Evidence, *, logged: bool = True) -> None:
         self.concerns[concern.id] = concern
+        key = (concern.occurred_at, concern.id)
+        bisect.insort(self.order, key)
+        if not self.covers(concern.occurred_at):
+            bisect.insort(self.open, key)
+            bisect.insort(self.open_by_source.setdefault(concern.source, []), key)
         if self.newest is None or concern.occurred_at > self.newest:
             self.newest = concern.occurred_at
         if logged and self.log is not None:
             self.log.append(concern)
 
+    def open_near(self, after: dt.datetime, before: dt.datetime) -> list[Evidence]:
+        """The open concerns that occurred strictly between ``after`` and ``before``, in
+        (occurred_at, id) order."""
+        lo = bisect.bisect_right(self.open, (after, _LAST_ID))
+        hi = bisect.bisect_left(self.open, (before, _FIRST_ID), lo)
+        return [self.concerns[i] for _, i in self.open[lo:hi]]
+
+    def sources_near(self, after: dt.datetime, before: dt.datetime) -> int:
+        """How many inspectorates have an open concern strictly between the two times."""
+        count = 0
+        for keys in self.open_by_source.values():
+            i = bisect.bisect_right(keys, (after, _LAST_ID))
+            if i < len(keys) and keys[i][0] < before:
+                count += 1
+        return count
+
     def forget_before(self, horizon: dt.datetime) -> None:
-        for stale in [i for i, c in self.concerns.items() if c.occurred_at < horizon]:
-            del self.concerns[stale]
-            if self.log is not None:
-                self.log.append(Forgotten(stale))
-        kept = []
-        for start, end in self.claimed:
-            if end > horizon:
-                kept.append((start, end))
-            elif self.log is not None:
-                self.log.append(Released(Claimed(self.area, self.theme, start, end)))
-        self.claimed = kept
+        cut = bisect.bisect_left(self.order, (horizon, _FIRST_ID))
+        if cut:
+            for _, stale in self.order[:cut]:
+                del self.concerns[stale]
+                if self.log is not None:
+                    self.log.append(Forgotten(stale))
+            del self.order[:cut]
+            del self.open[: bisect.bisect_left(self.open, (horizon, _FIRST_ID))]
+            for keys in self.open_by_source.values():
+                del keys[: bisect.bisect_left(keys, (horizon, _FIRST_ID))]
+        if self.claimed and self.claimed[0][0] < horizon:  # only these can end by then
+            kept = []
+            for start, end in self.claimed:
+                if end > horizon:
+                    kept.append((start, end))
+                elif self.log is not None:
+                    self.log.append(Released(Claimed(self.area, self.theme, start, end)))
+            self.claimed = kept
+
+
+def _drop_range(keys: list[_Place], start: dt.datetime, end: dt.datetime) -> None:
+    """Remove the places in [start, end) from the sorted ``keys``."""
+    lo = bisect.bisect_left(keys, (start, _FIRST_ID))
+    hi = bisect.bisect_left(keys, (end, _FIRST_ID), lo)
+    del keys[lo:hi]
 
 
 _LATEST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -296,10 +347,6 @@ def _change_key(change: WatchChange) -> object:
 
 def _removal(change: WatchChange) -> bool:
     return isinstance(change, Forgotten | Released)
-
-
-def _order(concern: Evidence) -> tuple[dt.datetime, uuid.UUID]:
-    return concern.occurred_at, concern.id
 
 
 class JtaiWatch:
@@ -437,14 +484,9 @@ class JtaiWatch:
         t, window = concern.occurred_at, self._window
         urgent = concern.alone is not None
         # Only open concerns within one window of t can share a window with it.
-        nearby = [
-            c
-            for c in stream.concerns.values()
-            if t - window < c.occurred_at < t + window and not stream.covers(c.occurred_at)
-        ]
-        if not urgent and len({c.source for c in nearby}) < self._min_inspectorates:
-            return None  # too few inspectorates near t for any window: skip the sort
-        opened = sorted(nearby, key=_order)
+        if not urgent and stream.sources_near(t - window, t + window) < self._min_inspectorates:
+            return None  # too few inspectorates near t for any window
+        opened = stream.open_near(t - window, t + window)
         if concern.alone is not None:
             return self._raise(concern, concern.alone, self._within(opened, t))
         # The earliest window [s, s + window) with s in (t - window, t] (s an open concern's
