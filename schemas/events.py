@@ -321,7 +321,13 @@ class EventCodec(Generic[E]):
         the ``SchemaError``.
         """
         check_size(data, "event", MAX_EVENT_BYTES)
-        document = strict_loads(data)
+        return self.decode_parsed(data, strict_loads(data), now=now)
+
+    def decode_parsed(
+        self, data: bytes | str, document: object, *, now: dt.datetime | None = None
+    ) -> E:
+        """``decode`` of input the caller has already checked for size and parsed with
+        ``schemas.wire.strict_loads`` (``document``): it is not parsed strictly again."""
         if not isinstance(document, dict):
             raise SchemaError(
                 "an event must be a JSON object", [Problem("", "must be a JSON object")]

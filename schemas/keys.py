@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -164,7 +165,7 @@ class TrustedKey(BaseModel):
 
     def verifier(self) -> Ed25519PublicKey:
         """The public key, for verifying signatures."""
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
+        return _verifier(self.public_key)
 
     def refuses_at(self, when: dt.datetime) -> str | None:
         """Why this key cannot vouch for a record appended at ``when``; None if it can."""
@@ -222,6 +223,13 @@ class TrustStore(BaseModel):
         return tuple(k for k in self.keys if k.owner == owner and k.status is KeyStatus.ACTIVE)
 
 
+@functools.lru_cache(maxsize=4096)
+def _verifier(public_key: str) -> Ed25519PublicKey:
+    """The key object of a base64 public key, made once per key (a router verifies every
+    record with one of a few keys)."""
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """A private Ed25519 key and its owner. Its repr never shows the private key."""
@@ -253,12 +261,12 @@ class SigningKey:
             serialization.NoEncryption(),
         )
 
-    @property
+    @functools.cached_property
     def public_raw(self) -> bytes:
-        """The raw 32-byte public key."""
+        """The raw 32-byte public key (derived once: signing asks for it each time)."""
         return _raw(self.private.public_key())
 
-    @property
+    @functools.cached_property
     def keyid(self) -> str:
         """Lowercase hex SHA-256 of the raw public key."""
         return key_id(self.public_raw)

@@ -34,15 +34,13 @@ from schemas.envelope import (
 from schemas.errors import EnvelopeError, SchemaError, SignatureError
 from schemas.events import (
     CLOCK_SKEW,
+    CODEC,
     FINDING_TYPES,
     MAX_EVENT_BYTES,
     ConcernRaised,
     ExceptionalPracticeIdentified,
-    InspectorateEvent,
     RecommendationMade,
     RecommendationReviewed,
-    decode_event,
-    validate_event,
 )
 from schemas.inspectorates import JTAI, Programme
 from schemas.jtai import (
@@ -158,7 +156,7 @@ def decode_signed(data: bytes | str, *, now: dt.datetime | None = None) -> Signe
     if not isinstance(document, dict):
         raise SchemaError("an event must be a JSON object")
     if document.get("type") in FINDING_TYPES:
-        return decode_event(data) if now is None else _validate_finding(data, now)
+        return CODEC.decode_parsed(data, document, now=now)
     try:
         event = _SIGNED.validate_json(data, strict=True)
     except ValidationError as exc:
@@ -166,10 +164,6 @@ def decode_signed(data: bytes | str, *, now: dt.datetime | None = None) -> Signe
     if now is not None and event.occurred_at > now + CLOCK_SKEW:
         raise SchemaError(f"occurred_at: is in the future (more than {CLOCK_SKEW} after now)")
     return event
-
-
-def _validate_finding(data: bytes | str, now: dt.datetime) -> InspectorateEvent:
-    return validate_event(data, now=now)
 
 
 @dataclass(frozen=True, slots=True)

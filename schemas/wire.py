@@ -146,12 +146,23 @@ def _unpaired_surrogates(document: Any) -> bool:  # noqa: ANN401 - any JSON valu
     return False
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def strict_loads(data: bytes | str) -> Any:  # noqa: ANN401 - any JSON value
     """Parse JSON strictly (see the module docstring); raise ``SchemaError``.
 
     ``DuplicateKeyError`` (a ``SchemaError``) says a key was repeated. Messages never
     repeat the input.
     """
+    # A lone surrogate in the document comes from a \u escape, or from a str input that
+    # holds one itself (text decoded from UTF-8 bytes cannot). Only then is it looked for.
+    surrogates_possible = isinstance(data, str) and not _encodable(data)
     if isinstance(data, bytes):
         try:
             data = data.decode()
@@ -172,7 +183,7 @@ def strict_loads(data: bytes | str) -> Any:  # noqa: ANN401 - any JSON value
             else ("not valid JSON (a number out of range)")
         )
         raise SchemaError(msg, [Problem("", msg)]) from None
-    if _unpaired_surrogates(document):
+    if (surrogates_possible or "\\u" in data) and _unpaired_surrogates(document):
         msg = "a string holds an unpaired surrogate (not Unicode text)"
         raise SchemaError(msg, [Problem("", msg)])
     return document
