@@ -18,6 +18,14 @@ appended to an earlier one (2.1.4), which is what makes the log tamper-evident.
 ``CompactRange`` lets an appender keep the root current with O(log n) hashes instead of
 every leaf.
 
+A store that keeps every *complete aligned subtree* (``NodeId``: level ``l`` and index
+``i`` cover leaves ``[i * 2**l, (i + 1) * 2**l)``; level 0 is a leaf) proves without reading
+every leaf: ``inclusion_nodes`` / ``consistency_nodes`` / ``range_nodes`` name the
+O(log n) nodes a proof or root needs, and ``inclusion_proof_from_nodes`` /
+``consistency_proof_from_nodes`` / ``root_from_nodes`` build exactly what
+``inclusion_proof`` / ``consistency_proof`` / ``root`` build from the full list.
+``completed_nodes`` says which nodes an append completes, so the store can keep them.
+
 Every failure raises ``ProofError`` with a message naming what failed; verifiers return
 nothing, as ``cryptography``'s ``verify()`` does.
 """
@@ -25,7 +33,8 @@ nothing, as ``cryptography``'s ``verify()`` does.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from schemas.errors import LiaisonError
@@ -35,12 +44,21 @@ __all__ = [
     "HASH_SIZE",
     "CompactRange",
     "CompactRangeState",
+    "NodeId",
+    "NodeReader",
     "ProofError",
+    "completed_nodes",
+    "consistency_nodes",
     "consistency_proof",
+    "consistency_proof_from_nodes",
+    "inclusion_nodes",
     "inclusion_proof",
+    "inclusion_proof_from_nodes",
     "leaf_hash",
     "node_hash",
+    "range_nodes",
     "root",
+    "root_from_nodes",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -80,12 +98,9 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> tuple[bytes, ...]:
     """The audit path (RFC 9162 2.1.3.1) proving leaf ``index`` is in this tree."""
     _check_leaves(leaf_hashes)
-    size = len(leaf_hashes)
-    if not 0 <= index < size:
-        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
-    path: list[bytes] = []
-    _path(leaf_hashes, index, 0, size, path)
-    return tuple(path)
+    return tuple(
+        _subtree_root(leaf_hashes, lo, hi) for lo, hi in _inclusion_ranges(index, len(leaf_hashes))
+    )
 
 
 def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> tuple[bytes, ...]:
@@ -95,14 +110,92 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> tuple[byte
     size (nothing to prove).
     """
     _check_leaves(leaf_hashes)
-    new_size = len(leaf_hashes)
-    if not 0 <= old_size <= new_size:
-        raise ProofError(f"old size {old_size} is not between 0 and the tree size {new_size}")
-    if old_size in (0, new_size):
-        return ()
-    proof: list[bytes] = []
-    _subproof(leaf_hashes, old_size, 0, new_size, b=True, out=proof)
-    return tuple(proof)
+    return tuple(
+        _subtree_root(leaf_hashes, lo, hi)
+        for lo, hi in _consistency_ranges(old_size, len(leaf_hashes))
+    )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NodeId:
+    """A complete aligned subtree: ``level`` 0 is leaf ``index``; level ``l`` covers the
+    ``2**l`` leaves from ``index * 2**l``. Its hash never changes once the tree holds them."""
+
+    level: int
+    index: int
+
+
+NodeReader = Callable[[int, int], bytes]
+"""``node(level, index)``: the hash of a complete aligned subtree (``NodeId``)."""
+
+
+def range_nodes(size: int) -> tuple[NodeId, ...]:
+    """The complete aligned subtrees a tree of ``size`` leaves splits into, largest first:
+    what ``root_from_nodes`` reads (one per set bit of ``size``), and the tree's right edge
+    (``CompactRange``'s hashes)."""
+    _check_size("tree size", size)
+    return _nodes_of(0, size)
+
+
+def root_from_nodes(node: NodeReader, size: int) -> bytes:
+    """``root()`` of a tree of ``size`` leaves, from the nodes ``range_nodes(size)`` names."""
+    _check_size("tree size", size)
+    return EMPTY_ROOT if size == 0 else _range_root(node, 0, size)
+
+
+def inclusion_nodes(index: int, size: int) -> tuple[NodeId, ...]:
+    """The nodes ``inclusion_proof_from_nodes(node, index, size)`` reads: at most two per
+    level of the tree."""
+    return tuple(n for lo, hi in _inclusion_ranges(index, size) for n in _nodes_of(lo, hi))
+
+
+def inclusion_proof_from_nodes(node: NodeReader, index: int, size: int) -> tuple[bytes, ...]:
+    """``inclusion_proof`` of leaf ``index`` in a tree of ``size`` leaves, read from the
+    complete aligned subtrees ``inclusion_nodes(index, size)`` names: O(log n) reads."""
+    return tuple(_range_root(node, lo, hi) for lo, hi in _inclusion_ranges(index, size))
+
+
+def consistency_nodes(old_size: int, new_size: int) -> tuple[NodeId, ...]:
+    """The nodes ``consistency_proof_from_nodes(node, old_size, new_size)`` reads."""
+    return tuple(n for lo, hi in _consistency_ranges(old_size, new_size) for n in _nodes_of(lo, hi))
+
+
+def consistency_proof_from_nodes(
+    node: NodeReader, old_size: int, new_size: int
+) -> tuple[bytes, ...]:
+    """``consistency_proof`` of the first ``old_size`` leaves of a tree of ``new_size``,
+    read from the complete aligned subtrees ``consistency_nodes`` names: O(log n) reads."""
+    return tuple(_range_root(node, lo, hi) for lo, hi in _consistency_ranges(old_size, new_size))
+
+
+def completed_nodes(
+    size: int, edge: Sequence[bytes], leaf_hashes: Iterable[bytes]
+) -> Iterator[tuple[NodeId, bytes]]:
+    """Every complete aligned subtree that appending ``leaf_hashes`` to a tree of ``size``
+    leaves completes, with its hash, in order: each leaf (level 0), then the nodes it
+    completes, lowest first. ``edge`` is the tree's right edge: the hashes of
+    ``range_nodes(size)``, largest first. What a store keeps to prove in O(log n) reads.
+    """
+    _check_size("tree size", size)
+    if len(edge) != size.bit_count():
+        raise ProofError(
+            f"the right edge of a tree of size {size} holds {size.bit_count()} hashes,"
+            f" not {len(edge)}"
+        )
+    _check_proof("right edge", edge)
+    stack = list(edge)
+    n = size
+    for h in leaf_hashes:
+        _check_hash("leaf hash", h)
+        yield NodeId(0, n), h
+        # As CompactRange.append: each trailing 1 bit of n is a subtree the new one completes.
+        level, index, carried = 0, n, h
+        while index & 1:
+            carried = node_hash(stack.pop(), carried)
+            level, index = level + 1, index >> 1
+            yield NodeId(level, index), carried
+        stack.append(carried)
+        n += 1
 
 
 def verify_inclusion(
@@ -319,35 +412,87 @@ def _subtree_root(leaves: Sequence[bytes], lo: int, hi: int) -> bytes:
     return node_hash(_subtree_root(leaves, lo, k), _subtree_root(leaves, k, hi))
 
 
-def _path(leaves: Sequence[bytes], m: int, lo: int, hi: int, out: list[bytes]) -> None:
-    """PATH(m, D[lo:hi]) of RFC 9162 2.1.3.1, appended to ``out`` leaf-side first."""
+def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose MTH is each hash of the audit path, leaf-side first."""
+    _check_size("tree size", size)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    out: list[tuple[int, int]] = []
+    _path(index, 0, size, out)
+    return out
+
+
+def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose MTH is each hash of the consistency proof, in proof order;
+    none when ``old_size`` is 0 or ``new_size``."""
+    _check_size("tree size", new_size)
+    if isinstance(old_size, bool) or not isinstance(old_size, int):
+        raise ProofError(f"old size {old_size!r} is not a whole number")
+    if not 0 <= old_size <= new_size:
+        raise ProofError(f"old size {old_size} is not between 0 and the tree size {new_size}")
+    out: list[tuple[int, int]] = []
+    if old_size not in (0, new_size):
+        _subproof(old_size, 0, new_size, b=True, out=out)
+    return out
+
+
+def _path(m: int, lo: int, hi: int, out: list[tuple[int, int]]) -> None:
+    """PATH(m, D[lo:hi]) of RFC 9162 2.1.3.1, as the ranges D[a:b] whose MTH it holds,
+    appended to ``out`` leaf-side first."""
     if hi - lo == 1:
         return
     k = _split(hi - lo)
     if m < k:
-        _path(leaves, m, lo, lo + k, out)
-        out.append(_subtree_root(leaves, lo + k, hi))
+        _path(m, lo, lo + k, out)
+        out.append((lo + k, hi))
     else:
-        _path(leaves, m - k, lo + k, hi, out)
-        out.append(_subtree_root(leaves, lo, lo + k))
+        _path(m - k, lo + k, hi, out)
+        out.append((lo, lo + k))
 
 
-def _subproof(
-    leaves: Sequence[bytes], m: int, lo: int, hi: int, *, b: bool, out: list[bytes]
-) -> None:
-    """SUBPROOF(m, D[lo:hi], b) of RFC 9162 2.1.4.1, appended to ``out``."""
+def _subproof(m: int, lo: int, hi: int, *, b: bool, out: list[tuple[int, int]]) -> None:
+    """SUBPROOF(m, D[lo:hi], b) of RFC 9162 2.1.4.1, as ranges, appended to ``out``."""
     n = hi - lo
     if m == n:
         if not b:
-            out.append(_subtree_root(leaves, lo, hi))
+            out.append((lo, hi))
         return
     k = _split(n)
     if m <= k:
-        _subproof(leaves, m, lo, lo + k, b=b, out=out)
-        out.append(_subtree_root(leaves, lo + k, hi))
+        _subproof(m, lo, lo + k, b=b, out=out)
+        out.append((lo + k, hi))
     else:
-        _subproof(leaves, m - k, lo + k, hi, b=False, out=out)
-        out.append(_subtree_root(leaves, lo, lo + k))
+        _subproof(m - k, lo + k, hi, b=False, out=out)
+        out.append((lo, lo + k))
+
+
+def _nodes_of(lo: int, hi: int) -> tuple[NodeId, ...]:
+    """D[lo:hi] as complete aligned subtrees, largest first.
+
+    Every range RFC 9162's recursion asks for starts at a multiple of the largest power of
+    two not above its length (``lo`` is a sum of larger powers of two), so each piece is
+    aligned: a perfect subtree on the left, then the tree's right edge below it.
+    """
+    out: list[NodeId] = []
+    while lo < hi:
+        level = (hi - lo).bit_length() - 1
+        out.append(NodeId(level, lo >> level))
+        lo += 1 << level
+    return tuple(out)
+
+
+def _range_root(node: NodeReader, lo: int, hi: int) -> bytes:
+    """MTH(D[lo:hi]) from its complete aligned subtrees: folded right to left, as
+    ``CompactRange.root`` folds its edge (RFC 9162 splits off the largest power of two)."""
+    hashes = []
+    for n in _nodes_of(lo, hi):
+        h = node(n.level, n.index)
+        _check_hash(f"node ({n.level}, {n.index})", h)
+        hashes.append(h)
+    r = hashes[-1]
+    for h in reversed(hashes[:-1]):
+        r = node_hash(h, r)
+    return r
 
 
 def _check_hash(what: str, h: bytes) -> None:
@@ -359,6 +504,11 @@ def _check_hash(what: str, h: bytes) -> None:
 def _check_proof(what: str, proof: Sequence[bytes]) -> None:
     for i, h in enumerate(proof):
         _check_hash(f"{what} hash {i}", h)
+
+
+def _check_size(what: str, size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ProofError(f"{what} {size!r} is not a whole number")
 
 
 def _check_leaves(leaf_hashes: Sequence[bytes]) -> None:

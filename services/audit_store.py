@@ -9,8 +9,13 @@ service resumes exactly where the durable leaves end: never a leaf twice, never 
 ``AuditStore`` is the interface (PostgreSQL can replace SQLite behind it);
 ``SqliteAuditStore`` is the default, in one file: WAL journal, ``synchronous=FULL`` (a
 commit survives power loss, not only a crash of the process), foreign keys on. The store
-does no Merkle maths and knows nothing of Kafka: hashes and range state are the caller's
-opaque bytes.
+knows nothing of Kafka: leaf hashes and range state are the caller's bytes.
+
+So that a proof reads O(log n) rows, not every leaf hash, the store also keeps the hash
+of every complete aligned subtree of the Merkle tree (``schemas.merkle.NodeId``; level
+0, the leaves' own hashes, stays in ``leaves``, the rest in ``merkle_nodes``), added in
+the same transaction as the leaves that complete them; ``nodes`` reads them. A store
+from before them gets them once when it is opened (migration to schema version 4).
 
 Times (``at``) are stored as fixed-width UTC text (``utc_text``) so that text order is
 time order; ``append_batch`` refuses any other form.
@@ -38,13 +43,14 @@ import datetime as dt
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Protocol, Self
 
 from schemas.errors import LiaisonError
+from schemas.merkle import HASH_SIZE, NodeId, ProofError, completed_nodes, range_nodes
 
 __all__ = [
     "AuditStore",
@@ -55,19 +61,32 @@ __all__ = [
     "utc_text",
 ]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """1: the first; 2: ``leaves.invalid`` (the reason code of a value that is no record);
-3: ``leaves.signer`` (the key id that signed the record: records are signed)."""
+3: ``leaves.signer`` (the key id that signed the record: records are signed);
+4: ``merkle_nodes`` (every complete subtree's hash: proofs in O(log n) reads)."""
 
 # Leaves are read in pages: no read transaction stays open while a caller holds the
 # iterator, and memory stays bounded however long the log grows.
 _PAGE: Final = 1000
+
+# Bound parameters per statement when reading nodes by key: far below SQLite's limit.
+_PARAMS: Final = 500
 
 _NEXT_OFFSET: Final = "next_offset"
 _RANGE_STATE: Final = "range_state"
 
 _UTC_TEXT: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _REASON: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+# Level 1 and up: level 0 is ``leaves.leaf_hash``, not kept twice. Rows only ever arrive
+# at the end of each level, and are read by their key, so no rowid table is needed.
+_MERKLE_NODES: Final = """CREATE TABLE merkle_nodes (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID"""
 
 _SCHEMA: Final = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -97,8 +116,11 @@ _SCHEMA: Final = (
         note TEXT NOT NULL
     )""",
     "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB)",
+    _MERKLE_NODES,
 )
-_TABLES: Final = frozenset({"schema_version", "leaves", "leaf_events", "checkpoints", "state"})
+_TABLES: Final = frozenset(
+    {"schema_version", "leaves", "leaf_events", "checkpoints", "state", "merkle_nodes"}
+)
 
 # Version 1 kept a value that is no record under this made-up actor (no actor kind is
 # "unknown", so no record can have it); version 2 marks it invalid instead.
@@ -120,6 +142,10 @@ _MIGRATE_2_TO_3: Final = (
     "UPDATE leaves SET invalid = 'unsigned', actor = '' WHERE invalid IS NULL",
     "UPDATE schema_version SET version = 3",
 )
+# Version 4 keeps every complete subtree's hash: the table, then ``_fill_nodes`` from
+# the leaf hashes already stored (once, streamed), then the version.
+_MIGRATE_3_TO_4: Final = (_MERKLE_NODES,)
+_VERSION_4: Final = "UPDATE schema_version SET version = 4"
 _SIGNER: Final = re.compile(r"[0-9a-f]{64}")
 
 
@@ -210,6 +236,11 @@ class AuditStore(Protocol):
 
     def size(self) -> int:
         """The number of leaves."""
+        ...
+
+    def nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        """The hashes of these complete aligned subtrees of the tree (level 0: leaf
+        hashes), one row each; ``AuditStoreError`` if one is not stored."""
         ...
 
     def seqs_for_event(self, event_id: str) -> list[int]:
@@ -327,19 +358,54 @@ class SqliteAuditStore:
                 msg = f"the audit store {self._path} is damaged: its schema version is unreadable"
                 raise AuditStoreError(msg)
             version = rows[0][0]
-            if version in (1, 2):
+            if version in (1, 2, 3):
                 if "leaves" in tables:  # if not, _check_tables says so
-                    steps = (
-                        (*_MIGRATE_1_TO_2, *_MIGRATE_2_TO_3) if version == 1 else _MIGRATE_2_TO_3
-                    )
+                    steps = {
+                        1: (*_MIGRATE_1_TO_2, *_MIGRATE_2_TO_3, *_MIGRATE_3_TO_4),
+                        2: (*_MIGRATE_2_TO_3, *_MIGRATE_3_TO_4),
+                        3: _MIGRATE_3_TO_4,
+                    }[version]
                     for statement in steps:
                         self._db.execute(statement)
+                    self._fill_nodes()
+                    self._db.execute(_VERSION_4)
             elif version != SCHEMA_VERSION:
                 msg = (
                     f"the audit store is at schema version {version}; this Liaison reads"
                     f" versions 1 to {SCHEMA_VERSION}"
                 )
                 raise AuditStoreError(msg)
+
+    def _fill_nodes(self) -> None:
+        """Every complete subtree of the leaves stored, from their hashes read in pages:
+        O(n) once, O(log n) memory. A damaged store's leaves may have a gap (seq numbers
+        are contiguous from 0 as the service writes them): nodes stop at the gap, so
+        ``nodes`` refuses a proof beyond it rather than prove the wrong tree."""
+        size = 0
+        edge: list[bytes] = []
+        while True:
+            rows = self._db.execute(
+                "SELECT seq, leaf_hash FROM leaves WHERE seq >= ? ORDER BY seq LIMIT ?",
+                (size, _PAGE),
+            ).fetchall()
+            hashes: list[bytes] = []
+            for seq, h in rows:
+                if seq != size + len(hashes) or not _is_hash(h):
+                    break
+                hashes.append(bytes(h))
+            self._insert_nodes(completed_nodes(size, edge, hashes))
+            size += len(hashes)
+            if len(hashes) < _PAGE:
+                return
+            edge = self._node_hashes(range_nodes(size))
+
+    def _insert_nodes(self, completed: Iterator[tuple[NodeId, bytes]]) -> None:
+        # OR REPLACE: a node is a function of the leaves below it; a store whose end was
+        # cut by hand and appended again gets the nodes of the leaves it holds now.
+        self._db.executemany(
+            "INSERT OR REPLACE INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
+            ((node.level, node.index, h) for node, h in completed if node.level),
+        )
 
     def _check_tables(self) -> None:
         missing = _TABLES - self._tables()
@@ -402,7 +468,10 @@ class SqliteAuditStore:
         # Fixed here, not when the iterator is first advanced: the caller gets the log
         # as it was when asked, even if a writer appends meanwhile.
         stop = self.next_seq() if end is None else end
-        return self._pages("seq >= ? AND seq < ?", (start, stop))
+        # The lower bound is the pages' own ``seq > ?``: given ``seq >= start`` too, SQLite
+        # bounds the rowid search by that one and scans from ``start`` for every page
+        # (quadratic: minutes to stream a million leaves).
+        return self._pages("seq < ?", (stop,), after=start - 1)
 
     def by_actor(self, actor: str, since: str | None = None) -> Iterator[StoredLeaf]:
         """The leaves of one actor in order; with ``since`` (``utc_text``), only those at
@@ -413,8 +482,9 @@ class SqliteAuditStore:
         _check_time(since, "since")
         return self._pages("actor = ? AND invalid IS NULL AND at >= ?", (actor, since))
 
-    def _pages(self, where: str, args: tuple[object, ...]) -> Iterator[StoredLeaf]:
-        after = -1
+    def _pages(
+        self, where: str, args: tuple[object, ...], *, after: int = -1
+    ) -> Iterator[StoredLeaf]:
         while True:
             with self._reading():
                 rows = self._db.execute(
@@ -460,6 +530,53 @@ class SqliteAuditStore:
                     (start, stop),
                 )
             ]
+
+    def nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        """The hashes of these complete aligned subtrees (level 0: leaf hashes), read by
+        key: one row each, whatever the size of the log. ``AuditStoreError`` if one is
+        not stored (beyond the leaves stored, or a damaged store)."""
+        with self._reading():
+            return self._nodes(ids)
+
+    def _nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[NodeId, bytes] = {}
+        leaves = [i.index for i in wanted if i.level == 0]
+        inner = [i for i in wanted if i.level > 0]
+        # One statement per kind, each a lookup by primary key per wanted row. Batches
+        # stay well under SQLite's limit on bound parameters (32,766; 999 before 3.32).
+        for start in range(0, len(leaves), _PARAMS):
+            seqs = leaves[start : start + _PARAMS]
+            marks = ", ".join("?" * len(seqs))
+            for seq, h in self._db.execute(
+                f"SELECT seq, leaf_hash FROM leaves WHERE seq IN ({marks})",  # noqa: S608 - placeholders only
+                seqs,
+            ):
+                found[NodeId(0, seq)] = bytes(h)
+        for start in range(0, len(inner), _PARAMS // 2):
+            keys = inner[start : start + _PARAMS // 2]
+            values = ", ".join(["(?, ?)"] * len(keys))
+            for level, index, h in self._db.execute(
+                f"WITH wanted (level, idx) AS (VALUES {values})"  # noqa: S608 - placeholders only
+                " SELECT n.level, n.idx, n.hash FROM wanted w"
+                " JOIN merkle_nodes n ON n.level = w.level AND n.idx = w.idx",
+                [x for key in keys for x in (key.level, key.index)],
+            ):
+                found[NodeId(level, index)] = bytes(h)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            level, index = missing[0].level, missing[0].index
+            msg = (
+                f"the audit store {self._path} has no Merkle node ({level}, {index}) (leaves"
+                f" {index << level} to {((index + 1) << level) - 1}): beyond its leaves, or"
+                " damaged (run `liaison audit verify`)"
+            )
+            raise AuditStoreError(msg)
+        return found
+
+    def _node_hashes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        found = self._nodes(ids)
+        return [found[i] for i in ids]
 
     def seqs_for_event(self, event_id: str) -> list[int]:
         """The leaves whose records concern ``event_id``, in order (who saw it)."""
@@ -510,18 +627,28 @@ class SqliteAuditStore:
         Refused with ``AuditStoreError`` (and nothing stored): a first ``seq`` that is not
         ``next_seq()``, a gap or repeat in ``seq``, Kafka offsets not increasing or
         already read, a ``next_offset`` that does not pass them, an ``at`` not in
-        ``utc_text`` form, an event id not in canonical UUID form. An empty batch only
-        moves ``next_offset`` on (past Kafka's transaction markers, for instance).
+        ``utc_text`` form, a leaf hash that is not 32 bytes, an event id not in canonical
+        UUID form. An empty batch only moves ``next_offset`` on (past Kafka's transaction
+        markers, for instance). The Merkle nodes the new leaves complete are added in the
+        same transaction.
         """
         with self._transaction():
             # Read inside the transaction: BEGIN IMMEDIATE holds the write lock, so no
             # other writer can append between this check and the inserts.
             expected_seq = self.next_seq()
             min_offset = self.next_offset()
+            size = expected_seq
             for row in rows:
                 _check_row(row, expected_seq, min_offset)
                 self._insert(row)
                 expected_seq, min_offset = row.seq + 1, row.kafka_offset + 1
+            if rows:
+                edge = self._node_hashes(range_nodes(size))
+                try:
+                    self._insert_nodes(completed_nodes(size, edge, [r.leaf_hash for r in rows]))
+                except ProofError as exc:  # a stored edge hash edited to another length
+                    msg = f"the audit store {self._path} is damaged: {exc}"
+                    raise AuditStoreError(msg) from None
             if next_offset < min_offset:
                 msg = f"next_offset {next_offset} would re-read offsets (at least {min_offset})"
                 raise AuditStoreError(msg)
@@ -646,6 +773,8 @@ def _check_row(row: StoredLeaf, seq: int, min_offset: int) -> None:
         msg = f"leaf {row.seq} comes from offset {row.kafka_offset}, already read (< {min_offset})"
         raise AuditStoreError(msg)
     _check_time(row.at, f"leaf {row.seq} at")
+    if not _is_hash(row.leaf_hash):
+        raise AuditStoreError(f"leaf {row.seq}'s hash is not a 32-byte hash")
     if row.signer is not None and _SIGNER.fullmatch(row.signer) is None:
         raise AuditStoreError(f"leaf {row.seq}'s signer is not a key id (64 lowercase hex)")
     if row.invalid is not None:
@@ -665,6 +794,10 @@ def _check_row(row: StoredLeaf, seq: int, min_offset: int) -> None:
         if _canonical_event_id(event_id) != event_id:
             msg = f"leaf {row.seq} event id {event_id!r} is not a lowercase hyphenated UUID"
             raise AuditStoreError(msg)
+
+
+def _is_hash(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == HASH_SIZE
 
 
 def _check_time(value: str, what: str) -> None:

@@ -25,7 +25,9 @@ export``, also obtained out of band): every proven leaf must be a record signed 
 those keys, entitled to its actor and valid at its ``at``, that names the event the
 proof is about (inclusion only proves bytes were appended, and anyone can append).
 docs/audit.md shows the format, and docs/check_proof.py the same check in a few lines
-of Python.
+of Python. A proof is built from the O(log n) complete subtrees the store keeps
+(``SqliteAuditStore.nodes``), never from every leaf hash: the same proof, in milliseconds
+however long the log.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import base64
 import datetime as dt
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -73,9 +75,14 @@ from schemas.errors import ConfigurationError, EnvelopeError, SchemaError
 from schemas.keys import AUDIT, KeyStatus, TrustStore
 from schemas.merkle import (
     CompactRange,
+    NodeId,
+    NodeReader,
     ProofError,
-    consistency_proof,
+    consistency_nodes,
+    consistency_proof_from_nodes,
+    inclusion_nodes,
     inclusion_proof,
+    inclusion_proof_from_nodes,
     leaf_hash,
     verify_consistency,
     verify_inclusion,
@@ -404,18 +411,27 @@ def inclusion_document(
     event (an index edited by hand) and leaves whose signer today's trust store refuses
     at the record's time (revoked since) are left out, and those beyond the checkpoint
     are listed as
-    ``not_yet_checkpointed``. ``hashes``: the first ``size`` leaf hashes, if the caller
-    has them already (proving many events)."""
+    ``not_yet_checkpointed``. The paths are read from the store's Merkle nodes (O(log n)
+    rows per leaf), or computed from ``hashes``, the first ``size`` leaf hashes, if the
+    caller has them already: the same paths either way."""
     size, note = checkpoint
-    hashes = store.leaf_hashes(size) if hashes is None else hashes
+    leaves = [
+        leaf
+        for leaf in _leaves_at(store, [s for s in seqs if s < size])
+        if _provable(leaf, event_id, trust)
+    ]
+    paths = (
+        _inclusion_paths(store, [leaf.seq for leaf in leaves], size)
+        if hashes is None
+        else [inclusion_proof(hashes, leaf.seq) for leaf in leaves]
+    )
     proofs = [
         LeafProof(
             seq=leaf.seq,
             leaf=base64.b64encode(leaf_data(leaf.seq, leaf.record)).decode(),
-            proof=tuple(h.hex() for h in inclusion_proof(hashes, leaf.seq)),
+            proof=tuple(h.hex() for h in path),
         )
-        for leaf in _leaves_at(store, [s for s in seqs if s < size])
-        if _provable(leaf, event_id, trust)
+        for leaf, path in zip(leaves, paths, strict=True)
     ]
     return InclusionProof(
         event_id=event_id,
@@ -424,6 +440,22 @@ def inclusion_document(
         proofs=tuple(proofs),
         not_yet_checkpointed=tuple(s for s in seqs if s >= size),
     )
+
+
+def _inclusion_paths(
+    store: SqliteAuditStore, seqs: list[int], size: int
+) -> list[tuple[bytes, ...]]:
+    """The audit paths of leaves ``seqs`` in the tree of ``size`` leaves, from one read of
+    the nodes they need."""
+    node = _node_reader(store, (n for seq in seqs for n in inclusion_nodes(seq, size)))
+    return [inclusion_proof_from_nodes(node, seq, size) for seq in seqs]
+
+
+def _node_reader(store: SqliteAuditStore, ids: Iterable[NodeId]) -> NodeReader:
+    """Read these nodes from the store now (``AuditStoreError`` if one is missing); the
+    proof builders then look them up."""
+    found = store.nodes(ids)
+    return lambda level, index: found[NodeId(level, index)]
 
 
 def _provable(leaf: StoredLeaf, event_id: str, trust: TrustStore) -> bool:
@@ -462,7 +494,8 @@ def consistency(
             raise ConfigurationError(f"no signed checkpoint of size {size} (checkpoints: {sizes})")
     if old_size > new_size:
         raise ConfigurationError("OLD_SIZE must not be larger than NEW_SIZE")
-    proof = consistency_proof(store.leaf_hashes(new_size), old_size)
+    node = _node_reader(store, consistency_nodes(old_size, new_size))
+    proof = consistency_proof_from_nodes(node, old_size, new_size)
     return ConsistencyProof(
         old_checkpoint=notes[old_size],
         new_checkpoint=notes[new_size],

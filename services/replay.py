@@ -233,7 +233,6 @@ def export_replay(
     check_export_directory(directory)
     (directory / "events").mkdir(parents=True, exist_ok=True)
     (directory / "proofs").mkdir()
-    hashes = store.leaf_hashes(size)
     entries = []
     proven = 0
     for n, (record, opened) in enumerate(found.verified):
@@ -243,7 +242,7 @@ def export_replay(
         (directory / envelope).write_bytes(record.value)
         document = inclusion_document(
             settings, store, trust, event_id,
-            seqs=store.seqs_for_event(event_id), checkpoint=(size, note), hashes=hashes,
+            seqs=store.seqs_for_event(event_id), checkpoint=(size, note),
         )  # fmt: skip
         proof: Path | None = None
         if document.proofs:

@@ -136,12 +136,12 @@ def test_schema_version_is_recorded_and_a_newer_store_refused(path: Path) -> Non
     SqliteAuditStore(path).close()
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
         with raw:
-            raw.execute("UPDATE schema_version SET version = 4")
+            raw.execute("UPDATE schema_version SET version = 5")
     finally:
         raw.close()
-    with pytest.raises(AuditStoreError, match="schema version 4"):
+    with pytest.raises(AuditStoreError, match="schema version 5"):
         SqliteAuditStore(path)
 
 
@@ -201,7 +201,7 @@ def test_a_version_1_store_is_migrated_and_its_invalid_and_unsigned_leaves_marke
         assert store.seqs_for_event(EVENT) == []
         store.append_batch([leaf(2)], next_offset=10, range_state=b"")
     with contextlib.closing(sqlite3.connect(path)) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
 
 
 def test_a_version_2_store_gains_signers_and_its_bare_records_become_unsigned(
@@ -233,7 +233,7 @@ def test_a_version_2_store_gains_signers_and_its_bare_records_become_unsigned(
         assert [r.signer for r in store.leaves(2)] == [SIGNER]
         assert store.seqs_for_event(EVENT) == [2]
     with contextlib.closing(sqlite3.connect(path)) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
 
 
 # ---- a file that is not a usable store ---------------------------------------------------
