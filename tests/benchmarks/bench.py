@@ -23,7 +23,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.jtai import JtaiWatch
 from consumers.routing import route
@@ -34,7 +33,7 @@ from schemas.keys import BUS, TrustStore
 from schemas.merkle import CompactRange, leaf_hash
 from schemas.records import event_headers, event_record
 from schemas.reference import check_area, local_authorities
-from services.kafka import apply_topics, end_offsets, read_from
+from services.kafka import apply_topics, delete_topics, end_offsets, read_from
 from services.keys_admin import ensure_keys
 from services.log import configure_logging
 from services.router_service import RouterService
@@ -130,12 +129,7 @@ async def end_to_end(count: int) -> None:
         finally:
             await producer.stop()
             await router.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.delete_topics([spec.name for spec in settings.topics.specs()])
-        finally:
-            await admin.close()
+        await delete_topics(settings, [spec.name for spec in settings.topics.specs()])
         print(f"{'publish (pre-sealed, idempotent producer)':<44} {count / published:>12,.0f}/s")  # noqa: T201
         print(f"{'route end to end (exactly once, committed)':<44} {count / routed:>12,.0f}/s"  # noqa: T201
               f"  ({count} events in {routed:.1f} s)")  # fmt: skip
@@ -225,12 +219,7 @@ async def startup(feed_events: int, minutes_apart: float, history: str) -> float
                 restarts.append(took)
             label = f"router {run}, {feed_events:,} in the feed ({history})"
             print(f"{label:<76} {took:>6.2f} s  ({read:,} state records read)")  # noqa: T201
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.delete_topics([spec.name for spec in settings.topics.specs()])
-        finally:
-            await admin.close()
+        await delete_topics(settings, [spec.name for spec in settings.topics.specs()])
         return statistics.median(restarts)
 
 
