@@ -92,6 +92,7 @@ from services.kafka import (
     inbound,
     producer_options,
     start_when_reachable,
+    stop_client,
     stop_quietly,
     tolerate_unparseable,
 )
@@ -291,10 +292,10 @@ class _Deliverer:
             await self._http.aclose()
             self._http = None
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_client(self._consumer)
             self._consumer = None
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_client(self._producer)
             self._producer = None
         await self._trust.stop()
 

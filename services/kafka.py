@@ -73,6 +73,7 @@ __all__ = [
     "publisher_transactional_id",
     "read_from",
     "start_when_reachable",
+    "stop_client",
     "stop_quietly",
     "tolerate_unparseable",
     "transactional_sink",
@@ -91,8 +92,18 @@ _PROBE_TIMEOUT_S: Final = 3.0
 _log = structlog.get_logger("liaison.kafka")
 
 
-def _retriable(exc: BaseException) -> bool:
-    return isinstance(exc, KafkaError | BrokerError) and bool(exc.retriable)
+def _retriable(exc: BaseException | None) -> bool:
+    """A Kafka or broker error worth trying again. aiokafka wraps some retriable errors
+    in a plain ``KafkaError`` (a transactional producer starting while the broker goes
+    away: ``KafkaError(KafkaConnectionError(...))``), so such a wrapper is judged by
+    what it wraps."""
+    while isinstance(exc, KafkaError | BrokerError):
+        if exc.retriable:
+            return True
+        if type(exc) is not KafkaError:
+            return False
+        exc = exc.__cause__
+    return False
 
 
 def backoff(first: float = _WAIT_FIRST_S, cap: float = _WAIT_CAP_S) -> Iterator[float]:
@@ -324,7 +335,7 @@ async def kafka_sink(settings: Settings) -> AsyncIterator[KafkaSink]:
     try:
         yield KafkaSink(producer, settings)
     finally:
-        await producer.stop()
+        await stop_client(producer)
 
 
 # -- the transactional sink (publishers) ---------------------------------------------------
@@ -413,7 +424,7 @@ async def transactional_sink(
     try:
         yield KafkaTransactionalSink(producer, settings)
     finally:
-        await producer.stop()
+        await stop_client(producer)
 
 
 async def group_members(settings: Settings, group_id: str) -> int:
@@ -662,9 +673,38 @@ async def _started(client: _Client, settings: Settings) -> _Client:
     try:
         await client.start()
     except KafkaError as exc:
-        await client.stop()
+        await stop_client(client)
         raise _unreachable(settings, exc) from exc
     return client
+
+
+async def stop_client(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Stop an aiokafka consumer or producer, closing its connections, whatever it was
+    doing.
+
+    aiokafka's consumer awaits each fetch task it has just cancelled as it closes: one
+    cancelled in its retry backoff (a broker gone, say) raises ``CancelledError`` out of
+    ``stop()`` (aio-libs/aiokafka#647, #983), which would end the calling service, and
+    before the client's connections are closed. Such an error is not this task's own
+    cancellation: the close is finished here instead. This task's own cancellation still
+    propagates.
+    """
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # What stop() left undone (aiokafka 0.14, pinned in constraints.txt): the other
+        # fetch tasks, then the connections.
+        fetcher = getattr(client, "_fetcher", None)
+        pending = list(getattr(fetcher, "_pending_tasks", ()))
+        for fetch in pending:
+            fetch.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        inner = getattr(client, "_client", None) or getattr(client, "client", None)
+        if inner is not None:
+            await inner.close()
 
 
 def _reader(settings: Settings, *, committed_only: bool = True) -> AIOKafkaConsumer:
@@ -753,7 +793,7 @@ async def end_offsets(settings: Settings, topics: Sequence[str]) -> Position:
             lambda: consumer.end_offsets(partitions), "could not read end offsets"
         )
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
     return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
 
@@ -781,7 +821,7 @@ async def read_from(
             for tp_records in batch.values():
                 records.extend(inbound(raw) for raw in tp_records)
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
     return records
 
 
@@ -810,7 +850,7 @@ async def assigned(
         )
         yield consumer
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 async def catch_up(consumer: AIOKafkaConsumer) -> AsyncIterator[list[Any]]:
@@ -937,12 +977,12 @@ async def prompt_sink(
     except BaseException:
         # Cancelled while starting (the service is stopping): ``_started`` stops the
         # producer only on a Kafka error, and an unstopped one leaks its connection.
-        await producer.stop()
+        await stop_client(producer)
         raise
     try:
         yield KafkaSink(producer)
     finally:
-        await producer.stop()
+        await stop_client(producer)
 
 
 def _refused(exc: BaseException) -> bool:

@@ -29,7 +29,14 @@ from schemas.quarantine import MAX_DETAIL_CHARS, quarantined
 from schemas.records import InboundRecord, OutboundRecord
 from schemas.trust_root import KeyRecordRefused, TrustRoot, TrustState
 from services.audit_log import audit_outbound
-from services.kafka import Outage, assigned, committed_offsets, inbound, producer_options
+from services.kafka import (
+    Outage,
+    assigned,
+    committed_offsets,
+    inbound,
+    producer_options,
+    stop_client,
+)
 from services.settings import Settings
 from services.trust import judge_inbound, load_root
 
@@ -204,4 +211,4 @@ class KeyWarden:
                 await self._task
         await self._resources.aclose()
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_client(self._producer)

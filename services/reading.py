@@ -21,7 +21,13 @@ from schemas.errors import EnvelopeError
 from schemas.keys import TrustStore
 from schemas.records import InboundRecord
 from schemas.signed import OpenedSigned, open_signed
-from services.kafka import client_options, inbound, partition_counts, tolerate_unparseable
+from services.kafka import (
+    client_options,
+    inbound,
+    partition_counts,
+    stop_client,
+    tolerate_unparseable,
+)
 from services.settings import Settings
 
 __all__ = ["SignedRead", "read_signed"]
@@ -83,5 +89,5 @@ async def read_signed(
                 if await consumer.position(tp) >= ends[tp]:
                     todo.pop(tp)
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
     return found

@@ -32,7 +32,13 @@ from schemas.records import HEADER_AREA, HEADER_TYPE, InboundRecord, header_map
 from schemas.signed import OpenedSigned, accepted_on, open_signed
 from services.audit_store import SqliteAuditStore
 from services.auditor import inclusion_document, latest_signed
-from services.kafka import client_options, inbound, partition_counts, tolerate_unparseable
+from services.kafka import (
+    client_options,
+    inbound,
+    partition_counts,
+    stop_client,
+    tolerate_unparseable,
+)
 from services.settings import Settings
 
 __all__ = [
@@ -147,7 +153,7 @@ async def replay_topics(
                     todo.pop(tp)
             progress(found.scanned, total)
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
     found.verified.sort(key=lambda item: (item[0].timestamp_ms, item[0].topic, item[0].offset))
     return found
 

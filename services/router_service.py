@@ -89,6 +89,7 @@ from services.kafka import (
     inbound,
     partition_counts,
     producer_options,
+    stop_client,
     tolerate_unparseable,
 )
 from services.settings import Settings
@@ -348,7 +349,7 @@ class RouterService:
         task = self._tasks.pop(number, None)
         if task is not None:
             try:
-                await task.producer.stop()
+                await stop_client(task.producer)
             except KafkaError as exc:  # pragma: no cover - stopping a producer seldom fails
                 self._log.warning("router_producer_stop_failed", error=str(exc))
 
@@ -362,7 +363,7 @@ class RouterService:
             await producer.start()  # init_transactions: fences the last owner of this number
             task = await self._load(number, producer)
         except BaseException:
-            await producer.stop()
+            await stop_client(producer)
             raise
         self._tasks[number] = task
         self._seek(task)
