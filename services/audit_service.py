@@ -409,6 +409,11 @@ class AuditService:
         await self._trust.start()
         self._task = asyncio.create_task(self._run())
 
+    def log_started(self) -> None:
+        """One line once the service (and anything started beside it) runs: from here on
+        an outage is the service's to ride out, logged with ``service="audit"``."""
+        _log.info("audit_started", store_size=self._store.size())
+
     @property
     def task(self) -> asyncio.Task[None] | None:
         """The running append loop (its failure ends the service)."""

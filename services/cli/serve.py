@@ -143,6 +143,7 @@ def serve_audit(
             if started is None:
                 return 0  # stopped while waiting for the broker
             service, warden = started
+            service.log_started()
             assert service.task is not None  # noqa: S101 - started just now
             assert warden.task is not None  # noqa: S101 - started just now
             stopping = asyncio.create_task(stop.wait())

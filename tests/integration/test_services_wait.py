@@ -247,6 +247,8 @@ async def ride_out(settings: Settings, own_broker: OwnBroker, fault: str, restor
     feeder = Feeder(settings, keys[READER])
     before = await audit_size(settings)  # the key.generated records
     async with serve_audit(settings) as service:
+        # Started whole (the key warden too): the outage is the running service's.
+        await service.logged("audit_started", timeout_s=60)
         await checkpoint_pending(settings, feeder, before)
         if fault == "kill":
             own_broker.kill()

@@ -12,6 +12,7 @@ import pytest
 from aiokafka.errors import (
     GroupCoordinatorNotAvailableError,
     KafkaConnectionError,
+    KafkaError,
     TopicAuthorizationFailedError,
 )
 from structlog.testing import capture_logs
@@ -80,19 +81,37 @@ async def test_an_unreachable_broker_is_waited_for_with_one_line_each_way() -> N
     assert "retrying" in str(logs[0]["detail"])
 
 
+def _wrapped(cause: Exception) -> KafkaError:
+    """How aiokafka's transactional producer reports what it met finding its coordinator
+    (``raise KafkaError(repr(err)) from err``)."""
+    wrapper = KafkaError(repr(cause))
+    wrapper.__cause__ = cause
+    return wrapper
+
+
 async def test_retriable_start_failures_are_retried_and_other_failures_raised() -> None:
     flaky = Script(
-        [True, True, False, True],
-        [GroupCoordinatorNotAvailableError(), BrokerError("cannot reach Kafka"), "router"],
+        [True, True, True, False, True],
+        [
+            GroupCoordinatorNotAvailableError(),
+            _wrapped(KafkaConnectionError("Connection at 127.0.0.1:1 closed")),
+            BrokerError("cannot reach Kafka"),
+            "router",
+        ],
     )
     with capture_logs() as logs:
         started = await start_when_reachable(
             SETTINGS, flaky.start, asyncio.Event(), answers=flaky.answer, delays=no_pauses()
         )
-    assert (started, flaky.attempts) == ("router", 3)
+    assert (started, flaky.attempts) == ("router", 4)
     assert events(logs) == ["broker_unreachable", "broker_reachable"]
 
-    for fatal in (ConfigurationError("no bus key"), TopicAuthorizationFailedError()):
+    for fatal in (
+        ConfigurationError("no bus key"),
+        TopicAuthorizationFailedError(),
+        _wrapped(TopicAuthorizationFailedError()),
+        KafkaError("something else"),
+    ):
         script = Script([True], [fatal])
         with pytest.raises(type(fatal)):
             await start_when_reachable(
