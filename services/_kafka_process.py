@@ -46,8 +46,16 @@ STOP_TIMEOUT_S = 30.0
 
 
 def kafka_cluster_id() -> str:
-    """A random cluster id in Kafka's format (URL-safe base64 of 16 bytes, no padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random cluster id in Kafka's format (URL-safe base64 of 16 bytes, no padding).
+
+    Never one starting with ``-`` (one in 64 would): ``kafka-storage format`` would take
+    it for an option and fail ("--cluster-id: expected one argument"). Kafka's own
+    ``Uuid.randomUuid`` draws again for the same reason.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def tcp_open(bootstrap: str) -> bool:

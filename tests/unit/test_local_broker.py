@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,12 @@ def test_cluster_id_is_kafkas_22_char_base64_uuid() -> None:
     assert len(cluster_id) == 22
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
     assert _kafka_cluster_id() != cluster_id
+
+
+def test_no_cluster_id_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kafka-storage would read "--cluster-id -..." as an option without its value.
+    assert not any(_kafka_cluster_id().startswith("-") for _ in range(2000))
+    dashed = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+    draws = iter([dashed, uuid.UUID(int=1)])
+    monkeypatch.setattr("services._kafka_process.uuid.uuid4", lambda: next(draws))
+    assert _kafka_cluster_id() == base64.urlsafe_b64encode(uuid.UUID(int=1).bytes).decode()[:22]
