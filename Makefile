@@ -6,13 +6,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: help install browser broker cluster topics demo test bench chaos check lint typecheck stop lock clean
 
 help:
 	@echo "make demo   - set up, start the local Kafka broker, run the quick-start scenario"
 	@echo "make test   - set up, start the broker, run every test, ruff and mypy --strict"
-	@echo "make bench  - measure Liaison's parts and the router on this machine"
+	@echo "make bench  - measure Liaison's parts, and the pipeline against its floors (BENCHMARKS.md)"
 	@echo "make chaos  - the long seeded fault run on a secured three-broker cluster (RELIABILITY.md)"
 	@echo "make stop   - stop the local broker"
 
@@ -50,9 +51,16 @@ test: browser broker
 	$(BIN)/coverage report
 	$(MAKE) check
 
-# Speed and memory are measured here, never in the test suite.
-bench: broker
+# matplotlib for the benchmark's chart: installed only for `make bench`.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+# Speed and memory are measured here, never in the test suite. The pipeline's figures
+# against their floors, its JSON and chart go to bench/results/ (BENCHMARKS.md).
+bench: broker $(BENCH_STAMP)
 	$(BIN)/python -m tests.benchmarks.bench
+	$(BIN)/python -m tests.benchmarks.pipeline
 
 # The long fault schedule: its own cluster, publishers, routers, the audit service, faults,
 # then the checker. Results go in RELIABILITY.md.
@@ -71,7 +79,7 @@ stop:
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check '.[dev]'
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check '.[dev,bench]'
 	( echo "# Exact versions for every install (make uses: pip install -c constraints.txt)."; \
 	  echo "# Regenerate with: make lock"; \
 	  .venv-lock/bin/python -m pip freeze --exclude liaison ) > constraints.txt
