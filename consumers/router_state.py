@@ -259,13 +259,7 @@ class ConcernGroups:
 
     def record(self, concerns: Sequence[Evidence]) -> list[StateRecord]:
         """The records for the concerns recorded in one transaction: one per ``CHUNK``."""
-        records = []
-        for start in range(0, len(concerns), CHUNK):
-            chunk = concerns[start : start + CHUNK]
-            record = self._encode(b"g/" + chunk[0].id.hex.encode(), chunk)
-            self._remember(record.key, chunk)
-            records.append(record)
-        return records
+        return self._write(b"g/", concerns)
 
     def forget(self, ids: Iterable[uuid.UUID]) -> list[StateRecord]:
         """Tombstones of the groups whose every concern is now forgotten."""
@@ -308,17 +302,23 @@ class ConcernGroups:
         for key in keys:
             del self._live[key]
             del self._written[key]
-        written = []
-        for start in range(0, len(kept), CHUNK):
-            chunk = kept[start : start + CHUNK]
-            record = self._encode(b"g/m" + chunk[0].id.hex.encode(), chunk)
-            self._remember(record.key, chunk)
-            written.append(record)
+        written = self._write(b"g/m", kept)
         fresh = {record.key for record in written}
         return [
             *written,
             *(StateRecord(self._partition, key, None) for key in keys if key not in fresh),
         ]
+
+    def _write(self, prefix: bytes, concerns: Sequence[Evidence]) -> list[StateRecord]:
+        """Records of ``concerns``, ``CHUNK`` at most each, keyed by ``prefix`` and their
+        first concern's id; remembered as groups."""
+        records = []
+        for start in range(0, len(concerns), CHUNK):
+            chunk = concerns[start : start + CHUNK]
+            record = self._encode(prefix + chunk[0].id.hex.encode(), chunk)
+            self._remember(record.key, chunk)
+            records.append(record)
+        return records
 
     def _encode(self, key: bytes, concerns: Sequence[Evidence]) -> StateRecord:
         body = {
