@@ -112,19 +112,16 @@ _MAX_REASON: Final = 2000  # a route's reason (schemas.route.Route)
 
 
 def _forward(
-    record: InboundRecord, event: Headed, topic: str, extra: Headers = ()
+    record: InboundRecord, event: Headed, topic: str, headers: Headers, extra: Headers = ()
 ) -> OutboundRecord:
     """The original value, bytes unchanged, to ``topic``, keyed by area.
 
-    Headers are rebuilt from the verified event (the contract's four and the CloudEvents
-    ones; those the record carried were checked equal to them), plus ``extra``; other
-    inbound headers are not carried.
+    ``headers`` are the verified event's (``signed_headers``: the contract's four and the
+    CloudEvents ones; those the record carried were checked equal to them), then
+    ``extra``; other inbound headers are not carried.
     """
     return OutboundRecord(
-        topic=topic,
-        key=event.area.encode(),
-        value=record.value,
-        headers=(*signed_headers(event), *extra),
+        topic=topic, key=event.area.encode(), value=record.value, headers=(*headers, *extra)
     )
 
 
@@ -138,25 +135,44 @@ class _Queue:
     bus_key: SigningKey
 
 
-def _to_queue(record: InboundRecord, event: Headed, signer: str, queue: _Queue) -> OutboundRecord:
+@dataclass(frozen=True, slots=True)
+class _Forwarded:
+    """What every record forwarded for one verified event shares, derived once."""
+
+    record: InboundRecord
+    event: Headed
+    signer: str
+    headers: Headers
+    value_sha256: str
+
+
+def _forwarded(record: InboundRecord, event: Headed, signer: str) -> _Forwarded:
+    return _Forwarded(
+        record, event, signer, signed_headers(event), hashlib.sha256(record.value).hexdigest()
+    )
+
+
+def _to_queue(forwarded: _Forwarded, queue: _Queue) -> OutboundRecord:
     """``_forward`` to a queue, with the router's rules, reason and signed route."""
+    event = forwarded.event
     reason = queue.reason
     if len(reason) > _MAX_REASON:  # many long reasons at once: the route holds 2000
         reason = reason[: _MAX_REASON - 3] + "..."
     route = Route(
         event_id=event.id,
         event_type=event.type,
-        signer=signer,
-        value_sha256=hashlib.sha256(record.value).hexdigest(),
+        signer=forwarded.signer,
+        value_sha256=forwarded.value_sha256,
         topic=queue.topic,
         rules=queue.rules,
         reason=reason,
     )
     rules = ((HEADER_RULES, ",".join(queue.rules).encode()),) if queue.rules else ()
     return _forward(
-        record,
+        forwarded.record,
         event,
         queue.topic,
+        forwarded.headers,
         (
             *rules,
             (HEADER_REASON, reason.encode()),
@@ -226,8 +242,8 @@ def plan(
     for destination in sorted(destinations):
         by_programme[destination.programme].append(destination)
 
-    signer = opened.key.owner
-    outbound = [_forward(record, event, topics.feed)]
+    forwarded = _forwarded(record, event, opened.key.owner)
+    outbound = [_forward(record, event, topics.feed, forwarded.headers)]
     for programme, reasons in sorted(by_programme.items()):
         queue = _Queue(
             topics.programme(programme),
@@ -235,10 +251,10 @@ def plan(
             "; ".join(d.reason for d in reasons),
             bus_key,
         )
-        outbound.append(_to_queue(record, event, signer, queue))
+        outbound.append(_to_queue(forwarded, queue))
     if not by_programme:
         queue = _Queue(topics.unrouted, (), "no routing rule matched", bus_key)
-        outbound.append(_to_queue(record, event, signer, queue))
+        outbound.append(_to_queue(forwarded, queue))
     return Plan(outbound=tuple(outbound), opened=opened, destinations=destinations)
 
 
@@ -309,10 +325,12 @@ def plan_outcome(
     queue = _Queue(
         topics.programme(outcome.finding_programme), (), _outcome_reason(outcome), bus_key
     )
-    back = _to_queue(record, outcome, opened.key.owner, queue)
+    forwarded = _forwarded(record, outcome, opened.key.owner)
+    back = _to_queue(forwarded, queue)
     if isinstance(outcome, OutcomeOverdue):
         return OutcomePlan(outbound=(back,), opened=opened)
-    return OutcomePlan(outbound=(back, _forward(record, outcome, topics.feed)), opened=opened)
+    feed = _forward(record, outcome, topics.feed, forwarded.headers)
+    return OutcomePlan(outbound=(back, feed), opened=opened)
 
 
 @dataclass(frozen=True, slots=True)

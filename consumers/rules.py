@@ -12,6 +12,7 @@ what a valid rule set is.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -91,11 +92,15 @@ class Rule(BaseModel):
     def _review_conditions(self) -> list[str]:
         return ["progress"] if self.progress else []
 
+    @functools.cached_property
+    def _agency_set(self) -> frozenset[Agency]:
+        return frozenset(self.agencies)
+
     def matches(self, event: InspectorateEvent) -> bool:
         """Whether every condition this rule sets holds for ``event``."""
         return (
             (not self.event_types or event.type in self.event_types)
-            and (not self.agencies or bool(set(self.agencies) & set(event.subject_agencies)))
+            and (not self.agencies or not self._agency_set.isdisjoint(event.subject_agencies))
             and (not self.themes or event.theme in self.themes)
             and self._concern_conditions_hold(event)
             and self._review_conditions_hold(event)

@@ -143,9 +143,12 @@ _KINDS: Final = frozenset(k.value for k in ActorKind)
 # may end up in a log.
 
 
+_KIND_LIST: Final = ", ".join(k.value for k in ActorKind)
+
+
 def _check_actor(value: str) -> str:
     match = _ACTOR.fullmatch(value)
-    kinds = ", ".join(k.value for k in ActorKind)
+    kinds = _KIND_LIST
     if match is None:
         msg = (
             f"must be <kind>:<name> with kind one of {kinds} and a name of letters, digits"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -171,15 +172,26 @@ class Sealed:
     keyid: str
 
 
+@functools.lru_cache(maxsize=256)
+def _json_text(text: str) -> bytes:
+    """``text`` as a JSON string, as ``json.dumps`` writes it (ASCII, escaped)."""
+    return json.dumps(text).encode()
+
+
 def sign_envelope(payload_type: str, payload: bytes, key: SigningKey) -> bytes:
-    """The DSSE envelope JSON of ``payload`` signed by ``key`` (no validation: see ``seal``)."""
+    """The DSSE envelope JSON of ``payload`` signed by ``key`` (no validation: see ``seal``).
+
+    The bytes are those of ``json.dumps`` of the envelope with compact separators, written
+    directly: base64 needs no escaping, and the type and key id (a few values, cached) are
+    escaped by ``json.dumps`` itself.
+    """
     signature = key.sign(pae(payload_type, payload))
-    envelope = {
-        "payload": base64.b64encode(payload).decode(),
-        "payloadType": payload_type,
-        "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(signature).decode()}],
-    }
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    return b'{"payload":"%b","payloadType":%b,"signatures":[{"keyid":%b,"sig":"%b"}]}' % (
+        base64.b64encode(payload),
+        _json_text(payload_type),
+        _json_text(key.keyid),
+        base64.b64encode(signature),
+    )
 
 
 def seal(event: Event, key: SigningKey, now: dt.datetime) -> Sealed:

@@ -591,6 +591,9 @@ async def scale_out(bench: Bench, routers: int) -> dict[str, Any]:
 
 # -- the run --------------------------------------------------------------------------------
 
+PHASES: Final = frozenset({"publish", "route", "peer", "latency", "scale-out"})
+"""What ``--phases`` may name ("route" publishes its loads first)."""
+
 
 async def _phase(
     results: dict[str, Any], name: str, work: Callable[[], Awaitable[dict[str, Any]]]
@@ -620,8 +623,9 @@ async def run(
     *,
     py_spy: Path | None = None,
     out: Path | None = None,
+    phases: frozenset[str] = PHASES,
 ) -> dict[str, Any]:
-    """Every phase on a fresh prefix; the topics are deleted at the end."""
+    """Every phase in ``phases`` on a fresh prefix; the topics are deleted at the end."""
     base = Settings()
     broker_pid = LocalBroker(base).recorded_pid() if base.bootstrap_servers.startswith(
         ("127.0.0.1:", "localhost:")) else None  # fmt: skip
@@ -667,12 +671,17 @@ async def run(
             }
             for label, load in loads.items():
                 ids = {str(e.id) for e in load}
-                await _phase(results, f"publish {label}", partial(publish_load, bench, load, label))
-                await _phase(results, f"route {label}", partial(route_load, bench, ids, label))
-                if label == "spread":
+                if phases & {"publish", "route"}:  # routing needs the load published
+                    await _phase(
+                        results, f"publish {label}", partial(publish_load, bench, load, label)
+                    )
+                if "route" in phases:
+                    await _phase(results, f"route {label}", partial(route_load, bench, ids, label))
+                if label == "spread" and "peer" in phases:
                     await _phase(results, "peer spread", partial(peer_load, bench, load))
-            await _phase(results, "latency", partial(latencies, bench, rates))
-            for routers in (1, 2):
+            if "latency" in phases:
+                await _phase(results, "latency", partial(latencies, bench, rates))
+            for routers in (1, 2) if "scale-out" in phases else ():
                 await _phase(results, f"scale-out {routers}", partial(scale_out, bench, routers))
         finally:
             names = [spec.name for spec in bench_topics] + [
@@ -697,13 +706,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--py-spy", type=Path, help="profile the router with this py-spy while it routes"
     )
+    parser.add_argument(
+        "--phases",
+        default=",".join(sorted(PHASES)),
+        help=f"comma-separated, of {', '.join(sorted(PHASES))} (the floors always run)",
+    )
     args = parser.parse_args(argv)
+    phases = frozenset(p.strip() for p in args.phases.split(",") if p.strip())
+    if not phases <= PHASES:
+        say(f"error: unknown phase(s) {', '.join(sorted(phases - PHASES))}")
+        return 2
     configure_logging("WARNING")
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     began = dt.datetime.now(dt.UTC)
     try:
         results = asyncio.run(
-            run(args.events, args.seconds, rates, py_spy=args.py_spy, out=args.out)
+            run(args.events, args.seconds, rates, py_spy=args.py_spy, out=args.out, phases=phases)
         )
     except (LiaisonError, BenchError, OSError) as exc:
         say(f"error: {exc}")

@@ -312,3 +312,18 @@ def test_any_single_byte_change_to_the_signature_is_refused(index: int, delta: i
     record = inbound(json.dumps(doc).encode(), event_headers(SEALED.event))
     with pytest.raises(SignatureError):
         open(record, TRUST, NOW)
+
+
+@given(payload_type=st.text(max_size=40), payload=st.binary(max_size=300))
+def test_sign_envelope_writes_what_json_dumps_would(payload_type: str, payload: bytes) -> None:
+    # sign_envelope writes the envelope's bytes directly; they must be json.dumps's, for
+    # any type text (escaped) and any payload, or old and new envelopes would differ.
+    key = rfc_key()
+    written = sign_envelope(payload_type, payload, key)
+    signature = key.sign(pae(payload_type, payload))
+    expected = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": payload_type,
+        "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(signature).decode()}],
+    }
+    assert written == json.dumps(expected, separators=(",", ":")).encode()
