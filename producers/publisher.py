@@ -29,6 +29,7 @@ carries the audit records. A library user opens the sink in ``services.kafka``::
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -38,9 +39,9 @@ from typing import Final, Protocol, runtime_checkable
 import structlog
 
 from schemas.audit import EventPublished, seal_record
-from schemas.envelope import Sealed, seal
+from schemas.envelope import Sealed, seal, sign_envelope
 from schemas.errors import SchemaError
-from schemas.events import InspectorateEvent
+from schemas.events import MAX_EVENT_BYTES, InspectorateEvent, encode_event
 from schemas.keys import SigningKey, entitled
 from schemas.records import OutboundRecord, event_record
 from schemas.topics import Topics
@@ -132,6 +133,24 @@ class Publisher:
         """Validate and sign ``event`` (``SchemaError`` or ``SignatureError`` say why not)."""
         return seal(event, self._key, self._clock())
 
+    def seal_validated(self, event: Event) -> Sealed:
+        """``seal`` of an event that ``schemas.events.validate_event`` returned against this
+        publisher's clock: the same envelope, without validating the event a second time.
+
+        Only for events that validated as they were read (``liaison publish`` checks
+        each document first): the canonical bytes of such an event are valid too (the
+        codec round-trips, ``tests/unit/test_publish_perf_validation.py``), and a later
+        clock only widens the time check. What the first validation cannot vouch for
+        goes through ``seal``, which refuses it as it always did: canonical bytes over
+        ``MAX_EVENT_BYTES`` (defaults written out can take an event over it) and an
+        event this key may not sign.
+        """
+        payload = encode_event(event)
+        if len(payload) > MAX_EVENT_BYTES or self._key.owner != event.source.value:
+            return self.seal(event)
+        envelope = sign_envelope(event.type, payload, self._key)
+        return Sealed(event, payload, envelope, self._key.keyid)
+
     async def publish(self, event: Event) -> Delivery:
         """Seal and publish ``event`` with its audit record (one transaction); return where
         it was stored once the transaction committed."""
@@ -173,8 +192,12 @@ class Publisher:
             audits = [await transaction.send(self._audit_outbound(p.audit)) for p in published]
             for audit in audits:
                 await audit
+        log = self._log.bind()  # once per batch, not once per event
+        enabled = getattr(log, "is_enabled_for", None)
+        if enabled is not None and not enabled(logging.INFO):
+            return published  # a one-shot command logs at WARNING: skip building the lines
         for p in published:
-            self._log.info(
+            log.info(
                 "event_published",
                 event_id=str(p.sealed.event.id),
                 inspectorate=p.sealed.event.source.value,

@@ -45,7 +45,9 @@ def _problems(
         if checked.event is None:
             continue
         try:
-            sealed.append(publisher.seal(checked.event))
+            # check_documents validated the event against the publisher's clock: it is
+            # signed without being validated a second time.
+            sealed.append(publisher.seal_validated(checked.event))
         except (SchemaError, EnvelopeError) as exc:
             problems.append(f"{checked.document.where}: {exc}")
     return sealed, problems
@@ -66,7 +68,8 @@ async def publish_documents(
 
     Nothing invalid is sent. The valid events go in transactions of ``BATCH``, each event
     with its ``event.published`` audit record (``producers.publisher``); ids are printed
-    to ``out`` as their transaction commits, problems and progress go to ``err``. A
+    to ``out`` as their transaction commits (one write per transaction, plain text),
+    problems and progress go to ``err``. A
     failed transaction is one ``BrokerError``: the ids printed before it are published,
     the others are not (publishing the file again publishes them, once).
     """
@@ -80,12 +83,16 @@ async def publish_documents(
         progress = Progress(
             TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True, disable=len(sealed) < 2,  # noqa: PLR2004
+            # Off a terminal the bar is never shown: no thread redrawing it 10 times a second.
+            auto_refresh=err.is_terminal,
         )  # fmt: skip
         with progress:
             task = progress.add_task("publish", total=len(sealed))
             async for batch in publisher.publish_all(sealed, BATCH):
-                for item in batch:
-                    out.print(str(item.sealed.event.id), highlight=False)
+                # Ids are plain text: written as they are, a batch at once, not rendered
+                # line by line (``out.file`` is where ``out.print`` would write them).
+                out.file.write("".join(f"{item.sealed.event.id}\n" for item in batch))
+                out.file.flush()
                 published += len(batch)
                 progress.advance(task, len(batch))
     summary = (
