@@ -6,6 +6,10 @@ COUNT committed records of TOPIC from its beginning. Connected as every Liaison 
 (``services.kafka.client_options``), with Liaison's producer options (idempotent,
 ``acks=all``, ``linger_ms=5``).
 
+With ``--library confluent`` the same work is done by confluent-kafka (librdkafka, a
+Kafka client with a C core, in the ``bench`` extra) with the same options, for
+comparison: what the router's Kafka I/O would cost with such a client (issue 14).
+
 Protocol on stdin and stdout, so the harness can read this process's CPU from
 ``/proc`` around the work alone: the child sets up (imports, connection, records read)
 and writes ``ready``; the harness writes ``go``; the child works, writes
@@ -128,6 +132,89 @@ async def consume(topic: str, count: int) -> None:
     _done({"records": read, "wall_s": wall, "cpu_s": used})
 
 
+def _confluent_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's names for the connection ``client_options`` makes."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+    }
+    optional = {
+        "ssl.ca.location": settings.kafka_ca_file,
+        "ssl.certificate.location": settings.kafka_cert_file,
+        "ssl.key.location": settings.kafka_key_file,
+    }
+    config |= {name: str(value) for name, value in optional.items() if value is not None}
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options = client_options(settings)
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": options["sasl_plain_username"],
+            "sasl.password": options["sasl_plain_password"],
+        }
+    return config
+
+
+async def produce_confluent(path: Path, topic: str | None) -> None:
+    """``produce --transactional`` with confluent-kafka: the same records, transactions of
+    500, idempotent, ``acks=all``, ``linger.ms=5``; CPU of every thread of the process."""
+    from confluent_kafka import Producer  # noqa: PLC0415 - only the bench extra has it
+
+    settings = Settings()
+    records = read_records(path)
+    producer = Producer(
+        _confluent_config(settings)
+        | {
+            "transactional.id": f"{settings.topic_prefix}bench.client.{uuid.uuid4().hex}",
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
+    producer.init_transactions()
+    await _go()
+    began, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, len(records), _TRANSACTION):
+        producer.begin_transaction()
+        for record in records[first : first + _TRANSACTION]:
+            producer.produce(
+                topic or record.topic, record.value, key=record.key, headers=list(record.headers)
+            )
+            producer.poll(0)
+        producer.commit_transaction()
+    wall, used = time.perf_counter() - began, time.process_time() - cpu
+    _done({"records": len(records), "wall_s": wall, "cpu_s": used})
+
+
+async def consume_confluent(topic: str, count: int) -> None:
+    """``consume`` with confluent-kafka (read committed, batches of 500)."""
+    import confluent_kafka  # noqa: PLC0415 - only the bench extra has it
+
+    settings = Settings()
+    consumer = confluent_kafka.Consumer(
+        _confluent_config(settings)
+        | {
+            "group.id": f"{settings.topic_prefix}bench.client.{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = sorted(metadata.topics[topic].partitions)
+    consumer.assign(
+        [confluent_kafka.TopicPartition(topic, p, 0) for p in partitions]
+    )  # from the beginning
+    await _go()
+    began, cpu = time.perf_counter(), time.process_time()
+    read = 0
+    deadline = time.monotonic() + _CONSUME_TIMEOUT_S
+    while read < count and time.monotonic() < deadline:
+        batch = consumer.consume(_TRANSACTION, timeout=0.5)
+        read += sum(1 for message in batch if message.error() is None)
+    wall, used = time.perf_counter() - began, time.process_time() - cpu
+    consumer.close()
+    _done({"records": read, "wall_s": wall, "cpu_s": used})
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     for _ in range(100):
         found = consumer.partitions_for_topic(topic)
@@ -150,7 +237,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     consuming = commands.add_parser("consume")
     consuming.add_argument("topic")
     consuming.add_argument("count", type=int)
+    for command in (producing, consuming):
+        command.add_argument("--library", choices=("aiokafka", "confluent"), default="aiokafka")
     args = parser.parse_args(argv)
+    if args.library == "confluent":
+        if args.command == "produce":
+            asyncio.run(produce_confluent(args.file, args.topic))
+        else:
+            asyncio.run(consume_confluent(args.topic, args.count))
+        return
     if args.command == "produce":
         asyncio.run(
             produce(args.file, args.topic, transactional=args.transactional, rate=args.rate)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from consumers.copartition import partition_for
 from schemas.errors import SchemaError
 from schemas.events import ConcernRaised
 from schemas.inspectorates import PROGRAMMES, Inspectorate
@@ -21,6 +22,7 @@ from tests.factories import concern
 __all__ = [
     "SOURCES",
     "THEMES",
+    "balanced_areas",
     "hot_spot",
     "live_areas",
     "spread",
@@ -43,18 +45,38 @@ _APART: Final = dt.timedelta(seconds=10)
 
 def live_areas(today: dt.date, count: int) -> list[str]:
     """``count`` local authorities (sorted by code) that exist today and a year ago."""
-    found = []
+    found = _live_codes(today)
+    if len(found) < count:
+        msg = f"only {len(found)} live local authorities, {count} wanted"
+        raise ValueError(msg)
+    return found[:count]
+
+
+def balanced_areas(today: dt.date, count: int, partitions: int) -> list[str]:
+    """``count`` live local authorities (as ``live_areas``) whose records spread evenly
+    over ``partitions`` (Kafka's default partitioner of the area key): a partition's
+    areas then differ in number by at most one, so routers sharing the partitions share
+    the load as evenly as the partitions allow."""
+    by_partition: list[list[str]] = [[] for _ in range(partitions)]
+    for code in _live_codes(today):
+        by_partition[partition_for(code.encode(), partitions)].append(code)
+    picked = [code for row in zip(*by_partition, strict=False) for code in row]
+    if len(picked) < count:
+        msg = f"only {len(picked)} live local authorities spread evenly, {count} wanted"
+        raise ValueError(msg)
+    return picked[:count]
+
+
+def _live_codes(today: dt.date) -> list[str]:
+    codes = []
     for code in sorted(local_authorities()):
         try:
             check_area(code, today)
             check_area(code, today - dt.timedelta(days=366))
         except (SchemaError, ValueError):
             continue
-        found.append(code)
-        if len(found) == count:
-            return found
-    msg = f"only {len(found)} live local authorities, {count} wanted"
-    raise ValueError(msg)
+        codes.append(code)
+    return codes
 
 
 def _concern(index: int, count: int, area: str, theme: str, now: dt.datetime) -> ConcernRaised:

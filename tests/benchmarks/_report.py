@@ -95,6 +95,8 @@ def derive(results: Mapping[str, Any]) -> dict[str, Any]:
     txn = _num(_get(results, "aiokafka", "produce_transactional_us"))
     idem = _num(_get(results, "aiokafka", "produce_idempotent_us"))
     consume = _num(_get(results, "aiokafka", "consume_us"))
+    c_txn = _num(_get(results, "aiokafka", "confluent_produce_transactional_us"))
+    c_consume = _num(_get(results, "aiokafka", "confluent_consume_us"))
     derived: dict[str, Any] = {}
     for load in ("spread", "hot_spot"):
         routed = _get(results, f"route {load}") or {}
@@ -105,7 +107,25 @@ def derive(results: Mapping[str, Any]) -> dict[str, Any]:
             floor = verify + routed["consumed_per_event"] * consume + produced * txn  # type: ignore[operator]
         signed = _num(routed.get("signed_per_event"))
         design = floor + signed * sign if None not in (floor, signed, sign) else None  # type: ignore[operator]
+        # What the router would spend if its Kafka client cost what librdkafka does: its
+        # CPU less the difference per record consumed and produced (a projection).
+        c_cpu = None
+        if (
+            cpu is not None
+            and produced is not None
+            and txn is not None
+            and consume is not None
+            and c_txn is not None
+            and c_consume is not None
+        ):
+            c_cpu = (
+                cpu
+                - routed["consumed_per_event"] * (consume - c_consume)
+                - produced * (txn - c_txn)
+            )
         derived[f"router {load}"] = {
+            "c_client_cpu_us": c_cpu,
+            "c_client_ratio": c_cpu / floor if c_cpu is not None and floor else None,
             "cpu_us": cpu,
             "floor_us": floor,
             "with_signatures_us": design,
@@ -183,6 +203,13 @@ def table(results: Mapping[str, Any], derived: Mapping[str, Any]) -> list[list[s
          _us(_num(kafka.get("produce_transactional_us"))), "", ""],
         ["aiokafka consume / record, read committed", _us(_num(kafka.get("consume_us"))), "", ""],
     ]  # fmt: skip
+    if "confluent_produce_transactional_us" in kafka:
+        rows += [
+            ["confluent-kafka (C core) produce / record, txn",
+             _us(_num(kafka.get("confluent_produce_transactional_us"))), "", "for comparison"],
+            ["confluent-kafka (C core) consume / record",
+             _us(_num(kafka.get("confluent_consume_us"))), "", "for comparison"],
+        ]  # fmt: skip
 
     consumed = ["router records consumed / produced per event"]
     for load in ("spread", "hot_spot"):
@@ -194,6 +221,7 @@ def table(results: Mapping[str, Any], derived: Mapping[str, Any]) -> list[list[s
     design_row = ["router floor + its own signatures"]
     publish_design_row = ["publish floor + its audit record (sign, produce)"]
     cpu_row = ["router CPU per routed event"]
+    c_row = ["router CPU with a C-core client (projected)"]
     rate_row = ["router events/s (state loaded to all on feed)"]
     broker_row = ["broker CPU per routed event (whole JVM)"]
     publish_row = ["liaison publish CPU per event (marginal)"]
@@ -210,6 +238,7 @@ def table(results: Mapping[str, Any], derived: Mapping[str, Any]) -> list[list[s
         verify = d["verify_ratio"]
         extra = "" if verify is None else f" ({verify:.1f}x verify)"
         cpu_row.append(_us(d["cpu_us"]) + _times(d["ratio"]) + extra)
+        c_row.append(_us(d["c_client_cpu_us"]) + _times(d["c_client_ratio"]))
         routed = results.get(f"route {load}", {})
         rate_row.append(_rate(_num(routed.get("events_per_s"))))
         broker = _num(_get(routed, "others_cpu_s", "broker"))
@@ -226,6 +255,11 @@ def table(results: Mapping[str, Any], derived: Mapping[str, Any]) -> list[list[s
         [*floor_row, "verify + consumed x consume + produced x produce"],
         [*design_row, "+ audit records and route attestations x sign"],
         [*cpu_row, f"<= {_TARGET_CPU}x floor"],
+        *(
+            [[*c_row, "CPU less (aiokafka - librdkafka) x records"]]
+            if "confluent_produce_transactional_us" in kafka
+            else []
+        ),
         [*rate_row, ""],
         [*broker_row, ""],
         [*publish_row, f"<= {_TARGET_CPU}x (seal + produce)"],

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -55,7 +56,7 @@ from services.local_broker import LocalBroker
 from services.log import configure_logging
 from services.rules_file import load_rules
 from services.settings import Settings
-from tests.benchmarks._loads import SOURCES, hot_spot, live_areas, spread, write_jsonl
+from tests.benchmarks._loads import SOURCES, balanced_areas, hot_spot, spread, write_jsonl
 from tests.benchmarks._procs import (
     BenchError,
     Child,
@@ -274,12 +275,30 @@ async def kafka_floors(bench: Bench) -> dict[str, float]:
         300,
     )
     consume = await _client_run(bench, "consumer", ["consume", transactional, str(count)], 300)
-    return {
+    floors = {
         "records": count,
         "produce_idempotent_us": produce_idem / count * 1e6,
         "produce_transactional_us": produce_txn / count * 1e6,
         "consume_us": consume / count * 1e6,
     }
+    if importlib.util.find_spec("confluent_kafka") is not None:  # the bench extra
+        # The same records through a client with a C core (librdkafka), for comparison.
+        library = ["--library", "confluent"]
+        c_produce = await _client_run(
+            bench,
+            "confluent-kafka producer (transactional)",
+            ["produce", str(path), "--topic", transactional, *library],
+            300,
+        )
+        c_consume = await _client_run(
+            bench,
+            "confluent-kafka consumer",
+            ["consume", transactional, str(2 * count), *library],
+            300,
+        )
+        floors["confluent_produce_transactional_us"] = c_produce / count * 1e6
+        floors["confluent_consume_us"] = c_consume / (2 * count) * 1e6
+    return floors
 
 
 # -- loads: publish, then route ---------------------------------------------------------
@@ -630,7 +649,7 @@ async def run(
     broker_pid = LocalBroker(base).recorded_pid() if base.bootstrap_servers.startswith(
         ("127.0.0.1:", "localhost:")) else None  # fmt: skip
     now = dt.datetime.now(dt.UTC)
-    areas = live_areas(now.date(), 21)
+    areas = balanced_areas(now.date(), 21, EVENT_PARTITIONS)
     results: dict[str, Any] = {}
     with TemporaryDirectory(prefix="liaison-bench-") as tmp:
         home = Path(tmp)
