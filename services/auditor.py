@@ -18,6 +18,12 @@ A value on the log that is not a valid signed audit record is a leaf like any ot
 (the tree is over bytes): ``verify`` reports how many there are by reason (unsigned,
 forged, back-dated...), a finding, not a divergence, while the store agrees.
 
+Deriving a leaf's row costs about 0.2 ms of CPU (an Ed25519 verify is over half of it),
+so on a long log ``verify`` derives the rows in a worker process per core, a chunk of
+records at a time, while this process reads Kafka and the store; it alone compares,
+counts and hashes the rows, in log order, so the report does not depend on where a row
+was derived.
+
 Proofs are JSON documents (``schemas.audit_proof``) that ``check_proof`` verifies offline
 with nothing but a verifier key the auditor obtained independently (``liaison audit
 verifier-key``) and, for an inclusion proof, the signers' public keys (``liaison keys
@@ -32,14 +38,22 @@ however long the log.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import datetime as dt
+import itertools
+import multiprocessing
+import operator
+import os
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeAlias
 
 from schemas.audit import (
     AuditRecord,
@@ -94,26 +108,32 @@ from services.kafka import UnparseableRecord, assigned, catch_up, end_offsets, i
 from services.settings import Settings
 
 __all__ = [
+    "CHUNK",
     "CONSISTENCY",
     "INCLUSION",
+    "PARALLEL_FROM",
     "Divergence",
     "VerifyReport",
     "activity",
     "check_proof",
     "consistency",
+    "cores",
     "event_id_text",
     "inclusion_document",
     "index_difference",
     "invalidated_since",
+    "judged_rows",
     "latest_signed",
     "leaves_about",
     "prove",
     "read_proof",
     "read_signers",
+    "reassembled",
     "signer_refusal",
     "since_text",
     "verifier_keys",
     "verify_log",
+    "worker_count",
 ]
 
 
@@ -203,14 +223,34 @@ async def _checkpoints(
     return found, bad
 
 
+PARALLEL_FROM: Final = 20_000
+"""From this many records on the audit topic, ``verify_log`` derives the leaves' rows in
+worker processes by default: starting them costs about a second of CPU (a fresh
+interpreter each, importing Liaison), which a shorter log would not win back."""
+
+CHUNK: Final = 1_000
+"""Records sent to a worker at a time (by default): a fifth of a second of its work, so
+that the pickling around it is noise and this process hears back often."""
+
+
 async def verify_log(
     settings: Settings,
     store: SqliteAuditStore,
     trust: TrustStore,
     *,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    workers: int | None = None,
+    chunk: int = CHUNK,
 ) -> VerifyReport:
-    """Rebuild the tree from the log; compare with the store and every signed checkpoint."""
+    """Rebuild the tree from the log; compare with the store and every signed checkpoint.
+
+    Each leaf's row is derived again from the log's value (its signature checked against
+    ``trust`` at its append time) in ``workers`` other processes, ``chunk`` records at a
+    time, or in this one when ``workers`` is 0; by default in one process per core once
+    the log holds ``PARALLEL_FROM`` records, here below that. Where it is derived changes
+    nothing else: every row is compared, counted and hashed into the tree here, in log
+    order, so the report is the same either way.
+    """
     report = VerifyReport()
     checkpoints, bad = await _checkpoints(settings, verifier_keys(settings, trust))
     report.checkpoints = len(checkpoints)
@@ -222,15 +262,16 @@ async def verify_log(
     stored: Iterator[StoredLeaf] = store.leaves()
     compact = CompactRange()
     seq = 0
-    async with assigned(settings, settings.topics.audit) as consumer:
-        async for batch in catch_up(consumer):
-            for raw in batch:
-                if isinstance(raw, UnparseableRecord):
+    reading = _read_log(settings, trust, worker_count(total, workers), max(chunk, 1))
+    async with aclosing(reading) as batches:
+        async for batch in batches:
+            for item in batch:
+                if item is None:
                     report.unparseable += 1  # no leaf: the audit service skips it too
                     continue
-                record = inbound(raw)
+                record, judged = item
                 held = next(stored, None)
-                derived, invalidated = _derived(seq, record, held, trust)
+                derived, invalidated = _derived(seq, record, held, trust, judged)
                 divergence = _check_leaf(seq, derived, held)
                 if divergence is not None:
                     report.divergence = divergence
@@ -268,13 +309,148 @@ async def verify_log(
     return report
 
 
+_Item: TypeAlias = tuple[InboundRecord, StoredLeaf | None] | None
+"""One record of the log as read, in order: None for a record the Kafka client could not
+parse (no leaf), else the record and its row derived with today's trust store (None if
+it is to be derived in this process, when it is reached)."""
+
+
+def cores() -> int:
+    """The cores this process may run on (``os.process_cpu_count`` from Python 3.13)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(total: int, workers: int | None = None) -> int:
+    """How many worker processes derive the rows of a log of ``total`` records: ``workers``
+    if given, else one per core from ``PARALLEL_FROM`` records on (0: none, this process
+    derives them; so too on one core, where a worker would only add its pickling)."""
+    if workers is not None:
+        return max(workers, 0)
+    count = cores()
+    return count if total >= PARALLEL_FROM and count > 1 else 0
+
+
+_Row: TypeAlias = tuple[bytes, str, str, tuple[str, ...], str | None, str | None]
+"""A derived row as a worker sends it back: what ``leaf_row`` adds to the record (hash,
+at, actor, event ids, invalid, signer); the record's bytes are not sent back."""
+
+
+async def _read_log(
+    settings: Settings, trust: TrustStore, workers: int, chunk: int
+) -> AsyncGenerator[list[_Item], None]:
+    """The audit topic from its start to its end now, in batches of ``_Item``. With
+    ``workers``, the rows are derived in that many processes, a chunk of records at a
+    time, a few chunks ahead of the batch given out; batches are given in log order,
+    never as chunks finish."""
+    async with assigned(settings, settings.topics.audit) as consumer:
+        if not workers:
+            async for batch in catch_up(consumer):
+                yield [
+                    None if isinstance(raw, UnparseableRecord) else (inbound(raw), None)
+                    for raw in batch
+                ]
+            return
+        # Spawned, not forked: this process runs an event loop and the Kafka client,
+        # whose state a fork would copy mid-flight.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        sent: deque[tuple[int, list[InboundRecord | None], asyncio.Future[list[_Row]]]]
+        sent = deque()
+        pending: list[InboundRecord | None] = []
+        first = 0  # the seq of the first record of the next chunk sent
+
+        def send(part: list[InboundRecord | None]) -> None:
+            nonlocal first
+            # Sent as plain tuples: a dataclass costs ten times as much to pickle.
+            records = [_sent(record) for record in part if record is not None]
+            rows = loop.run_in_executor(pool, judged_rows, first, records, trust)
+            sent.append((first, part, rows))
+            first += len(records)
+
+        async def received() -> list[_Item]:
+            seq, part, rows = sent.popleft()
+            try:
+                return reassembled(seq, part, await rows)
+            except BrokenExecutor:
+                # A worker died (killed, out of memory): this process derives the rows.
+                return reassembled(seq, part, None)
+
+        try:
+            async for batch in catch_up(consumer):
+                pending.extend(
+                    None if isinstance(raw, UnparseableRecord) else inbound(raw) for raw in batch
+                )
+                while len(pending) >= chunk:
+                    send(pending[:chunk])
+                    del pending[:chunk]
+                while sent and (len(sent) > 2 * workers or sent[0][2].done()):
+                    yield await received()
+            if pending:
+                send(pending)
+            while sent:
+                yield await received()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_sent: Final[Callable[[InboundRecord], tuple[object, ...]]] = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(InboundRecord))
+)
+"""An inbound record as the tuple of its fields, in order (``InboundRecord(*fields)``)."""
+
+
+def judged_rows(first: int, records: list[tuple[Any, ...]], trust: TrustStore) -> list[_Row]:
+    """The rows of leaves ``first, first + 1...`` derived with ``trust`` from ``records``
+    (each the fields of an ``InboundRecord``), in a worker process."""
+    rows: list[_Row] = []
+    for seq, fields in enumerate(records, first):
+        record = InboundRecord(*fields)
+        row = leaf_row(seq, record, judge_value(record, trust))
+        rows.append((row.leaf_hash, row.at, row.actor, row.event_ids, row.invalid, row.signer))
+    return rows
+
+
+def reassembled(
+    first: int, records: Sequence[InboundRecord | None], rows: Sequence[_Row] | None
+) -> list[_Item]:
+    """The items of ``records`` (None: unparseable) given ``rows``, what a worker derived
+    for the parseable ones in order, the first of them leaf ``first``; with ``rows``
+    None, items whose row is still to be derived (pure)."""
+    judged: Iterator[_Row | None] = itertools.repeat(None) if rows is None else iter(rows)
+    items: list[_Item] = []
+    seq = first
+    for record in records:
+        if record is None:
+            items.append(None)
+            continue
+        row = next(judged)
+        if row is None:
+            items.append((record, None))
+        else:
+            leaf_hash_, at, actor, event_ids, invalid, signer = row
+            items.append((record, StoredLeaf(
+                seq=seq, kafka_offset=record.offset, record=record.value, leaf_hash=leaf_hash_,
+                at=at, actor=actor, event_ids=event_ids, invalid=invalid, signer=signer,
+            )))  # fmt: skip
+        seq += 1
+    return items
+
+
 def _derived(
-    seq: int, record: InboundRecord, held: StoredLeaf | None, trust: TrustStore
+    seq: int,
+    record: InboundRecord,
+    held: StoredLeaf | None,
+    trust: TrustStore,
+    judged: StoredLeaf | None = None,
 ) -> tuple[StoredLeaf, bool]:
-    """Leaf ``seq``'s row derived again from the log, and whether it is invalidated since
-    by a key change (then derived as the audit service judged it, before that change:
-    every other field must still agree with the store, or it is a divergence)."""
-    derived = leaf_row(seq, record, judge_value(record, trust))
+    """Leaf ``seq``'s row derived again from the log (``judged``: as a worker already
+    derived it with ``trust``), and whether it is invalidated since by a key change (then
+    derived as the audit service judged it, before that change: every other field must
+    still agree with the store, or it is a divergence)."""
+    derived = leaf_row(seq, record, judge_value(record, trust)) if judged is None else judged
     signer = invalidated_since(held, derived)
     if signer is None:
         return derived, False
