@@ -602,13 +602,16 @@ ACTIONS: Final[tuple[str, ...]] = tuple(
 _RECORD: Final[TypeAdapter[AuditRecord]] = TypeAdapter(AuditRecord)
 
 
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""``json.dumps`` with these options, built once (it builds one per call)."""
+
+
 def encode_record(record: AuditRecord) -> bytes:
     """The record's canonical bytes: compact UTF-8 JSON, sorted keys, ``None`` left out.
 
     The same record always gives the same bytes, whatever order its fields were given in.
     """
-    data = record.model_dump(mode="json", exclude_none=True)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(record.model_dump(mode="json", exclude_none=True)).encode()
 
 
 class InvalidReason(StrEnum):

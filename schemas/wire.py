@@ -129,6 +129,10 @@ def _no_constant(name: str) -> Any:  # noqa: ANN401 - json's hook signature
     raise ValueError(msg)
 
 
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+"""What ``json.loads`` with these hooks would build for every call."""
+
+
 def _unpaired_surrogates(document: Any) -> bool:  # noqa: ANN401 - any JSON value
     stack = [document]
     while stack:
@@ -169,7 +173,9 @@ def strict_loads(data: bytes | str) -> Any:  # noqa: ANN401 - any JSON value
         except UnicodeDecodeError:
             raise SchemaError("not valid UTF-8", [Problem("", "not valid UTF-8")]) from None
     try:
-        document = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        if data.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+        document = _DECODER.decode(data)
     except DuplicateKeyError:
         raise
     except RecursionError:
