@@ -59,7 +59,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import Consumer, KafkaMessage
+from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
 from consumers.copartition import assign_numbers
@@ -192,8 +192,10 @@ async def _raw_batch(message: tuple[Any, ...]) -> KafkaMessage:
     )
 
 
-async def _no_decode(message: KafkaMessage) -> None:
-    del message
+async def _raw_records(message: KafkaMessage) -> tuple[Any, ...]:
+    """The batch's records as aiokafka gave them: what the handler is given."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
 
 
 def _now() -> dt.datetime:
@@ -308,17 +310,19 @@ class RouterService:
             isolation_level="read_committed",
             ack_policy=AckPolicy.MANUAL,  # offsets are committed inside each transaction
             parser=_raw_batch,
-            decoder=_no_decode,
+            decoder=_raw_records,
             title="router",
             description="Verify, route and forward every inspectorate's signed events,"
             " and every programme's outcomes back to the publisher.",
         )
         self._subscriber = subscriber
 
+        # The records come as the decoded body, not as injected parameters (the message,
+        # the consumer; NoCast too): fast_depends resolves each of those in a thread pool,
+        # a task group and a thread hop for every batch.
         @subscriber
-        async def route_events(message: KafkaMessage, consumer: Consumer) -> None:
-            raw = message.raw_message
-            await self._route_batch(raw if isinstance(raw, tuple) else (raw,), consumer)
+        async def route_events(records: Any) -> None:  # noqa: ANN401 - aiokafka's records
+            await self._route_batch(records)
 
         return broker
 
@@ -476,8 +480,7 @@ class RouterService:
 
     # -- one batch, one transaction per partition number -----------------------------------
 
-    async def _route_batch(self, records: Sequence[Any], consumer: AIOKafkaConsumer) -> None:
-        del consumer
+    async def _route_batch(self, records: Sequence[Any]) -> None:
         fetched_in = self._fetch_epoch  # before any await: when this batch was fetched
         by_number: defaultdict[int, list[Any]] = defaultdict(list)
         for raw in records:
