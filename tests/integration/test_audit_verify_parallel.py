@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import shutil
-import sqlite3
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -32,6 +30,7 @@ from services.kafka import read_from
 from services.settings import Settings
 from services.trust import load_trust
 from tests.factories import utc_now
+from tests.integration.test_audit import tamper
 from tests.integration.test_end_to_end import produce_raw
 from tests.integration.test_hostile_records import write_unparseable
 
@@ -159,16 +158,6 @@ async def test_workers_and_this_process_report_the_same_of_a_mixed_log(
     assert serial.invalidated == 4
     assert serial.first_invalidated is not None
     assert fields(parallel[0]) == fields(serial)
-
-
-def tamper(store: Path, copy: Path, statements: Sequence[str]) -> Path:
-    shutil.copy(store, copy)
-    with sqlite3.connect(copy) as db:
-        db.execute("PRAGMA foreign_keys = OFF")
-        for statement in statements:
-            db.execute(statement)
-    db.close()
-    return copy
 
 
 TAMPERED = {
