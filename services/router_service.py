@@ -19,12 +19,17 @@ before, a zombie router included, and aborts its open transaction), then the tas
 state is loaded from ``liaison.router.state`` partition *p* (read committed), then the
 consumer is moved to the input offsets that state records. Every batch of *p* is then
 committed in one transaction with everything it decided: the routed records, the audit
-records, the changes of state and the new input offsets (plus the group's offsets, for
-lag monitoring). So a commit always builds on the latest committed state, and a router
+records, the changes of state and the new input offsets. So a commit always builds on the
+latest committed state, and a router
 that lost *p* can never commit for it again: its producer epoch is fenced (it learns so
 with ``ProducerFenced`` and drops the task until it is assigned *p* again). Fencing is
 by partition set, enforced by the transaction coordinator, because aiokafka's
-``send_offsets_to_transaction`` cannot carry the group generation (KIP-447).
+``send_offsets_to_transaction`` cannot carry the group generation (KIP-447). The consumer
+group's offsets are for lag monitoring (and the one rebuild of a partition with no state
+yet): they are committed outside the transactions, each after the transaction whose
+offsets they are, at most once a second and whenever the router is idle or stops. In a
+transaction they cost two more round trips and commit markers on ``__consumer_offsets``,
+for every batch.
 
 State (``consumers.router_state``): ids routed within the dedupe horizon
 (``LIAISON_ROUTER_DEDUPE_DAYS``), the JTAI watch's retained concerns and claimed windows,
@@ -118,6 +123,8 @@ begun as the last one's commit markers are still being written is refused for th
 (KIP-890 verification: ``NOT_ENOUGH_REPLICAS`` to a produce, ``COORDINATOR_NOT_AVAILABLE``
 to a TxnOffsetCommit, ``CONCURRENT_TRANSACTIONS`` to AddPartitionsToTxn); each refusal
 waited 100 ms, the p99 latency at 200 events a second. Kafka's own client waits 20 ms."""
+_GROUP_OFFSETS_S: Final = 1.0
+"""How often, at most, a busy router commits its consumer group's offsets."""
 _RECLAIM_AFTER_S: Final = 30.0
 """A number lost to a fatal producer error but still assigned this long later (so no
 other router took it: the group would have rebalanced by now) is taken back."""
@@ -260,6 +267,10 @@ class RouterService:
         self._retry_at: dict[int, tuple[float, float]] = {}
         self._epoch = 0  # assignments and revocations so far
         self._fetch_epoch = 0  # self._epoch when the batch in hand began to be fetched
+        # Input offsets committed in transactions, not yet to the consumer group, and when
+        # (the loop's clock) a busy router commits them next.
+        self._owed: dict[TopicPartition, int] = {}
+        self._owed_due = 0.0
         self.loads: dict[int, tuple[int, bool]] = {}
         """For each partition number loaded: state records read, and whether the state was
         rebuilt from the feed (no state yet) rather than loaded."""
@@ -340,6 +351,7 @@ class RouterService:
             self._epoch += 1
             for number in sorted(numbers):
                 await self._drop(number)
+        await self._commit_group_offsets(now=True)
 
     async def assign(self, numbers: set[int]) -> None:
         """Partitions given: for each number, fence, load its state, move the consumer."""
@@ -501,6 +513,7 @@ class RouterService:
             await asyncio.gather(
                 *(self._route_guarded(number, raws) for number, raws in sorted(by_number.items()))
             )
+        await self._commit_group_offsets()
 
     async def _route_guarded(self, number: int, raws: Sequence[Any]) -> None:
         try:
@@ -592,10 +605,6 @@ class RouterService:
                         topic, record.value, key=record.key, partition=number, headers=headers
                     )
                     sent.add_done_callback(_retrieved)
-                await producer.send_offsets_to_transaction(
-                    {TopicPartition(t, number): o for t, o in offsets.items()},
-                    router_group_id(self._settings),
-                )
         except (ProducerFenced, IllegalOperation) as exc:
             # IllegalOperation: aiokafka's transaction manager met a fatal error (fenced, or
             # refused) while the batch was being sent, and the producer can never commit.
@@ -625,7 +634,32 @@ class RouterService:
             return False
         self._outage.recovered()
         task.offsets = offsets
+        self._owed.update({TopicPartition(t, number): o for t, o in offsets.items()})
         return True
+
+    async def _owed_now(self) -> None:
+        await self._commit_group_offsets(now=True)
+
+    async def _commit_group_offsets(self, *, now: bool = False) -> None:
+        """Commit the consumer group's offsets owed (for lag monitoring), if a second has
+        passed since the last time or ``now``; for partitions still assigned only.
+        Best effort: the router's own offsets are in its state."""
+        loop = asyncio.get_running_loop()
+        if not self._owed or (not now and loop.time() < self._owed_due):
+            return
+        consumer = self._subscriber.consumer
+        owed, self._owed = self._owed, {}
+        self._owed_due = loop.time() + _GROUP_OFFSETS_S
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        owed = {tp: offset for tp, offset in owed.items() if tp in assigned}
+        if not owed:
+            return
+        try:
+            await consumer.commit(owed)
+        except KafkaError as exc:  # a rebalance under way, the broker away: next time
+            self._log.debug("router_group_offsets_not_committed", error=type(exc).__name__)
 
     async def _reclaim(self, number: int) -> None:
         retry = self._retry_at.get(number)
@@ -693,11 +727,15 @@ class RouterService:
         def note() -> None:
             self._fetch_epoch = self._epoch
 
-        getmany = keep_polling(consumer.getmany, idle_s=_IDLE_POLL_S, before_each=note)
+        getmany = keep_polling(
+            consumer.getmany, idle_s=_IDLE_POLL_S, before_each=note, idle=self._owed_now
+        )
         consumer.getmany = getmany
 
     async def stop(self) -> None:
         """Stop consuming (finishing the batch in hand), then the producers and key follower."""
+        async with self._lock:
+            await self._commit_group_offsets(now=True)
         await self.broker.stop()
         async with self._lock:
             for number in list(self._tasks):
@@ -710,9 +748,16 @@ Fetch: TypeAlias = Callable[..., Awaitable[dict[TopicPartition, list[Any]]]]
 """``AIOKafkaConsumer.getmany``'s shape."""
 
 
-def keep_polling(fetch: Fetch, *, idle_s: float, before_each: Callable[[], None]) -> Fetch:
+def keep_polling(
+    fetch: Fetch,
+    *,
+    idle_s: float,
+    before_each: Callable[[], None],
+    idle: Callable[[], Awaitable[None]] | None = None,
+) -> Fetch:
     """``fetch`` (a consumer's ``getmany``) that, finding nothing, polls again for up to
-    ``idle_s`` before it returns empty; ``before_each`` runs as each poll begins.
+    ``idle_s`` before it returns empty; ``before_each`` runs as each poll begins, ``idle``
+    after each poll that found nothing.
 
     faststream sleeps after an empty batch, and an event arriving during that sleep waits
     it out: only a consumer idle for ``idle_s`` now pays it. A poll without a timeout
@@ -729,6 +774,8 @@ def keep_polling(fetch: Fetch, *, idle_s: float, before_each: Callable[[], None]
             got = await fetch(*partitions, timeout_ms=timeout_ms, max_records=max_records)
             if got or timeout_ms <= 0 or loop.time() >= idle_until:
                 return got
+            if idle is not None:
+                await idle()
 
     return getmany
 

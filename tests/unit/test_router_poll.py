@@ -29,11 +29,17 @@ class Script:
 async def test_empty_polls_are_repeated_until_records_come() -> None:
     script = Script({}, {}, {TP: ["r"]})
     began: list[int] = []
-    fetch = keep_polling(script, idle_s=60, before_each=lambda: began.append(1))
+    idled: list[int] = []
+
+    async def idle() -> None:
+        idled.append(len(script.calls))
+
+    fetch = keep_polling(script, idle_s=60, before_each=lambda: began.append(1), idle=idle)
     assert await fetch(TP, timeout_ms=20, max_records=500) == {TP: ["r"]}
     # every poll asked the same, and each was noted as it began
     assert script.calls == [((TP,), 20, 500)] * 3
     assert len(began) == 3
+    assert idled == [1, 2]  # after each empty poll, not after the one with records
 
 
 async def test_an_idle_consumer_gets_its_empty_batch_after_idle_s() -> None:
