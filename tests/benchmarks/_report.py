@@ -157,14 +157,15 @@ def derive(results: Mapping[str, Any]) -> dict[str, Any]:
         "floor_us": peer_floor,
         "ratio": peer_cpu / peer_floor if peer_cpu is not None and peer_floor else None,
     }
-    one = _num(_get(results, "scale-out 1", "events_per_s"))
-    two = _num(_get(results, "scale-out 2", "events_per_s"))
-    derived["scale-out"] = {"ratio": two / one if one and two else None}
-    one_steady = _num(_get(results, "scale-out 1", "steady_events_per_s"))
-    two_steady = _num(_get(results, "scale-out 2", "steady_events_per_s"))
-    derived["scale-out"]["steady_ratio"] = (
-        two_steady / one_steady if one_steady and two_steady else None
-    )
+    for wide in SCALE_VARIANTS:
+        one = _num(_get(results, f"scale-out 1{wide}", "events_per_s"))
+        two = _num(_get(results, f"scale-out 2{wide}", "events_per_s"))
+        one_steady = _num(_get(results, f"scale-out 1{wide}", "steady_events_per_s"))
+        two_steady = _num(_get(results, f"scale-out 2{wide}", "steady_events_per_s"))
+        derived[f"scale-out{wide}"] = {
+            "ratio": two / one if one and two else None,
+            "steady_ratio": two_steady / one_steady if one_steady and two_steady else None,
+        }
     return derived
 
 
@@ -306,12 +307,21 @@ def scale_rows(results: Mapping[str, Any], derived: Mapping[str, Any]) -> list[l
     """Rows of the scale-out table, with how the cores were shared."""
     rows = [["routers", "events/s first to last routed", "after the last rebalance",
              "CPU seconds used over the run (2 cores)"]]  # fmt: skip
+    for wide in SCALE_VARIANTS:
+        rows += _scale_rows(results, derived, wide)
+    return rows
+
+
+def _scale_rows(
+    results: Mapping[str, Any], derived: Mapping[str, Any], wide: str
+) -> list[list[str]]:
+    rows: list[list[str]] = []
     for routers in (1, 2):
-        measured = results.get(f"scale-out {routers}")
+        measured = results.get(f"scale-out {routers}{wide}")
         if not isinstance(measured, Mapping):
             continue
         if "error" in measured:
-            rows.append([str(routers), "failed", measured["error"][:60], ""])
+            rows.append([f"{routers}{wide}", "failed", measured["error"][:60], ""])
             continue
         used = measured["cpu_s"]
         shares = ", ".join(
@@ -321,20 +331,26 @@ def scale_rows(results: Mapping[str, Any], derived: Mapping[str, Any]) -> list[l
         )
         steady = _num(measured.get("steady_events_per_s"))
         rows.append([
-            str(routers),
+            f"{routers}{wide}",
             _rate(_num(measured["events_per_s"])),
             _rate(steady),
             f"{shares}; wall {measured['wall_s']:.1f} s",
         ])  # fmt: skip
-    ratio = derived["scale-out"]["ratio"]
-    steady_ratio = derived["scale-out"]["steady_ratio"]
+    if not rows:
+        return rows
+    ratio = derived[f"scale-out{wide}"]["ratio"]
+    steady_ratio = derived[f"scale-out{wide}"]["steady_ratio"]
     rows.append([
-        "2 vs 1",
+        f"2 vs 1{wide}",
         "n/a" if ratio is None else f"{ratio:.2f}x",
         "n/a" if steady_ratio is None else f"{steady_ratio:.2f}x",
         f"target >= {_TARGET_SCALE}x when the cores allow",
     ])  # fmt: skip
     return rows
+
+
+SCALE_VARIANTS: Final = ("", " (6 partitions)")
+"""The scale-out phases' suffixes: the contract's 3 partitions, and a run on 6."""
 
 
 def _others(results: Mapping[str, Any]) -> dict[str, float]:

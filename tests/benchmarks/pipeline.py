@@ -34,7 +34,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -608,6 +608,31 @@ async def scale_out(bench: Bench, routers: int) -> dict[str, Any]:
     }
 
 
+WIDE_PARTITIONS: Final = 6
+"""The partitions of the scale-out run on wider topics (the contract's are 3)."""
+
+
+async def wide(bench: Bench, partitions: int) -> tuple[Bench, list[str]]:
+    """``bench`` on topics of ``partitions`` partitions where the contract has 3 (every
+    area-keyed topic, and the router's state: a deployment may choose more), under a
+    prefix and home of their own, with areas spread evenly over them. The topics made are
+    returned, to delete."""
+    home = bench.work / f"p{partitions}"
+    home.mkdir()
+    settings = bench.settings.model_copy(
+        update={"topic_prefix": f"{bench.settings.topic_prefix}p{partitions}.", "home": home}
+    )
+    specs = [
+        replace(spec, partitions=partitions) if spec.partitions == EVENT_PARTITIONS else spec
+        for spec in settings.topics.specs()
+    ]
+    await apply_topics(settings, specs)
+    keys = await ensure_keys(settings, (*(s.value for s in SOURCES), BUS), bench.now)
+    areas = balanced_areas(bench.now.date(), 4 * partitions, partitions)
+    widened = replace(bench, settings=settings, env=_env(settings, home), keys=keys, areas=areas)
+    return widened, [spec.name for spec in specs]
+
+
 # -- the run --------------------------------------------------------------------------------
 
 PHASES: Final = frozenset({"publish", "route", "peer", "latency", "scale-out"})
@@ -667,6 +692,7 @@ async def run(
         work = home / "work"
         work.mkdir()
         applied = False
+        wide_topics: list[str] = []
         try:
             say(f"topics under prefix {settings.topic_prefix} on {settings.bootstrap_servers}")
             scratch = [
@@ -702,10 +728,20 @@ async def run(
                 await _phase(results, "latency", partial(latencies, bench, rates))
             for routers in (1, 2) if "scale-out" in phases else ():
                 await _phase(results, f"scale-out {routers}", partial(scale_out, bench, routers))
+            if "scale-out" in phases:
+                widened, made = await wide(bench, WIDE_PARTITIONS)
+                wide_topics += made
+                for routers in (1, 2):
+                    await _phase(
+                        results,
+                        f"scale-out {routers} ({WIDE_PARTITIONS} partitions)",
+                        partial(scale_out, widened, routers),
+                    )
         finally:
             names = [spec.name for spec in bench_topics] + [
                 f"{settings.topic_prefix}bench.floor.idempotent",
                 f"{settings.topic_prefix}bench.floor.transactional",
+                *wide_topics,
             ]
             try:
                 if applied:
