@@ -125,6 +125,9 @@ to a TxnOffsetCommit, ``CONCURRENT_TRANSACTIONS`` to AddPartitionsToTxn); each r
 waited 100 ms, the p99 latency at 200 events a second. Kafka's own client waits 20 ms."""
 _GROUP_OFFSETS_S: Final = 1.0
 """How often, at most, a busy router commits its consumer group's offsets."""
+_GROUP_OFFSETS_TIMEOUT_S: Final = 5.0
+"""How long routing waits for that commit (best effort: the router's offsets are in its
+state) before going on without it."""
 _RECLAIM_AFTER_S: Final = 30.0
 """A number lost to a fatal producer error but still assigned this long later (so no
 other router took it: the group would have rebalanced by now) is taken back."""
@@ -657,8 +660,8 @@ class RouterService:
         if not owed:
             return
         try:
-            await consumer.commit(owed)
-        except KafkaError as exc:  # a rebalance under way, the broker away: next time
+            await asyncio.wait_for(consumer.commit(owed), _GROUP_OFFSETS_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:  # a rebalance, the broker away: next time
             self._log.debug("router_group_offsets_not_committed", error=type(exc).__name__)
 
     async def _reclaim(self, number: int) -> None:
