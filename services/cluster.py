@@ -630,6 +630,9 @@ def _run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
+_PROBE_SETTLE_S: Final = 0.5
+
+
 async def _probe(admin: Settings, bootstrap: str) -> int:
     """How many brokers node ``bootstrap`` reports to an authenticated metadata request
     (0: no answer)."""
@@ -655,9 +658,11 @@ async def _probe_all(admin: Settings, base_port: int, nodes: list[int]) -> dict[
     counts = await asyncio.gather(
         *(_probe(admin, f"127.0.0.1:{node_ports(base_port, n).client}") for n in nodes)
     )
-    # A connection that failed mid-handshake is closed a loop iteration or two later: let
-    # that happen before asyncio.run closes the loop, or its socket is left open.
-    await asyncio.sleep(0.05)
+    # A connection that failed mid-handshake is closed a loop iteration or two later (a
+    # TLS one after its shutdown exchange, slower on a busy machine): let that happen
+    # before asyncio.run closes the loop, or its socket is left open. 0.05 s was seen too
+    # short under load (a fresh-clone test run, a node starting).
+    await asyncio.sleep(_PROBE_SETTLE_S)
     return dict(zip(nodes, counts, strict=True))
 
 
