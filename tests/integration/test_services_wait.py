@@ -36,6 +36,7 @@ from services.local_broker import LocalBroker
 from services.settings import Settings
 from tests.conftest import env_for, run_liaison
 from tests.factories import utc_now
+from tests.integration.test_audit import audit_size
 from tests.integration.test_local_broker import free_port_pair
 
 pytestmark = pytest.mark.kafka
@@ -179,14 +180,6 @@ class Feeder:
                 self.sent += 1
         finally:
             await producer.stop()
-
-
-async def audit_size(settings: Settings) -> int:
-    """Records on the audit topic now."""
-    records = await read_from(
-        settings, {(settings.topics.audit, 0): 0}, until=lambda _: False, timeout_s=2
-    )
-    return len(records)
 
 
 def sizes(settings: Settings) -> tuple[int, int]:
