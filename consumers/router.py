@@ -111,20 +111,6 @@ class Plan:
 _MAX_REASON: Final = 2000  # a route's reason (schemas.route.Route)
 
 
-def _forward(
-    record: InboundRecord, event: Headed, topic: str, headers: Headers, extra: Headers = ()
-) -> OutboundRecord:
-    """The original value, bytes unchanged, to ``topic``, keyed by area.
-
-    ``headers`` are the verified event's (``signed_headers``: the contract's four and the
-    CloudEvents ones; those the record carried were checked equal to them), then
-    ``extra``; other inbound headers are not carried.
-    """
-    return OutboundRecord(
-        topic=topic, key=event.area.encode(), value=record.value, headers=(*headers, *extra)
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Queue:
     """A queue a verified record goes to, why, and the key that attests it."""
@@ -152,6 +138,21 @@ def _forwarded(record: InboundRecord, event: Headed, signer: str) -> _Forwarded:
     )
 
 
+def _forward(forwarded: _Forwarded, topic: str, extra: Headers = ()) -> OutboundRecord:
+    """The original value, bytes unchanged, to ``topic``, keyed by area.
+
+    Headers are the verified event's (``signed_headers``: the contract's four and the
+    CloudEvents ones; those the record carried were checked equal to them), then
+    ``extra``; other inbound headers are not carried.
+    """
+    return OutboundRecord(
+        topic=topic,
+        key=forwarded.event.area.encode(),
+        value=forwarded.record.value,
+        headers=(*forwarded.headers, *extra),
+    )
+
+
 def _to_queue(forwarded: _Forwarded, queue: _Queue) -> OutboundRecord:
     """``_forward`` to a queue, with the router's rules, reason and signed route."""
     event = forwarded.event
@@ -169,10 +170,8 @@ def _to_queue(forwarded: _Forwarded, queue: _Queue) -> OutboundRecord:
     )
     rules = ((HEADER_RULES, ",".join(queue.rules).encode()),) if queue.rules else ()
     return _forward(
-        forwarded.record,
-        event,
+        forwarded,
         queue.topic,
-        forwarded.headers,
         (
             *rules,
             (HEADER_REASON, reason.encode()),
@@ -243,7 +242,7 @@ def plan(
         by_programme[destination.programme].append(destination)
 
     forwarded = _forwarded(record, event, opened.key.owner)
-    outbound = [_forward(record, event, topics.feed, forwarded.headers)]
+    outbound = [_forward(forwarded, topics.feed)]
     for programme, reasons in sorted(by_programme.items()):
         queue = _Queue(
             topics.programme(programme),
@@ -329,7 +328,7 @@ def plan_outcome(
     back = _to_queue(forwarded, queue)
     if isinstance(outcome, OutcomeOverdue):
         return OutcomePlan(outbound=(back,), opened=opened)
-    feed = _forward(record, outcome, topics.feed, forwarded.headers)
+    feed = _forward(forwarded, topics.feed)
     return OutcomePlan(outbound=(back, feed), opened=opened)
 
 

@@ -322,7 +322,7 @@ class RouterService:
             listener=_Rebalance(self),
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            ack_policy=AckPolicy.MANUAL,  # offsets are committed inside each transaction
+            ack_policy=AckPolicy.MANUAL,  # the router commits offsets itself (_commit)
             parser=_raw_batch,
             decoder=_raw_records,
             title="router",
